@@ -1,0 +1,60 @@
+#pragma once
+// Plan once, execute many. A Plan validates a problem, picks an implementation from an ordered list (most
+// specialised first, the reference last), and then runs it on tensor views as often as needed. Executing a plan
+// does not change it, so one plan may be executed from several threads at once on different data.
+// TDCONV_VERBOSE=1 in the environment prints the choice and every declined candidate's reason on stderr.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tdconv/problem.hpp"
+#include "tdconv/tensor.hpp"
+
+namespace tdconv {
+
+namespace detail {
+class Implementation;
+}
+
+struct PlanOptions {
+  // Empty: the first implementation that supports the problem. Otherwise that implementation or an error.
+  std::string implementation;
+};
+
+// One candidate's answer for a problem, as reported by Plan::candidates().
+struct Candidate {
+  std::string name;
+  std::string declined_because;  // empty when the candidate supports the problem
+};
+
+class Plan {
+ public:
+  explicit Plan(const Problem& problem, const PlanOptions& options = {});
+  ~Plan();
+  Plan(Plan&&) noexcept;
+  Plan& operator=(Plan&&) noexcept;
+
+  const Problem& problem() const { return problem_; }
+  const std::string& implementation_name() const;
+  // Every implementation in order, with the reason each declined this problem (empty for the chosen and later).
+  const std::vector<Candidate>& candidates() const { return candidates_; }
+
+  // dst = op(src; weights) + bias. `bias.data` may be null (no bias).
+  void forward(const TensorView& src, const TensorView& weights, const TensorView& bias,
+               const MutableTensorView& dst) const;
+  // Gradient with respect to src, given the gradient with respect to dst.
+  void backward_data(const TensorView& diff_dst, const TensorView& weights, const MutableTensorView& diff_src) const;
+  // Gradients with respect to the weights and the bias (`diff_bias.data` may be null).
+  void backward_weights(const TensorView& src, const TensorView& diff_dst, const MutableTensorView& diff_weights,
+                        const MutableTensorView& diff_bias) const;
+
+ private:
+  Problem problem_;
+  std::vector<Candidate> candidates_;
+  std::shared_ptr<const detail::Implementation> impl_;
+};
+
+// The names of every implementation, in the order a plan tries them.
+std::vector<std::string> implementation_names();
+
+}  // namespace tdconv

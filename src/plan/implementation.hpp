@@ -1,0 +1,45 @@
+#pragma once
+// The interface every implementation of the Plan API provides, and the ordered list the planner walks.
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tdconv/problem.hpp"
+
+namespace tdconv::detail {
+
+// Raw pointers whose shapes and dtypes the Plan has already checked against the problem.
+struct ForwardArgs {
+  const void* src;
+  const void* weights;
+  const void* bias;  // may be null
+  void* dst;
+};
+struct BackwardDataArgs {
+  const void* diff_dst;
+  const void* weights;
+  void* diff_src;
+};
+struct BackwardWeightsArgs {
+  const void* src;
+  const void* diff_dst;
+  void* diff_weights;
+  void* diff_bias;  // may be null
+};
+
+class Implementation {
+ public:
+  virtual ~Implementation() = default;
+  virtual std::string name() const = 0;
+  // nullopt when the implementation can run this (validated) problem; otherwise why not, in one short phrase.
+  virtual std::optional<std::string> declines(const Problem& p) const = 0;
+  virtual void forward(const Problem& p, const ForwardArgs& args) const = 0;
+  virtual void backward_data(const Problem& p, const BackwardDataArgs& args) const = 0;
+  virtual void backward_weights(const Problem& p, const BackwardWeightsArgs& args) const = 0;
+};
+
+// Most specialised first; the reference, which supports everything, last.
+const std::vector<std::shared_ptr<const Implementation>>& implementations();
+
+}  // namespace tdconv::detail

@@ -1,0 +1,113 @@
+// The planner: validation, the choice of implementation, and the checks every execution makes on its views.
+#include "tdconv/plan.hpp"
+
+#include <cstdlib>
+#include <iostream>
+
+#include "plan/implementation.hpp"
+#include "tdconv/error.hpp"
+
+namespace tdconv {
+namespace {
+
+bool verbose() {
+  const char* v = std::getenv("TDCONV_VERBOSE");
+  return v != nullptr && *v != '\0' && std::string(v) != "0";
+}
+
+void check_view(const char* name, DType dtype, const Shape& shape, const void* data, const Problem& p,
+                const std::vector<std::int64_t>& expected) {
+  if (data == nullptr) throw Error(name, std::string(name) + " has no data (null pointer)");
+  if (dtype != p.dtype) {
+    throw Error(name, std::string(name) + " is " + std::string(to_string(dtype)) + " but the problem is " +
+                          std::string(to_string(p.dtype)));
+  }
+  if (!(shape == Shape(expected))) {
+    throw Error(name, std::string(name) + " has shape " + shape.to_string() + " but the problem needs " +
+                          Shape(expected).to_string());
+  }
+}
+
+template <class View>
+void check(const char* name, const View& v, const Problem& p, const std::vector<std::int64_t>& expected) {
+  check_view(name, v.dtype, v.shape, v.data, p, expected);
+}
+
+template <class View>
+void check_optional(const char* name, const View& v, const Problem& p, const std::vector<std::int64_t>& expected) {
+  if (v.data != nullptr) check(name, v, p, expected);
+}
+
+}  // namespace
+
+Plan::Plan(const Problem& problem, const PlanOptions& options) : problem_(problem) {
+  validate(problem_);
+  for (const auto& impl : detail::implementations()) {
+    std::optional<std::string> reason = impl->declines(problem_);
+    if (!reason && !options.implementation.empty() && impl->name() != options.implementation) {
+      reason = "not the requested implementation '" + options.implementation + "'";
+    }
+    candidates_.push_back({impl->name(), reason.value_or("")});
+    if (!reason && impl_ == nullptr) impl_ = impl;
+  }
+  if (verbose()) {
+    std::cerr << "tdconv: plan " << to_string(problem_) << "\n";
+    for (const auto& c : candidates_) {
+      std::cerr << "tdconv:   " << c.name << ": "
+                << (c.declined_because.empty() ? (impl_ && c.name == impl_->name() ? "chosen" : "supported")
+                                               : "declined, " + c.declined_because)
+                << "\n";
+    }
+  }
+  if (impl_ == nullptr) {
+    throw Error("implementation", options.implementation.empty()
+                                      ? "no implementation supports " + to_string(problem_)
+                                      : "'" + options.implementation + "' does not exist or declines " +
+                                            to_string(problem_));
+  }
+}
+
+Plan::~Plan() = default;
+Plan::Plan(Plan&&) noexcept = default;
+Plan& Plan::operator=(Plan&&) noexcept = default;
+
+const std::string& Plan::implementation_name() const {
+  for (const auto& c : candidates_) {
+    if (c.name == impl_->name()) return c.name;
+  }
+  return candidates_.back().name;
+}
+
+void Plan::forward(const TensorView& src, const TensorView& weights, const TensorView& bias,
+                   const MutableTensorView& dst) const {
+  check("src", src, problem_, src_shape(problem_));
+  check("weights", weights, problem_, weights_shape(problem_));
+  check_optional("bias", bias, problem_, bias_shape(problem_));
+  check("dst", dst, problem_, dst_shape(problem_));
+  impl_->forward(problem_, {src.data, weights.data, bias.data, dst.data});
+}
+
+void Plan::backward_data(const TensorView& diff_dst, const TensorView& weights,
+                         const MutableTensorView& diff_src) const {
+  check("diff_dst", diff_dst, problem_, dst_shape(problem_));
+  check("weights", weights, problem_, weights_shape(problem_));
+  check("diff_src", diff_src, problem_, src_shape(problem_));
+  impl_->backward_data(problem_, {diff_dst.data, weights.data, diff_src.data});
+}
+
+void Plan::backward_weights(const TensorView& src, const TensorView& diff_dst, const MutableTensorView& diff_weights,
+                            const MutableTensorView& diff_bias) const {
+  check("src", src, problem_, src_shape(problem_));
+  check("diff_dst", diff_dst, problem_, dst_shape(problem_));
+  check("diff_weights", diff_weights, problem_, weights_shape(problem_));
+  check_optional("diff_bias", diff_bias, problem_, bias_shape(problem_));
+  impl_->backward_weights(problem_, {src.data, diff_dst.data, diff_weights.data, diff_bias.data});
+}
+
+std::vector<std::string> implementation_names() {
+  std::vector<std::string> names;
+  for (const auto& impl : detail::implementations()) names.push_back(impl->name());
+  return names;
+}
+
+}  // namespace tdconv

@@ -1,0 +1,51 @@
+// The ordered list of implementations. Fast paths are inserted before the reference, most specialised first.
+#include "plan/implementation.hpp"
+#include "reference/reference.hpp"
+
+namespace tdconv::detail {
+namespace {
+
+class ReferenceImplementation final : public Implementation {
+ public:
+  std::string name() const override { return "reference"; }
+  std::optional<std::string> declines(const Problem&) const override { return std::nullopt; }
+
+  void forward(const Problem& p, const ForwardArgs& a) const override {
+    if (p.dtype == DType::f32) {
+      reference::forward(p, as<float>(a.src), as<float>(a.weights), as<float>(a.bias), as<float>(a.dst));
+    } else {
+      reference::forward(p, as<double>(a.src), as<double>(a.weights), as<double>(a.bias), as<double>(a.dst));
+    }
+  }
+  void backward_data(const Problem& p, const BackwardDataArgs& a) const override {
+    if (p.dtype == DType::f32) {
+      reference::backward_data(p, as<float>(a.diff_dst), as<float>(a.weights), as<float>(a.diff_src));
+    } else {
+      reference::backward_data(p, as<double>(a.diff_dst), as<double>(a.weights), as<double>(a.diff_src));
+    }
+  }
+  void backward_weights(const Problem& p, const BackwardWeightsArgs& a) const override {
+    if (p.dtype == DType::f32) {
+      reference::backward_weights(p, as<float>(a.src), as<float>(a.diff_dst), as<float>(a.diff_weights),
+                                  as<float>(a.diff_bias));
+    } else {
+      reference::backward_weights(p, as<double>(a.src), as<double>(a.diff_dst), as<double>(a.diff_weights),
+                                  as<double>(a.diff_bias));
+    }
+  }
+
+ private:
+  template <class T>
+  static const T* as(const void* p) { return static_cast<const T*>(p); }
+  template <class T>
+  static T* as(void* p) { return static_cast<T*>(p); }
+};
+
+}  // namespace
+
+const std::vector<std::shared_ptr<const Implementation>>& implementations() {
+  static const std::vector<std::shared_ptr<const Implementation>> list{std::make_shared<ReferenceImplementation>()};
+  return list;
+}
+
+}  // namespace tdconv::detail
