@@ -3,6 +3,7 @@
 // is handed before it reads or writes a byte; building one allocates nothing.
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@ struct Shape {
 
   Shape() = default;
   Shape(const std::vector<std::int64_t>& v);  // NOLINT(google-explicit-constructor): shapes convert freely
+  Shape(std::initializer_list<std::int64_t> v) : Shape(std::vector<std::int64_t>(v)) {}
   bool operator==(const Shape& o) const;
   std::string to_string() const;  // "(2, 3, 4)"
 };

@@ -73,13 +73,14 @@ class FieldReader {
   std::size_t pos_ = 0;
 };
 
-Dims parse_dims(std::string_view text, std::string_view field, int expected_count) {
+// Unused trailing dimensions get `fill`: 1 for sizes, 0 for output padding (the neutral values validate() expects).
+Dims parse_dims(std::string_view text, std::string_view field, int expected_count, std::int64_t fill = 1) {
   const auto parts = split(text, 'x');
   if (static_cast<int>(parts.size()) != expected_count) {
     throw Error(kSubject, "field '" + std::string(field) + "' needs " + std::to_string(expected_count) +
                               " values joined by 'x', got '" + std::string(text) + "'");
   }
-  Dims v{1, 1, 1};
+  Dims v{fill, fill, fill};
   for (int d = 0; d < expected_count; ++d) v[d] = parse_int(parts[d], field);
   return v;
 }
@@ -142,7 +143,7 @@ Problem parse_problem(std::string_view text) {
   p.stride = parse_dims(in.next("s"), "s", p.spatial_dims);
   p.dilation = parse_dims(in.next("d"), "d", p.spatial_dims);
   parse_pads(in.next("p"), p);
-  if (p.op == Op::conv_transpose) p.output_padding = parse_dims(in.next("op"), "op", p.spatial_dims);
+  if (p.op == Op::conv_transpose) p.output_padding = parse_dims(in.next("op"), "op", p.spatial_dims, 0);
   p.dtype = parse_choice(in.next(""), "f32", DType::f32, "f64", DType::f64);
   p.layout = parse_choice(in.next(""), "cfirst", Layout::channels_first, "clast", Layout::channels_last);
   p.weight_layout = parse_choice(in.next("w"), "torch", WeightLayout::torch, "tf", WeightLayout::tf);

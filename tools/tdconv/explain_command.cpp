@@ -202,7 +202,7 @@ void walk_transpose(const Problem& p, const Example& e, Explanation& out) {
   s += "\nCarve off the padding:";
   for (int d = 0; d < n; ++d) {
     s += std::string(d ? ";" : "") + " drop " + std::to_string(p.pad_begin[d]) + " at the start and " +
-         std::to_string(p.pad_end[d]) + " at the end" + dim_name(n, d);
+         std::to_string(p.pad_end[d]) + " at the end" + (n > 1 ? " of the" + dim_name(n, d) : "");
     if (p.output_padding[d] > 0) {
       s += ", then append " + std::to_string(p.output_padding[d]) +
            " output-padding element(s) at the end (taken back from the crop where it reaches, else zeros)";
