@@ -260,7 +260,9 @@ void walk_conv(const Problem& p, const Example& e, Explanation& out) {
       }
       const double xv = e.x.values[flatten(ipos, p.input, n)];
       sum += xv * e.w.values[k];
-      terms += (terms.empty() ? "" : " + ") + std::string("x") + index_text(ipos, n) + "*" + format_number(e.w.values[k]);
+      const double wv = e.w.values[k];
+      terms += (terms.empty() ? "" : " + ") + std::string("x") + index_text(ipos, n) + "*" +
+               (wv < 0 ? "(" + format_number(wv) + ")" : format_number(wv));
     }
     out.result[r] = sum;
     s += "  out" + index_text(opos, n) + " = " + (terms.empty() ? "0" : terms) +
