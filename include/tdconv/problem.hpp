@@ -52,6 +52,9 @@ std::vector<std::int64_t> weights_shape(const Problem& p);
 std::vector<std::int64_t> dst_shape(const Problem& p);
 std::vector<std::int64_t> bias_shape(const Problem& p);
 
+// "(2, 3)", "(5,)": a shape of any rank, as NumPy prints it.
+std::string shape_to_string(const std::vector<std::int64_t>& shape);
+
 // Overflow-checked product of a shape (throws Error(subject, ...) on overflow).
 std::int64_t element_count(const std::vector<std::int64_t>& shape, const std::string& subject);
 

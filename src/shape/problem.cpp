@@ -88,6 +88,12 @@ std::string_view to_string(DType t) { return t == DType::f32 ? "float32" : "floa
 std::string_view to_string(Layout l) { return l == Layout::channels_first ? "channels_first" : "channels_last"; }
 std::string_view to_string(WeightLayout l) { return l == WeightLayout::torch ? "torch" : "tf"; }
 
+std::string shape_to_string(const std::vector<std::int64_t>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
 std::int64_t element_count(const std::vector<std::int64_t>& shape, const std::string& subject) {
   std::int64_t n = 1;
   for (std::int64_t s : shape) n = detail::checked_mul(n, s, subject);
@@ -101,8 +107,15 @@ void validate(const Problem& p) {
   output_size_unchecked(p);
   // Every tensor's byte size must be representable.
   const auto bytes = static_cast<std::int64_t>(dtype_size(p.dtype));
-  for (const auto& shape : {src_shape(p), weights_shape(p), dst_shape(p)}) {
-    detail::checked_mul(element_count(shape, "tensor size"), bytes, "tensor size");
+  const std::pair<const char*, std::vector<std::int64_t>> tensors[] = {
+      {"src", src_shape(p)}, {"weights", weights_shape(p)}, {"dst", dst_shape(p)}};
+  for (const auto& [name, shape] : tensors) {
+    try {
+      detail::checked_mul(element_count(shape, name), bytes, name);
+    } catch (const Error&) {
+      throw Error(name, std::string("the ") + name + " tensor " + shape_to_string(shape) +
+                            " would hold more bytes than fit in 64 bits");
+    }
   }
 }
 

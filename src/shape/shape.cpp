@@ -74,7 +74,8 @@ std::int64_t conv_output_size(std::int64_t input, std::int64_t kernel, std::int6
 std::int64_t conv_transpose_full_size(std::int64_t input, std::int64_t kernel, std::int64_t stride,
                                       std::int64_t dilation) {
   require_dim_spec({input, kernel, stride, dilation});
-  return checked_add(checked_mul(input - 1, stride, "stride"), effective_kernel(kernel, dilation), "kernel");
+  // The stride is what makes a full output huge, so overflow here is reported against it.
+  return checked_add(checked_mul(input - 1, stride, "stride"), effective_kernel(kernel, dilation), "stride");
 }
 
 std::int64_t conv_transpose_output_size(std::int64_t input, std::int64_t kernel, std::int64_t stride,

@@ -1,6 +1,7 @@
 #include "tdconv/tensor.hpp"
 
 #include "tdconv/error.hpp"
+#include "tdconv/problem.hpp"
 
 namespace tdconv {
 
@@ -18,10 +19,6 @@ bool Shape::operator==(const Shape& o) const {
   return true;
 }
 
-std::string Shape::to_string() const {
-  std::string s = "(";
-  for (int i = 0; i < rank; ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
-  return s + (rank == 1 ? ",)" : ")");
-}
+std::string Shape::to_string() const { return shape_to_string({dims.begin(), dims.begin() + rank}); }
 
 }  // namespace tdconv

@@ -115,6 +115,9 @@ formula, MobileNet's fixed_padding, TensorFlow's 'same', the channels-last mista
 explained step by step and checked against the numbers worked out by hand. Exits 1 if any result differs.
 
 Usage: tdconv demo
+
+Example:
+  tdconv demo | less      # every walk-through; the last line says whether all results match
 )";
 
 }  // namespace

@@ -18,7 +18,9 @@ std::string as_option(const std::string& subject) {
       {"stride", "--stride"},         {"dilation", "--dilation"},       {"padding", "--padding"},
       {"output_padding", "--output-padding"}, {"output_size", "--output-size"}, {"groups", "--groups"},
       {"kernel", "--weight / kernel"}, {"input", "--input"},           {"batch", "--input"},
-      {"in_channels", "--input"},     {"out_channels", "--weight"}};
+      {"in_channels", "--input"},     {"out_channels", "--weight"},
+      {"src", "--input"},             {"weights", "--weight"},
+      {"dst", "output size (from --input, --padding, --stride, --dilation)"}};
   const auto it = options.find(subject);
   return it == options.end() ? subject : it->second;
 }

@@ -46,7 +46,8 @@ Options::Options(const std::vector<std::string>& args, const std::set<std::strin
       continue;
     }
     if (!value) {
-      if (i + 1 >= args.size()) throw Error(name, name + " needs a value");
+      // A following option means this one's value was forgotten (negative numbers start with a single '-').
+      if (i + 1 >= args.size() || args[i + 1].rfind("--", 0) == 0) throw Error(name, name + " needs a value");
       value = args[++i];
     }
     values_[name] = *value;

@@ -13,7 +13,7 @@
 namespace tdconv::cli {
 namespace {
 
-std::string shape_text(const std::vector<std::int64_t>& shape) { return Shape(shape).to_string(); }
+std::string shape_text(const std::vector<std::int64_t>& shape) { return shape_to_string(shape); }
 
 // Operand files as read, with the options that say how to read them.
 struct Operands {
@@ -114,13 +114,13 @@ Problem problem_from(const std::string& command, const Options& o, const Operand
                     " layout, groups " + std::to_string(p.groups) + ") expects " + std::to_string(expected) +
                     channel_hint(p, ops, expected));
   }
+  p.stride = stride_option(o, p.spatial_dims);
+  p.dilation = dilation_option(o, p.spatial_dims);
+  resolve_padding(p, padding_request(o, p.spatial_dims));  // validates: channel counts are >= 1 from here on
   if (ops.bias && !(ops.bias->shape.size() == 1 && ops.bias->shape[0] == p.out_channels)) {
     throw Error(ops.bias_path, "bias has shape " + shape_text(ops.bias->shape) + " but needs (" +
                                    std::to_string(p.out_channels) + ",): one value per output channel");
   }
-  p.stride = stride_option(o, p.spatial_dims);
-  p.dilation = dilation_option(o, p.spatial_dims);
-  resolve_padding(p, padding_request(o, p.spatial_dims));
   return p;
 }
 
