@@ -63,7 +63,7 @@ torch.set_num_threads(1)
 warnings.filterwarnings("ignore")  # e.g. PyTorch's note on padding='same' with even kernels
 
 CASE_SEED_BASE = 20240611
-NUM_CASES = 2000
+NUM_CASES = 1500
 TIMEOUT_S = 60
 
 CONV_F = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -425,8 +425,20 @@ def run_case(index, tdconv, workdir, stats):
         feats.append("stride_gt_kernel")
     if any(v > 0 for v in p.get("output_padding", [])):
         feats.append("output_padding")
+    if any(v >= sv for v, sv in zip(p.get("output_padding", []), p["stride"])):
+        feats.append("output_padding>=stride")  # allowed because dilation > stride
+    if p["mode"] in ("num_outsize", "num_asym") and "output_size" in p:
+        ke = keff_of(p["kernel"], p["dilation"])
+        extra = [o - ((n - 1) * sv + kv - b - e) for o, n, sv, kv, (b, e) in
+                 zip(p["output_size"], p["in_size"], p["stride"], ke, p["pads"])]
+        if any(x >= sv for x, sv in zip(extra, p["stride"])):
+            feats.append("output_size_beyond_torch_range")
     if p["bias"]:
         feats.append("bias")
+    if any(v > 1 for v in p["dilation"]):
+        feats.append("dilation>1")
+    if p["big"]:
+        feats.append("big")
     if p["groups"] > 1:
         feats.append("groups>1")
     for f in feats:
@@ -472,7 +484,7 @@ REQUIRED_FEATURES = [
     "layout=channels_last", "weight_layout=torch", "weight_layout=tf", "mode=num_sym", "mode=num_asym",
     "mode=valid", "mode=same", "mode=same_upper", "mode=same_lower", "mode=num_outsize", "mode=valid_outsize",
     "mode=same_outsize", "mode=onnx_outsize", "conv_pad_gt_kernel", "stride_gt_kernel", "output_padding", "bias",
-    "groups>1",
+    "groups>1", "dilation>1", "big", "output_padding>=stride", "output_size_beyond_torch_range",
 ]
 
 
