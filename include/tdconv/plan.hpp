@@ -14,7 +14,23 @@ namespace tdconv {
 
 namespace detail {
 class Implementation;
+struct PackedData;
 }
+
+// Weights rearranged once for a plan's implementation (Plan::pack_weights), so that executing the plan repeatedly
+// does not repack them. Valid only with the plan that made it; cheap to copy (shared, immutable).
+class PackedWeights {
+ public:
+  PackedWeights();
+  ~PackedWeights();
+  PackedWeights(const PackedWeights&);
+  PackedWeights& operator=(const PackedWeights&);
+  std::size_t bytes() const;
+
+ private:
+  friend class Plan;
+  std::shared_ptr<const detail::PackedData> data_;
+};
 
 struct PlanOptions {
   // Empty: the first implementation that supports the problem. Otherwise that implementation or an error.
@@ -39,7 +55,14 @@ class Plan {
   // Every implementation in order, with the reason each declined this problem (empty for the chosen and later).
   const std::vector<Candidate>& candidates() const { return candidates_; }
 
-  // dst = op(src; weights) + bias. `bias.data` may be null (no bias).
+  // Packs the weights for this plan (done once; the result may be used from several threads).
+  PackedWeights pack_weights(const TensorView& weights) const;
+
+  // dst = op(src; weights) + bias. `bias.data` may be null (no bias). Allocates nothing beyond the first call on a
+  // thread (each thread keeps its scratch buffers).
+  void forward(const TensorView& src, const PackedWeights& weights, const TensorView& bias,
+               const MutableTensorView& dst) const;
+  // The same with unpacked weights: packs them first (allocates), convenient for one-off calls.
   void forward(const TensorView& src, const TensorView& weights, const TensorView& bias,
                const MutableTensorView& dst) const;
   // Gradient with respect to src, given the gradient with respect to dst.
@@ -52,6 +75,7 @@ class Plan {
   Problem problem_;
   std::vector<Candidate> candidates_;
   std::shared_ptr<const detail::Implementation> impl_;
+  std::shared_ptr<const char> identity_ = std::make_shared<const char>('\0');  // stable across moves
 };
 
 // The names of every implementation, in the order a plan tries them.

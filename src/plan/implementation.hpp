@@ -9,10 +9,18 @@
 
 namespace tdconv::detail {
 
+// Weights as an implementation wants them. The base keeps the plan's identity so that a plan can refuse weights
+// packed by another plan.
+struct PackedData {
+  virtual ~PackedData() = default;
+  const void* owner = nullptr;  // identity of the plan that packed them
+  std::size_t bytes = 0;
+};
+
 // Raw pointers whose shapes and dtypes the Plan has already checked against the problem.
 struct ForwardArgs {
   const void* src;
-  const void* weights;
+  const PackedData* weights;
   const void* bias;  // may be null
   void* dst;
 };
@@ -34,6 +42,8 @@ class Implementation {
   virtual std::string name() const = 0;
   // nullopt when the implementation can run this (validated) problem; otherwise why not, in one short phrase.
   virtual std::optional<std::string> declines(const Problem& p) const = 0;
+  // Rearranges the weights (dense, in the problem's weight layout) for forward().
+  virtual std::shared_ptr<PackedData> pack_weights(const Problem& p, const void* weights) const = 0;
   virtual void forward(const Problem& p, const ForwardArgs& args) const = 0;
   virtual void backward_data(const Problem& p, const BackwardDataArgs& args) const = 0;
   virtual void backward_weights(const Problem& p, const BackwardWeightsArgs& args) const = 0;

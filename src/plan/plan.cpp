@@ -78,13 +78,35 @@ const std::string& Plan::implementation_name() const {
   return candidates_.back().name;
 }
 
-void Plan::forward(const TensorView& src, const TensorView& weights, const TensorView& bias,
+PackedWeights::PackedWeights() = default;
+PackedWeights::~PackedWeights() = default;
+PackedWeights::PackedWeights(const PackedWeights&) = default;
+PackedWeights& PackedWeights::operator=(const PackedWeights&) = default;
+std::size_t PackedWeights::bytes() const { return data_ ? data_->bytes : 0; }
+
+PackedWeights Plan::pack_weights(const TensorView& weights) const {
+  check("weights", weights, problem_, weights_shape(problem_));
+  PackedWeights packed;
+  auto data = impl_->pack_weights(problem_, weights.data);
+  data->owner = identity_.get();
+  packed.data_ = std::move(data);
+  return packed;
+}
+
+void Plan::forward(const TensorView& src, const PackedWeights& weights, const TensorView& bias,
                    const MutableTensorView& dst) const {
   check("src", src, problem_, src_shape(problem_));
-  check("weights", weights, problem_, weights_shape(problem_));
+  if (weights.data_ == nullptr || weights.data_->owner != identity_.get()) {
+    throw Error("weights", "packed weights come from another plan (or are empty); pack them with this plan");
+  }
   check_optional("bias", bias, problem_, bias_shape(problem_));
   check("dst", dst, problem_, dst_shape(problem_));
-  impl_->forward(problem_, {src.data, weights.data, bias.data, dst.data});
+  impl_->forward(problem_, {src.data, weights.data_.get(), bias.data, dst.data});
+}
+
+void Plan::forward(const TensorView& src, const TensorView& weights, const TensorView& bias,
+                   const MutableTensorView& dst) const {
+  forward(src, pack_weights(weights), bias, dst);
 }
 
 void Plan::backward_data(const TensorView& diff_dst, const TensorView& weights,

@@ -10,11 +10,24 @@ class ReferenceImplementation final : public Implementation {
   std::string name() const override { return "reference"; }
   std::optional<std::string> declines(const Problem&) const override { return std::nullopt; }
 
+  // The reference reads the weights as given: its "packing" is a copy.
+  struct Copy final : PackedData {
+    std::vector<std::byte> bytes_of_weights;
+  };
+  std::shared_ptr<PackedData> pack_weights(const Problem& p, const void* weights) const override {
+    auto copy = std::make_shared<Copy>();
+    copy->bytes = static_cast<std::size_t>(element_count(weights_shape(p), "weights")) * dtype_size(p.dtype);
+    const auto* first = static_cast<const std::byte*>(weights);
+    copy->bytes_of_weights.assign(first, first + copy->bytes);
+    return copy;
+  }
+
   void forward(const Problem& p, const ForwardArgs& a) const override {
+    const void* w = static_cast<const Copy*>(a.weights)->bytes_of_weights.data();
     if (p.dtype == DType::f32) {
-      reference::forward(p, as<float>(a.src), as<float>(a.weights), as<float>(a.bias), as<float>(a.dst));
+      reference::forward(p, as<float>(a.src), as<float>(w), as<float>(a.bias), as<float>(a.dst));
     } else {
-      reference::forward(p, as<double>(a.src), as<double>(a.weights), as<double>(a.bias), as<double>(a.dst));
+      reference::forward(p, as<double>(a.src), as<double>(w), as<double>(a.bias), as<double>(a.dst));
     }
   }
   void backward_data(const Problem& p, const BackwardDataArgs& a) const override {

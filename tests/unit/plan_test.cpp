@@ -42,6 +42,20 @@ TEST(Plan, ForwardComputesTheSeedExample) {
   EXPECT_EQ(y, (std::vector<float>{0, 0, 0, 2, 4, 2, 0, 0, 0}));
 }
 
+TEST(Plan, PackedWeightsBelongToTheirPlan) {
+  const Plan a(parse_problem(kSeed)), b(parse_problem(kSeed));
+  const std::vector<float> x{1, 2, 3, 4}, w{1, 1, 1, 0, 0, 0, -1, -1, -1};
+  std::vector<float> y(9);
+  const PackedWeights packed = a.pack_weights(view(w.data(), weights_shape(a.problem())));
+  EXPECT_GE(packed.bytes(), w.size() * sizeof(float));
+  const auto src = view(x.data(), src_shape(a.problem()));
+  const auto dst = mutable_view(y.data(), dst_shape(a.problem()));
+  a.forward(src, packed, {}, dst);
+  EXPECT_EQ(y, (std::vector<float>{0, 0, 0, 2, 4, 2, 0, 0, 0}));
+  EXPECT_THROW(b.forward(src, packed, {}, dst), Error);
+  EXPECT_THROW(a.forward(src, PackedWeights{}, {}, dst), Error);
+}
+
 TEST(Plan, ChecksShapesAndDtypesOfViews) {
   const Plan plan(parse_problem(kSeed));
   const Problem& p = plan.problem();
