@@ -445,9 +445,9 @@ def run_case(index, tdconv, workdir, stats):
         stats[f] = stats.get(f, 0) + 1
 
     def fail(reason):
-        return "FAIL case %d: %s\n  params: %s\n  command: %s\n  rerun: /usr/bin/python3 %s %s --case %d --keep DIR" % (
+        return "FAIL case %d: %s\n  params: %s\n  command: %s\n  rerun: /usr/bin/python3 %s %s --seed %d --case %d --keep DIR" % (
             index, reason, describe(p), " ".join(shlex.quote(c) for c in cmd), shlex.quote(os.path.abspath(__file__)),
-            shlex.quote(tdconv), index)
+            shlex.quote(tdconv), CASE_SEED_BASE, index)
 
     try:
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=TIMEOUT_S)
@@ -489,12 +489,15 @@ REQUIRED_FEATURES = [
 
 
 def main():
+    global CASE_SEED_BASE
     ap = argparse.ArgumentParser()
     ap.add_argument("tdconv")
     ap.add_argument("--case", type=int, action="append", help="run only this case index (repeatable)")
     ap.add_argument("--count", type=int, default=NUM_CASES)
+    ap.add_argument("--seed", type=int, default=CASE_SEED_BASE, help="seed base (exploration; ctest uses the default)")
     ap.add_argument("--keep", help="write the case files here and keep them")
     args = ap.parse_args()
+    CASE_SEED_BASE = args.seed
     tdconv = os.path.abspath(args.tdconv)
     indices = args.case if args.case else list(range(args.count))
     workdir = args.keep if args.keep else tempfile.mkdtemp(prefix="tdconv_torch_")
