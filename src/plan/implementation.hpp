@@ -17,8 +17,14 @@ struct PackedData {
   std::size_t bytes = 0;
 };
 
+// What an implementation works out once per plan (geometry, chosen kernels). May be null.
+struct PlanState {
+  virtual ~PlanState() = default;
+};
+
 // Raw pointers whose shapes and dtypes the Plan has already checked against the problem.
 struct ForwardArgs {
+  const PlanState* state;
   const void* src;
   const PackedData* weights;
   const void* bias;  // may be null
@@ -42,8 +48,11 @@ class Implementation {
   virtual std::string name() const = 0;
   // nullopt when the implementation can run this (validated) problem; otherwise why not, in one short phrase.
   virtual std::optional<std::string> declines(const Problem& p) const = 0;
+  // Plan-time work for a problem this implementation supports.
+  virtual std::shared_ptr<const PlanState> prepare(const Problem&) const { return nullptr; }
   // Rearranges the weights (dense, in the problem's weight layout) for forward().
-  virtual std::shared_ptr<PackedData> pack_weights(const Problem& p, const void* weights) const = 0;
+  virtual std::shared_ptr<PackedData> pack_weights(const Problem& p, const PlanState* state,
+                                                   const void* weights) const = 0;
   virtual void forward(const Problem& p, const ForwardArgs& args) const = 0;
   virtual void backward_data(const Problem& p, const BackwardDataArgs& args) const = 0;
   virtual void backward_weights(const Problem& p, const BackwardWeightsArgs& args) const = 0;
@@ -51,5 +60,8 @@ class Implementation {
 
 // Most specialised first; the reference, which supports everything, last.
 const std::vector<std::shared_ptr<const Implementation>>& implementations();
+
+// The reference, for implementations that delegate passes they do not accelerate.
+std::shared_ptr<const Implementation> reference_implementation();
 
 }  // namespace tdconv::detail

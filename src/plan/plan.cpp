@@ -59,6 +59,7 @@ Plan::Plan(const Problem& problem, const PlanOptions& options) : problem_(proble
                 << "\n";
     }
   }
+  if (impl_ != nullptr) state_ = impl_->prepare(problem_);
   if (impl_ == nullptr) {
     throw Error("implementation", options.implementation.empty()
                                       ? "no implementation supports " + to_string(problem_)
@@ -87,7 +88,7 @@ std::size_t PackedWeights::bytes() const { return data_ ? data_->bytes : 0; }
 PackedWeights Plan::pack_weights(const TensorView& weights) const {
   check("weights", weights, problem_, weights_shape(problem_));
   PackedWeights packed;
-  auto data = impl_->pack_weights(problem_, weights.data);
+  auto data = impl_->pack_weights(problem_, state_.get(), weights.data);
   data->owner = identity_.get();
   packed.data_ = std::move(data);
   return packed;
@@ -101,7 +102,7 @@ void Plan::forward(const TensorView& src, const PackedWeights& weights, const Te
   }
   check_optional("bias", bias, problem_, bias_shape(problem_));
   check("dst", dst, problem_, dst_shape(problem_));
-  impl_->forward(problem_, {src.data, weights.data_.get(), bias.data, dst.data});
+  impl_->forward(problem_, {state_.get(), src.data, weights.data_.get(), bias.data, dst.data});
 }
 
 void Plan::forward(const TensorView& src, const TensorView& weights, const TensorView& bias,

@@ -1,4 +1,5 @@
 // The ordered list of implementations. Fast paths are inserted before the reference, most specialised first.
+#include "engine/engine.hpp"
 #include "plan/implementation.hpp"
 #include "reference/reference.hpp"
 
@@ -14,7 +15,7 @@ class ReferenceImplementation final : public Implementation {
   struct Copy final : PackedData {
     std::vector<std::byte> bytes_of_weights;
   };
-  std::shared_ptr<PackedData> pack_weights(const Problem& p, const void* weights) const override {
+  std::shared_ptr<PackedData> pack_weights(const Problem& p, const PlanState*, const void* weights) const override {
     auto copy = std::make_shared<Copy>();
     copy->bytes = static_cast<std::size_t>(element_count(weights_shape(p), "weights")) * dtype_size(p.dtype);
     const auto* first = static_cast<const std::byte*>(weights);
@@ -56,8 +57,14 @@ class ReferenceImplementation final : public Implementation {
 
 }  // namespace
 
+std::shared_ptr<const Implementation> reference_implementation() {
+  static const auto reference = std::make_shared<ReferenceImplementation>();
+  return reference;
+}
+
 const std::vector<std::shared_ptr<const Implementation>>& implementations() {
-  static const std::vector<std::shared_ptr<const Implementation>> list{std::make_shared<ReferenceImplementation>()};
+  static const std::vector<std::shared_ptr<const Implementation>> list{
+      engine::make_depthwise_engine(), engine::make_gemm_engine(), reference_implementation()};
   return list;
 }
 

@@ -1,0 +1,81 @@
+#include "engine/axis.hpp"
+
+#include <algorithm>
+
+#include "tdconv/shape.hpp"
+
+namespace tdconv::engine {
+namespace {
+
+// Pixels j in [0, count) for which tap `t` lands inside [0, input): an interval [lo, hi), possibly empty.
+std::pair<std::int64_t, std::int64_t> valid_pixels(const AxisSequence& s, const AxisTap& t, std::int64_t input) {
+  // in_first + j * in_step + in_offset in [0, input)  <=>  j in [ceil(-a / step), ceil((input - a) / step))
+  const std::int64_t a = s.in_first + t.in_offset;
+  const std::int64_t lo = std::max<std::int64_t>(ceil_div(-a, s.in_step), 0);
+  const std::int64_t hi = std::min<std::int64_t>(ceil_div(input - a, s.in_step), s.count);
+  return {lo, std::max(lo, hi)};
+}
+
+bool tap_valid(const AxisSequence& s, const AxisTap& t, std::int64_t j, std::int64_t input) {
+  const std::int64_t i = s.in_first + j * s.in_step + t.in_offset;
+  return i >= 0 && i < input;
+}
+
+// Cuts a sequence into segments at every pixel where some tap enters or leaves the input.
+void segment(AxisSequence& s, std::int64_t input) {
+  std::vector<std::int64_t> cuts{0, s.count};
+  for (const AxisTap& t : s.taps) {
+    const auto [lo, hi] = valid_pixels(s, t, input);
+    cuts.push_back(lo);
+    cuts.push_back(hi);
+  }
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  for (std::size_t c = 0; c + 1 < cuts.size(); ++c) {
+    if (cuts[c] >= s.count || cuts[c + 1] <= 0) continue;
+    const std::int64_t j = cuts[c];
+    // The valid taps of a pixel form a contiguous run of the tap list (in_offset is monotonic in the list).
+    int first = 0;
+    const int n = static_cast<int>(s.taps.size());
+    while (first < n && !tap_valid(s, s.taps[first], j, input)) ++first;
+    int last = first;
+    while (last < n && tap_valid(s, s.taps[last], j, input)) ++last;
+    if (first == last) first = last = 0;
+    s.segments.push_back({j, cuts[c + 1], first, last});
+  }
+}
+
+}  // namespace
+
+Axis make_axis(const Problem& p, int d) {
+  Axis axis;
+  axis.input = p.input[d];
+  axis.output = output_size(p)[d];
+  const std::int64_t s = p.stride[d], dil = p.dilation[d], pad = p.pad_begin[d], k = p.kernel[d];
+  if (p.op == Op::conv) {
+    AxisSequence seq{0, 1, axis.output, -pad, s, {}, {}};
+    for (std::int64_t t = 0; t < k; ++t) seq.taps.push_back({t, t * dil});
+    axis.sequences.push_back(std::move(seq));
+  } else {
+    for (std::int64_t c = 0; c < std::min(s, axis.output); ++c) {
+      AxisSequence seq{c, s, ceil_div(axis.output - c, s), 0, 1, {}, {}};
+      for (std::int64_t t = 0; t < k; ++t) {
+        const std::int64_t r = c + pad - t * dil;
+        if (floor_div(r, s) * s == r) seq.taps.push_back({t, floor_div(r, s)});
+      }
+      axis.sequences.push_back(std::move(seq));
+    }
+  }
+  for (AxisSequence& seq : axis.sequences) segment(seq, axis.input);
+  return axis;
+}
+
+Axis::Position Axis::locate(std::int64_t o) const {
+  const AxisSequence& seq = sequences.size() == 1 ? sequences[0] : sequences[o % sequences.size()];
+  const std::int64_t j = (o - seq.out_first) / seq.out_step;
+  const auto it = std::upper_bound(seq.segments.begin(), seq.segments.end(), j,
+                                   [](std::int64_t v, const AxisSegment& sg) { return v < sg.j_begin; });
+  return {&seq, j, &*(it - 1)};
+}
+
+}  // namespace tdconv::engine

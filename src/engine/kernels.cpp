@@ -1,0 +1,174 @@
+// Per-target microkernels. Highway compiles this file once per SIMD target (foreach_target.h) and dispatches at
+// run time; each target contributes only its tile kernels and their sizes.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "engine/kernels.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "engine/kernels.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace tdconv::engine::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using D = hn::ScalableTag<float>;
+using V = hn::Vec<D>;
+
+// Vector registers of the target: 32 with AVX-512, 16 otherwise (x86 AVX2/SSE; NEON has 32 but stays safe).
+constexpr int kRegisters = (HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL) ? 32 : 16;
+
+// Tile height for `vectors` accumulator columns: as many rows as leave room for the b vectors and a broadcast.
+constexpr int TileRows(int vectors) {
+  const int rows = (kRegisters - vectors - 2) / vectors;
+  return rows < 1 ? 1 : (rows > 16 ? 16 : rows);
+}
+
+template <int M, int NV>
+HWY_INLINE void StoreTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
+  const size_t lanes = hn::Lanes(d);
+  const bool full = static_cast<size_t>(call.nr_valid) == NV * lanes;
+  for (int r = 0; r < M; ++r) {
+    float* out = call.c + r * call.c_pixel_stride;
+    if (full) {
+      for (int v = 0; v < NV; ++v) hn::StoreU(acc[r][v], d, out + v * lanes);
+    } else {
+      HWY_ALIGN float tmp[NV * HWY_MAX_BYTES / sizeof(float)] = {};
+      for (int v = 0; v < NV; ++v) hn::Store(acc[r][v], d, tmp + v * lanes);
+      for (int n = 0; n < call.nr_valid; ++n) out[n] = tmp[n];
+    }
+  }
+}
+
+template <int M, int NV>
+HWY_INLINE void InitTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
+  const size_t lanes = hn::Lanes(d);
+  for (int v = 0; v < NV; ++v) {
+    const V init = call.init ? hn::LoadU(d, call.init + v * lanes) : hn::Zero(d);
+    for (int r = 0; r < M; ++r) acc[r][v] = init;
+  }
+}
+
+// m x (NV vectors) tile: broadcast one input channel of each pixel, multiply with NV vectors of packed weights.
+template <int M, int NV>
+HWY_NOINLINE void GemmTile(const TileCall& call) {
+  const D d;
+  const size_t lanes = hn::Lanes(d);
+  V acc[M][NV];
+  InitTile<M, NV>(d, call, acc);
+  for (int t = 0; t < call.ntaps; ++t) {
+    const float* HWY_RESTRICT a = call.a[t];
+    const float* HWY_RESTRICT b = call.b[t];
+    for (std::int64_t q = 0; q < call.k; ++q) {
+      V bv[NV];
+      for (int v = 0; v < NV; ++v) bv[v] = hn::LoadU(d, b + q * NV * lanes + v * lanes);
+      for (int r = 0; r < M; ++r) {
+        const V av = hn::Set(d, a[r * call.a_pixel_stride + q]);
+        for (int v = 0; v < NV; ++v) acc[r][v] = hn::MulAdd(av, bv[v], acc[r][v]);
+      }
+    }
+  }
+  StoreTile<M, NV>(d, call, acc);
+}
+
+// Depthwise: channels are lanes; each tap multiplies each pixel's channel vector by the tap's per-channel weights.
+template <int M, int NV>
+HWY_NOINLINE void DepthwiseTile(const TileCall& call) {
+  const D d;
+  const size_t lanes = hn::Lanes(d);
+  V acc[M][NV];
+  InitTile<M, NV>(d, call, acc);
+  for (int t = 0; t < call.ntaps; ++t) {
+    const float* HWY_RESTRICT a = call.a[t];
+    const float* HWY_RESTRICT b = call.b[t];
+    for (int v = 0; v < NV; ++v) {
+      const V bv = hn::LoadU(d, b + v * lanes);
+      for (int r = 0; r < M; ++r) {
+        // Only nr_valid channels exist in the input; the tail block reads up to a vector past them, which the
+        // caller guarantees is inside the tensor or a padded copy (see engine.cpp: depthwise tail handling).
+        acc[r][v] = hn::MulAdd(hn::LoadU(d, a + r * call.a_pixel_stride + v * lanes), bv, acc[r][v]);
+      }
+    }
+  }
+  StoreTile<M, NV>(d, call, acc);
+}
+
+// Runtime m -> compile-time M, so every tile height has fully unrolled register blocks.
+template <int NV, template <int, int> class Kernel, int M = TileRows(NV)>
+HWY_INLINE void DispatchRows(const TileCall& call) {
+  if constexpr (M > 1) {
+    if (call.m < M) return DispatchRows<NV, Kernel, M - 1>(call);
+  }
+  Kernel<M, NV>::Run(call);
+}
+
+template <int M, int NV>
+struct Gemm {
+  static void Run(const TileCall& call) { GemmTile<M, NV>(call); }
+};
+template <int M, int NV>
+struct Depthwise {
+  static void Run(const TileCall& call) { DepthwiseTile<M, NV>(call); }
+};
+
+template <int NV>
+void GemmEntry(const TileCall& call) { DispatchRows<NV, Gemm>(call); }
+template <int NV>
+void DepthwiseEntry(const TileCall& call) { DispatchRows<NV, Depthwise>(call); }
+
+KernelSet Kernels() {
+  KernelSet set;
+  set.target = hwy::TargetName(HWY_TARGET);
+  set.lanes = static_cast<int>(hn::Lanes(D()));
+  set.mr[1] = TileRows(1), set.mr[2] = TileRows(2), set.mr[3] = TileRows(3), set.mr[4] = TileRows(4);
+  set.gemm[1] = GemmEntry<1>, set.gemm[2] = GemmEntry<2>, set.gemm[3] = GemmEntry<3>, set.gemm[4] = GemmEntry<4>;
+  set.depthwise[1] = DepthwiseEntry<1>, set.depthwise[2] = DepthwiseEntry<2>;
+  set.depthwise[3] = DepthwiseEntry<3>, set.depthwise[4] = DepthwiseEntry<4>;
+  return set;
+}
+
+}  // namespace tdconv::engine::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include <mutex>
+
+namespace tdconv::engine {
+HWY_EXPORT(Kernels);
+
+namespace {
+std::mutex g_target_mutex;
+std::int64_t g_forced = 0;  // 0: no restriction
+}  // namespace
+
+KernelSet best_kernels() {
+  const std::lock_guard<std::mutex> lock(g_target_mutex);
+  if (g_forced == 0) return HWY_DYNAMIC_DISPATCH(Kernels)();
+  // Highway's test hook narrows what dynamic dispatch may choose; the plan keeps the returned pointers.
+  hwy::SetSupportedTargetsForTest(g_forced);
+  KernelSet set = HWY_DYNAMIC_DISPATCH(Kernels)();
+  hwy::SetSupportedTargetsForTest(0);
+  return set;
+}
+
+std::vector<std::string> supported_targets() {
+  std::vector<std::string> names;
+  for (std::int64_t target : hwy::SupportedAndGeneratedTargets()) names.push_back(hwy::TargetName(target));
+  return names;
+}
+
+bool force_target(const std::string& name) {
+  const std::lock_guard<std::mutex> lock(g_target_mutex);
+  if (name.empty()) {
+    g_forced = 0;
+    return true;
+  }
+  for (std::int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    if (name == hwy::TargetName(target)) {
+      g_forced = target;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace tdconv::engine
+#endif

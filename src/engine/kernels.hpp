@@ -1,0 +1,54 @@
+#pragma once
+// The per-ISA surface of the engine: register-tiled float32 microkernels, compiled once per SIMD target (Highway)
+// and chosen at plan time. Everything else in the engine is portable.
+//
+// Contract of a microkernel call (one tile of m output pixels x NR output channels):
+//   c[r * c_pixel_stride + n] = init[n] + sum over taps t, channels q of  a[t][r * a_pixel_stride + q] * b[t][q * NR + n]
+// for r < m, n < nr_valid. init is the bias (NR values, zero padded) or zero. Taps are given as pointer pairs, so
+// the caller decides which input elements each tap reads; the kernel never reads past k channels of a pixel or
+// past k * NR packed weights of a tap, and never reads c. With no taps it stores init.
+// The depthwise kernel is the same tile with one input channel per output channel: a[t][r * stride + n] is read as
+// a vector (channels are lanes), and b[t] holds NR per-channel weights.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tdconv::engine {
+
+struct TileCall {
+  int m = 0;       // pixels in the tile, 1..mr
+  int ntaps = 0;
+  const float* const* a = nullptr;
+  const float* const* b = nullptr;
+  std::int64_t a_pixel_stride = 0;
+  std::int64_t k = 0;  // input channels per tap (gemm); unused by depthwise
+  const float* init = nullptr;  // NR values or null (zero)
+  float* c = nullptr;
+  std::int64_t c_pixel_stride = 0;
+  int nr_valid = 0;
+};
+
+using TileFn = void (*)(const TileCall&);
+
+inline constexpr int kMaxVectorsPerTile = 4;
+
+struct KernelSet {
+  std::string target;  // Highway's target name, e.g. "AVX3", "AVX2", "EMU128"
+  int lanes = 1;       // floats per vector
+  // Indexed by vectors per tile (1..kMaxVectorsPerTile); NR = vectors * lanes. mr[v] is the tile height.
+  int mr[kMaxVectorsPerTile + 1] = {};
+  TileFn gemm[kMaxVectorsPerTile + 1] = {};
+  TileFn depthwise[kMaxVectorsPerTile + 1] = {};
+};
+
+// The kernels of the best target this CPU supports (as limited by force_target, if set).
+KernelSet best_kernels();
+
+// Every compiled target this CPU supports, best first (names as in KernelSet::target).
+std::vector<std::string> supported_targets();
+
+// Restricts best_kernels() to the named target (tests use it to run every target in turn); "" lifts the restriction.
+// Returns false if the target is not compiled in or not supported by this CPU.
+bool force_target(const std::string& name);
+
+}  // namespace tdconv::engine
