@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what tdconv needs to build and test on Debian 12 (bookworm): the compiler toolchain, CMake and Ninja,
-# GoogleTest, nlohmann-json, and Debian's python3-torch / python3-numpy / python3-onnx used as test oracles.
+# GoogleTest, nlohmann-json, Highway (SIMD dispatch), and Debian's python3-torch / python3-numpy / python3-onnx used as test oracles.
 set -euo pipefail
-packages=(g++ cmake ninja-build libgtest-dev nlohmann-json3-dev python3 python3-numpy python3-torch python3-onnx)
+packages=(g++ cmake ninja-build libgtest-dev nlohmann-json3-dev libhwy-dev python3 python3-numpy python3-torch
+  python3-onnx)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,6 +15,7 @@ namespace tdconv {
 namespace detail {
 class Implementation;
 struct PackedData;
+struct PlanState;
 }
 
 // Weights rearranged once for a plan's implementation (Plan::pack_weights), so that executing the plan repeatedly
@@ -75,6 +76,7 @@ class Plan {
   Problem problem_;
   std::vector<Candidate> candidates_;
   std::shared_ptr<const detail::Implementation> impl_;
+  std::shared_ptr<const detail::PlanState> state_;
   std::shared_ptr<const char> identity_ = std::make_shared<const char>('\0');  // stable across moves
 };
 
