@@ -36,14 +36,25 @@ struct XBlock {
   std::int64_t j_begin, j_end;
 };
 
+enum class Kind { gemm, depthwise, dot };
+
 struct State final : PlanState {
   KernelSet kernels;
-  bool depthwise = false;
-  int vectors = 1, rows = 1, nr = 1;
+  TileFn tile = nullptr;
+  int rows = 1;  // tile height (pixels or images)
+  std::int64_t nr = 1;  // output channels per tile
   std::array<Axis, 3> axes;  // z, y, x; leading unused dimensions are trivial
   Dims kernel{1, 1, 1}, in{1, 1, 1}, out{1, 1, 1};
-  std::int64_t groups = 1, icg = 1, ocg = 1, blocks = 1;  // blocks: NR-wide output-channel blocks per group
+  // Output channels come in `tile_groups` x `blocks` tiles of nr; a tile's input channels start at
+  // src_group_step * group + src_block_step * block, its outputs at dst_group_step * group + nr * block.
+  std::int64_t tile_groups = 1, blocks = 1, k = 1;
+  std::int64_t src_group_step = 0, src_block_step = 0, dst_group_step = 0, nr_limit = 1;
+  // Packed weights of tap t of tile (group, block): group * b_group + block * b_block + t * b_tap.
+  std::int64_t b_group = 0, b_block = 0, b_tap = 0, packed_floats = 0;
   std::vector<XBlock> xblocks;
+  // Tiles run across the batch (same pixel of several images) instead of along x: chosen when the runs of pixels
+  // with the same valid taps are shorter than a tile, as in small images with a large batch (DCGAN).
+  bool batch_tiles = false;
 };
 
 struct Packed final : PackedData {
@@ -68,42 +79,93 @@ int depthwise_vectors(std::int64_t channels, int lanes) {
   return 0;
 }
 
+// Few output channels with enough input channels to fill vectors: the dot kernel (input channels as lanes) beats
+// a gemm tile whose lanes would mostly hold padding.
+bool wants_dot(const Problem& p) {
+  const std::int64_t icg = p.in_channels / p.groups, ocg = p.out_channels / p.groups;
+  return ocg <= kMaxVectorsPerTile && icg >= 8 && icg >= 2 * ocg;
+}
+
+// How the tiles of each kind cover channels and where their packed weights live.
+void choose_tiles(Kind kind, const Problem& p, std::int64_t taps, State& s) {
+  const int lanes = s.kernels.lanes;
+  const std::int64_t icg = p.in_channels / p.groups, ocg = p.out_channels / p.groups;
+  switch (kind) {
+    case Kind::depthwise: {  // one tile group; blocks of nr channels, weights [tap][channel]
+      const int v = depthwise_vectors(p.groups, lanes);
+      s.tile = s.kernels.depthwise[v], s.rows = s.kernels.mr[v], s.nr = v * lanes;
+      s.tile_groups = 1, s.blocks = p.groups / s.nr, s.k = 1;
+      s.src_block_step = s.nr, s.nr_limit = p.out_channels;
+      s.b_block = s.nr, s.b_tap = p.groups;
+      break;
+    }
+    case Kind::dot: {  // one tile per group holding all its outputs; weights [group][tap][lane block][output][lane]
+      const std::int64_t lane_blocks = (icg + lanes - 1) / lanes;
+      s.tile = s.kernels.dot[ocg], s.rows = s.kernels.dot_mr[ocg], s.nr = ocg;
+      s.tile_groups = p.groups, s.blocks = 1, s.k = icg;
+      s.src_group_step = icg, s.dst_group_step = ocg, s.nr_limit = ocg;
+      s.b_tap = lane_blocks * ocg * lanes, s.b_group = taps * s.b_tap;
+      break;
+    }
+    case Kind::gemm: {  // weights [group][block][tap][input channel][nr outputs]
+      const int v = static_cast<int>(std::min<std::int64_t>((ocg + lanes - 1) / lanes, kMaxVectorsPerTile));
+      s.tile = s.kernels.gemm[v], s.rows = s.kernels.mr[v], s.nr = v * lanes;
+      s.tile_groups = p.groups, s.blocks = (ocg + s.nr - 1) / s.nr, s.k = icg;
+      s.src_group_step = icg, s.dst_group_step = ocg, s.nr_limit = ocg;
+      s.b_tap = icg * s.nr, s.b_block = taps * s.b_tap, s.b_group = s.blocks * s.b_block;
+      break;
+    }
+  }
+  s.packed_floats = kind == Kind::depthwise ? taps * p.groups : s.tile_groups * s.b_group;
+}
+
+void pack(Kind kind, const Problem& p, const State& s, const float* w, std::vector<float>& out) {
+  const std::int64_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2];
+  const std::int64_t icg = p.in_channels / p.groups, ocg = p.out_channels / p.groups;
+  const std::int64_t lanes = s.kernels.lanes;
+  out.assign(static_cast<std::size_t>(s.packed_floats), 0.0f);
+  for (std::int64_t g = 0; g < p.groups; ++g)
+    for (std::int64_t n = 0; n < ocg; ++n)
+      for (std::int64_t t = 0; t < taps; ++t)
+        for (std::int64_t q = 0; q < icg; ++q) {
+          std::int64_t at = 0;
+          switch (kind) {
+            case Kind::depthwise: at = t * s.b_tap + g; break;
+            case Kind::dot: at = g * s.b_group + t * s.b_tap + ((q / lanes) * ocg + n) * lanes + q % lanes; break;
+            case Kind::gemm: at = g * s.b_group + (n / s.nr) * s.b_block + t * s.b_tap + q * s.nr + n % s.nr; break;
+          }
+          out[static_cast<std::size_t>(at)] = w[weight_index(p, g, q, n, t, taps)];
+        }
+}
+
 class Engine final : public detail::Implementation {
  public:
-  explicit Engine(bool depthwise) : depthwise_(depthwise) {}
+  explicit Engine(Kind kind) : kind_(kind) {}
 
-  std::string name() const override { return depthwise_ ? "depthwise_simd" : "gemm_simd"; }
+  std::string name() const override {
+    switch (kind_) {
+      case Kind::depthwise: return "depthwise_simd";
+      case Kind::dot: return "dot_simd";
+      case Kind::gemm: return "gemm_simd";
+    }
+    return "?";
+  }
 
   std::optional<std::string> declines(const Problem& p) const override {
     if (p.dtype != DType::f32) return "float64 runs on the reference";
     if (p.layout != Layout::channels_last) return "channels_first is not on the SIMD path yet";
-    if (depthwise_) {
-      if (p.in_channels != p.groups || p.out_channels != p.groups) return "not depthwise (one channel per group)";
-      if (depthwise_vectors(p.groups, best_kernels().lanes) == 0) {
-        return "channels not a multiple of the vector width";
-      }
+    const bool depthwise = p.in_channels == p.groups && p.out_channels == p.groups;
+    if (kind_ == Kind::depthwise) {
+      if (!depthwise) return "not depthwise (one channel per group)";
+      if (depthwise_vectors(p.groups, best_kernels().lanes) == 0) return "channels not a multiple of the vector width";
     }
+    if (kind_ == Kind::dot && !wants_dot(p)) return "more than 4 output channels per group, or too few input channels";
     return std::nullopt;
   }
 
   std::shared_ptr<const PlanState> prepare(const Problem& p) const override {
     auto s = std::make_shared<State>();
     s->kernels = best_kernels();
-    s->depthwise = depthwise_;
-    const int lanes = s->kernels.lanes;
-    s->groups = p.groups;
-    s->icg = p.in_channels / p.groups;
-    s->ocg = p.out_channels / p.groups;
-    if (depthwise_) {
-      s->vectors = depthwise_vectors(p.groups, lanes);
-    } else {
-      const std::int64_t needed = (s->ocg + lanes - 1) / lanes;
-      s->vectors = static_cast<int>(std::min<std::int64_t>(needed, kMaxVectorsPerTile));
-    }
-    s->rows = s->kernels.mr[s->vectors];
-    s->nr = s->vectors * lanes;
-    const std::int64_t channels_per_block_owner = depthwise_ ? p.out_channels : s->ocg;
-    s->blocks = (channels_per_block_owner + s->nr - 1) / s->nr;
     const int lead = kMaxSpatialDims - p.spatial_dims;
     for (int d = 0; d < kMaxSpatialDims; ++d) {
       if (d < lead) {
@@ -115,7 +177,14 @@ class Engine final : public detail::Implementation {
       s->in[d] = s->axes[d].input;
       s->out[d] = s->axes[d].output;
     }
+    choose_tiles(kind_, p, s->kernel[0] * s->kernel[1] * s->kernel[2], *s);
     const auto& x = s->axes[2];
+    std::int64_t pixels = 0, segments = 0;
+    for (const AxisSequence& seq : x.sequences) {
+      pixels += seq.count;
+      segments += static_cast<std::int64_t>(seq.segments.size());
+    }
+    s->batch_tiles = p.batch > 1 && pixels < segments * s->rows;
     for (int q = 0; q < static_cast<int>(x.sequences.size()); ++q) {
       for (std::int64_t j = 0; j < x.sequences[q].count; j += kPixelsPerWorkItem) {
         s->xblocks.push_back({q, j, std::min(j + kPixelsPerWorkItem, x.sequences[q].count)});
@@ -126,28 +195,8 @@ class Engine final : public detail::Implementation {
 
   std::shared_ptr<PackedData> pack_weights(const Problem& p, const PlanState* state,
                                            const void* weights) const override {
-    const auto& s = static_cast<const State&>(*state);
-    const auto* w = static_cast<const float*>(weights);
-    const std::int64_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2];
     auto packed = std::make_shared<Packed>();
-    if (depthwise_) {
-      // [tap][channel], channels padded to whole blocks.
-      const std::int64_t width = s.blocks * s.nr;
-      packed->weights.assign(static_cast<std::size_t>(taps * width), 0.0f);
-      for (std::int64_t t = 0; t < taps; ++t)
-        for (std::int64_t c = 0; c < p.groups; ++c) packed->weights[t * width + c] = w[weight_index(p, c, 0, 0, t, taps)];
-    } else {
-      // [group][block][tap][input channel][NR output channels], output channels padded with zeros.
-      packed->weights.assign(static_cast<std::size_t>(s.groups * s.blocks * taps * s.icg * s.nr), 0.0f);
-      for (std::int64_t g = 0; g < s.groups; ++g)
-        for (std::int64_t n = 0; n < s.ocg; ++n)
-          for (std::int64_t t = 0; t < taps; ++t)
-            for (std::int64_t q = 0; q < s.icg; ++q) {
-              const std::int64_t block = n / s.nr, lane = n % s.nr;
-              packed->weights[(((g * s.blocks + block) * taps + t) * s.icg + q) * s.nr + lane] =
-                  w[weight_index(p, g, q, n, t, taps)];
-            }
-    }
+    pack(kind_, p, static_cast<const State&>(*state), static_cast<const float*>(weights), packed->weights);
     packed->bytes = packed->weights.size() * sizeof(float);
     return packed;
   }
@@ -155,9 +204,8 @@ class Engine final : public detail::Implementation {
   void forward(const Problem& p, const ForwardArgs& args) const override {
     const auto& s = static_cast<const State&>(*args.state);
     const auto& packed = static_cast<const Packed&>(*args.weights);
-    const std::int64_t rows = p.batch * s.out[0] * s.out[1];
-    const std::int64_t items = rows * static_cast<std::int64_t>(s.xblocks.size()) *
-                               (depthwise_ ? 1 : s.groups) * s.blocks;
+    const std::int64_t rows = (s.batch_tiles ? 1 : p.batch) * s.out[0] * s.out[1];
+    const std::int64_t items = rows * static_cast<std::int64_t>(s.xblocks.size()) * s.tile_groups * s.blocks;
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::int64_t item = 0; item < items; ++item) {
       run_item(p, s, packed, args, item);
@@ -190,13 +238,14 @@ class Engine final : public detail::Implementation {
 
   void run_item(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args,
                 std::int64_t item) const {
-    // item = ((row * xblocks + xblock) * groups + g) * blocks + block
-    const std::int64_t groups_here = depthwise_ ? 1 : s.groups;
+    // item = ((row * xblocks + xblock) * tile_groups + g) * blocks + block
+    const auto xblocks = static_cast<std::int64_t>(s.xblocks.size());
     const std::int64_t block = item % s.blocks;
-    const std::int64_t g = (item / s.blocks) % groups_here;
-    const std::int64_t xb = (item / (s.blocks * groups_here)) % static_cast<std::int64_t>(s.xblocks.size());
-    const std::int64_t row = item / (s.blocks * groups_here * static_cast<std::int64_t>(s.xblocks.size()));
-    const std::int64_t oy = row % s.out[1], oz = (row / s.out[1]) % s.out[0], n = row / (s.out[1] * s.out[0]);
+    const std::int64_t g = (item / s.blocks) % s.tile_groups;
+    const std::int64_t xb = (item / (s.blocks * s.tile_groups)) % xblocks;
+    const std::int64_t row = item / (s.blocks * s.tile_groups * xblocks);
+    const std::int64_t oy = row % s.out[1], oz = (row / s.out[1]) % s.out[0];
+    const std::int64_t row_image = row / (s.out[1] * s.out[0]);  // 0 when tiles run across the batch
 
     thread_local std::vector<Tap> z_taps, y_taps;
     thread_local std::vector<const float*> a_ptrs, b_ptrs;
@@ -210,11 +259,11 @@ class Engine final : public detail::Implementation {
     b_ptrs.resize(max_taps);
 
     const std::int64_t in_channels = p.in_channels, out_channels = p.out_channels;
-    const std::int64_t channel0 = depthwise_ ? block * s.nr : g * s.ocg + block * s.nr;
-    const int nr_valid = static_cast<int>(std::min<std::int64_t>(s.nr, (depthwise_ ? out_channels : s.ocg) -
-                                                                           block * s.nr));
+    const std::int64_t channel0 = g * s.dst_group_step + block * s.nr;
+    const int nr_valid = static_cast<int>(std::min<std::int64_t>(s.nr, s.nr_limit - block * s.nr));
     const float* init = nullptr;
     if (args.bias != nullptr) {
+      // Tiles read nr init values; a partial last block gets a zero-padded copy.
       const float* bias = static_cast<const float*>(args.bias) + channel0;
       if (nr_valid == s.nr) {
         init = bias;
@@ -224,32 +273,36 @@ class Engine final : public detail::Implementation {
         init = init_tail.data();
       }
     }
-    const std::int64_t taps_total = s.kernel[0] * s.kernel[1] * s.kernel[2];
     const float* src = static_cast<const float*>(args.src);
-    const float* wts = packed.weights.data();
     float* dst = static_cast<float*>(args.dst);
-    const std::int64_t src_channel0 = depthwise_ ? channel0 : g * s.icg;
-    const float* b_base = depthwise_ ? wts + block * s.nr
-                                     : wts + (g * s.blocks + block) * taps_total * s.icg * s.nr;
-    const std::int64_t b_tap_stride = depthwise_ ? s.blocks * s.nr : s.icg * s.nr;
-    const TileFn tile = depthwise_ ? s.kernels.depthwise[s.vectors] : s.kernels.gemm[s.vectors];
+    const std::int64_t src_channel0 = g * s.src_group_step + block * s.src_block_step;
+    const float* b_base = packed.weights.data() + g * s.b_group + block * s.b_block;
+    const std::int64_t b_tap_stride = s.b_tap;
+    const TileFn tile = s.tile;
 
     const XBlock& xblock = s.xblocks[static_cast<std::size_t>(xb)];
     const AxisSequence& seq = s.axes[2].sequences[static_cast<std::size_t>(xblock.sequence)];
     TileCall call;
     call.a = a_ptrs.data();
     call.b = b_ptrs.data();
-    call.a_pixel_stride = seq.in_step * in_channels;
-    call.k = s.icg;
+    const std::int64_t src_image = s.in[0] * s.in[1] * s.in[2] * in_channels;
+    const std::int64_t dst_image = s.out[0] * s.out[1] * s.out[2] * out_channels;
+    call.a_pixel_stride = s.batch_tiles ? src_image : seq.in_step * in_channels;
+    call.k = s.k;
     call.init = init;
-    call.c_pixel_stride = seq.out_step * out_channels;
+    call.c_pixel_stride = s.batch_tiles ? dst_image : seq.out_step * out_channels;
     call.nr_valid = nr_valid;
-    const std::int64_t dst_row = ((n * s.out[0] + oz) * s.out[1] + oy) * s.out[2];
+    // A tile is m pixels along x of one image, or one pixel of m images.
+    const std::int64_t tile_step = s.batch_tiles ? 1 : s.rows;
+    const std::int64_t images = s.batch_tiles ? p.batch : 1;
     for (const AxisSegment& seg : seq.segments) {
       const std::int64_t j_begin = std::max(seg.j_begin, xblock.j_begin);
       const std::int64_t j_end = std::min(seg.j_end, xblock.j_end);
-      for (std::int64_t j = j_begin; j < j_end; j += s.rows) {
-        call.m = static_cast<int>(std::min<std::int64_t>(s.rows, j_end - j));
+      for (std::int64_t j = j_begin; j < j_end; j += tile_step)
+      for (std::int64_t n0 = 0; n0 < images; n0 += s.rows) {
+        const std::int64_t n = s.batch_tiles ? n0 : row_image;
+        call.m = static_cast<int>(std::min<std::int64_t>(s.rows, s.batch_tiles ? images - n0 : j_end - j));
+        const std::int64_t dst_row = ((n * s.out[0] + oz) * s.out[1] + oy) * s.out[2];
         int t = 0;
         for (int zi = 0; zi < nz; ++zi)
           for (int yi = 0; yi < ny; ++yi) {
@@ -270,13 +323,16 @@ class Engine final : public detail::Implementation {
     }
   }
 
-  bool depthwise_;
+  Kind kind_;
   std::shared_ptr<const detail::Implementation> reference_ = detail::reference_implementation();
 };
 
 }  // namespace
 
-std::shared_ptr<const detail::Implementation> make_depthwise_engine() { return std::make_shared<Engine>(true); }
-std::shared_ptr<const detail::Implementation> make_gemm_engine() { return std::make_shared<Engine>(false); }
+std::shared_ptr<const detail::Implementation> make_depthwise_engine() {
+  return std::make_shared<Engine>(Kind::depthwise);
+}
+std::shared_ptr<const detail::Implementation> make_dot_engine() { return std::make_shared<Engine>(Kind::dot); }
+std::shared_ptr<const detail::Implementation> make_gemm_engine() { return std::make_shared<Engine>(Kind::gemm); }
 
 }  // namespace tdconv::engine

@@ -91,6 +91,51 @@ HWY_NOINLINE void DepthwiseTile(const TileCall& call) {
   StoreTile<M, NV>(d, call, acc);
 }
 
+// The first `count` floats at p, zeros after them, without touching memory past p + count: AVX2 and AVX-512 masked
+// loads suppress faults; other targets copy through a buffer.
+HWY_INLINE V LoadPartial(const D d, const float* HWY_RESTRICT p, size_t count) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
+  return hn::MaskedLoad(hn::FirstN(d, count), d, p);
+#else
+  HWY_ALIGN float buffer[HWY_MAX_BYTES / sizeof(float)] = {};
+  for (size_t i = 0; i < count; ++i) buffer[i] = p[i];
+  return hn::Load(d, buffer);
+#endif
+}
+
+// Few output channels: input channels are lanes; NO outputs per pixel, each reduced horizontally at the end.
+template <int M, int NO>
+HWY_NOINLINE void DotTile(const TileCall& call) {
+  const D d;
+  const size_t lanes = hn::Lanes(d);
+  V acc[M][NO];
+  for (int r = 0; r < M; ++r)
+    for (int o = 0; o < NO; ++o) acc[r][o] = hn::Zero(d);
+  const std::int64_t full_blocks = call.k / static_cast<std::int64_t>(lanes);
+  const size_t tail = static_cast<size_t>(call.k) % lanes;
+  const std::int64_t blocks = full_blocks + (tail ? 1 : 0);
+  for (int t = 0; t < call.ntaps; ++t) {
+    const float* HWY_RESTRICT a = call.a[t];
+    const float* HWY_RESTRICT b = call.b[t];
+    for (std::int64_t blk = 0; blk < blocks; ++blk) {
+      V wv[NO];
+      for (int o = 0; o < NO; ++o) wv[o] = hn::LoadU(d, b + (blk * NO + o) * lanes);
+      for (int r = 0; r < M; ++r) {
+        const float* p = a + r * call.a_pixel_stride + blk * lanes;
+        // The last block of a pixel's channels may be partial: load only what exists (fault-safe).
+        const V av = blk < full_blocks ? hn::LoadU(d, p) : LoadPartial(d, p, tail);
+        for (int o = 0; o < NO; ++o) acc[r][o] = hn::MulAdd(av, wv[o], acc[r][o]);
+      }
+    }
+  }
+  for (int r = 0; r < M; ++r) {
+    float* out = call.c + r * call.c_pixel_stride;
+    for (int o = 0; o < NO; ++o) {
+      out[o] = (call.init ? call.init[o] : 0.0f) + hn::GetLane(hn::SumOfLanes(d, acc[r][o]));
+    }
+  }
+}
+
 // Runtime m -> compile-time M, so every tile height has fully unrolled register blocks.
 template <int NV, template <int, int> class Kernel, int M = TileRows(NV)>
 HWY_INLINE void DispatchRows(const TileCall& call) {
@@ -109,6 +154,21 @@ struct Depthwise {
   static void Run(const TileCall& call) { DepthwiseTile<M, NV>(call); }
 };
 
+template <int M, int NO>
+struct Dot {
+  static void Run(const TileCall& call) { DotTile<M, NO>(call); }
+};
+// Dot tiles hold M x NO accumulators plus NO weight vectors and one input vector.
+template <int NO, int M = TileRows(NO)>
+HWY_INLINE void DispatchDotRows(const TileCall& call) {
+  if constexpr (M > 1) {
+    if (call.m < M) return DispatchDotRows<NO, M - 1>(call);
+  }
+  Dot<M, NO>::Run(call);
+}
+template <int NO>
+void DotEntry(const TileCall& call) { DispatchDotRows<NO>(call); }
+
 template <int NV>
 void GemmEntry(const TileCall& call) { DispatchRows<NV, Gemm>(call); }
 template <int NV>
@@ -122,6 +182,8 @@ KernelSet Kernels() {
   set.gemm[1] = GemmEntry<1>, set.gemm[2] = GemmEntry<2>, set.gemm[3] = GemmEntry<3>, set.gemm[4] = GemmEntry<4>;
   set.depthwise[1] = DepthwiseEntry<1>, set.depthwise[2] = DepthwiseEntry<2>;
   set.depthwise[3] = DepthwiseEntry<3>, set.depthwise[4] = DepthwiseEntry<4>;
+  for (int o = 1; o <= kMaxVectorsPerTile; ++o) set.dot_mr[o] = TileRows(o);
+  set.dot[1] = DotEntry<1>, set.dot[2] = DotEntry<2>, set.dot[3] = DotEntry<3>, set.dot[4] = DotEntry<4>;
   return set;
 }
 

@@ -9,6 +9,8 @@
 // past k * NR packed weights of a tap, and never reads c. With no taps it stores init.
 // The depthwise kernel is the same tile with one input channel per output channel: a[t][r * stride + n] is read as
 // a vector (channels are lanes), and b[t] holds NR per-channel weights.
+// The dot kernel serves few output channels (NR = 1..4): input channels are lanes, so b[t] holds, per block of
+// `lanes` input channels, NR vectors of weights (zero padded past k); each output is a horizontal sum at the end.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -39,6 +41,9 @@ struct KernelSet {
   int mr[kMaxVectorsPerTile + 1] = {};
   TileFn gemm[kMaxVectorsPerTile + 1] = {};
   TileFn depthwise[kMaxVectorsPerTile + 1] = {};
+  // Indexed by output channels (1..kMaxVectorsPerTile).
+  int dot_mr[kMaxVectorsPerTile + 1] = {};
+  TileFn dot[kMaxVectorsPerTile + 1] = {};
 };
 
 // The kernels of the best target this CPU supports (as limited by force_target, if set).

@@ -64,7 +64,7 @@ std::shared_ptr<const Implementation> reference_implementation() {
 
 const std::vector<std::shared_ptr<const Implementation>>& implementations() {
   static const std::vector<std::shared_ptr<const Implementation>> list{
-      engine::make_depthwise_engine(), engine::make_gemm_engine(), reference_implementation()};
+      engine::make_depthwise_engine(), engine::make_dot_engine(), engine::make_gemm_engine(), reference_implementation()};
   return list;
 }
 

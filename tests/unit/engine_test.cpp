@@ -25,7 +25,7 @@ struct Case {
 Case random_case(std::mt19937_64& rng, int index) {
   ProblemLimits lim;
   Case c;
-  const int kind = index % 4;
+  const int kind = index % 5;
   if (kind == 1) {  // many channels, small spatial: odd counts up to 67
     lim.max_channels_per_group = 67;
     lim.max_groups = 1;
@@ -36,6 +36,10 @@ Case random_case(std::mt19937_64& rng, int index) {
   Problem& p = c.problem;
   if (kind == 3) {  // depthwise with a channel count the depthwise kernel takes (a multiple of 16)
     p.groups = p.in_channels = p.out_channels = 16 * uniform(rng, 1, 3);
+  }
+  if (kind == 4) {  // few outputs per group, many inputs: the dot kernel, with partial lane blocks
+    p.in_channels = p.groups * uniform(rng, 8, 40);
+    p.out_channels = p.groups * uniform(rng, 1, 4);
   }
   p.dtype = DType::f32;
   p.layout = Layout::channels_last;
@@ -108,6 +112,8 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   const Plan gemm(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
   EXPECT_EQ(gemm.implementation_name(), "gemm_simd");
   EXPECT_EQ(gemm.candidates()[0].declined_because, "not depthwise (one channel per group)");
+  const Plan dot(parse_problem("convT_mb1_g1_ic56_oc1_i9x9_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_clast_wtorch"));
+  EXPECT_EQ(dot.implementation_name(), "dot_simd");
   const Plan f64(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f64_clast_wtorch"));
   EXPECT_EQ(f64.implementation_name(), "reference");
 }
