@@ -153,7 +153,8 @@ class Engine final : public detail::Implementation {
 
   std::optional<std::string> declines(const Problem& p) const override {
     if (p.dtype != DType::f32) return "float64 runs on the reference";
-    if (p.layout != Layout::channels_last) return "channels_first is not on the SIMD path yet";
+    // The depthwise and dot kernels load channels as vectors, which channels_first spreads a plane apart.
+    if (p.layout != Layout::channels_last && kind_ != Kind::gemm) return "channels_first runs on the gemm kernel";
     const bool depthwise = p.in_channels == p.groups && p.out_channels == p.groups;
     if (kind_ == Kind::depthwise) {
       if (!depthwise) return "not depthwise (one channel per group)";
@@ -258,7 +259,12 @@ class Engine final : public detail::Implementation {
     a_ptrs.resize(max_taps);
     b_ptrs.resize(max_taps);
 
-    const std::int64_t in_channels = p.in_channels, out_channels = p.out_channels;
+    // Element (n, c, spatial index i) of an activation is at n * image + c * channel_stride + i * pixel_unit.
+    const bool last = p.layout == Layout::channels_last;
+    const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
+    const std::int64_t src_unit = last ? p.in_channels : 1, src_channel = last ? 1 : in_plane;
+    const std::int64_t dst_unit = last ? p.out_channels : 1, dst_channel = last ? 1 : out_plane;
+    const std::int64_t src_image = in_plane * p.in_channels, dst_image = out_plane * p.out_channels;
     const std::int64_t channel0 = g * s.dst_group_step + block * s.nr;
     const int nr_valid = static_cast<int>(std::min<std::int64_t>(s.nr, s.nr_limit - block * s.nr));
     const float* init = nullptr;
@@ -285,12 +291,12 @@ class Engine final : public detail::Implementation {
     TileCall call;
     call.a = a_ptrs.data();
     call.b = b_ptrs.data();
-    const std::int64_t src_image = s.in[0] * s.in[1] * s.in[2] * in_channels;
-    const std::int64_t dst_image = s.out[0] * s.out[1] * s.out[2] * out_channels;
-    call.a_pixel_stride = s.batch_tiles ? src_image : seq.in_step * in_channels;
+    call.a_pixel_stride = s.batch_tiles ? src_image : seq.in_step * src_unit;
+    call.a_channel_stride = src_channel;
+    call.c_channel_stride = dst_channel;
     call.k = s.k;
     call.init = init;
-    call.c_pixel_stride = s.batch_tiles ? dst_image : seq.out_step * out_channels;
+    call.c_pixel_stride = s.batch_tiles ? dst_image : seq.out_step * dst_unit;
     call.nr_valid = nr_valid;
     // A tile is m pixels along x of one image, or one pixel of m images.
     const std::int64_t tile_step = s.batch_tiles ? 1 : s.rows;
@@ -302,22 +308,22 @@ class Engine final : public detail::Implementation {
       for (std::int64_t n0 = 0; n0 < images; n0 += s.rows) {
         const std::int64_t n = s.batch_tiles ? n0 : row_image;
         call.m = static_cast<int>(std::min<std::int64_t>(s.rows, s.batch_tiles ? images - n0 : j_end - j));
-        const std::int64_t dst_row = ((n * s.out[0] + oz) * s.out[1] + oy) * s.out[2];
+        const std::int64_t dst_row = (oz * s.out[1] + oy) * s.out[2];
         int t = 0;
         for (int zi = 0; zi < nz; ++zi)
           for (int yi = 0; yi < ny; ++yi) {
-            const std::int64_t src_row = ((n * s.in[0] + z_taps[zi].in_index) * s.in[1] + y_taps[yi].in_index) * s.in[2];
+            const std::int64_t src_row = (z_taps[zi].in_index * s.in[1] + y_taps[yi].in_index) * s.in[2];
             const std::int64_t k_row = (z_taps[zi].kernel_index * s.kernel[1] + y_taps[yi].kernel_index) * s.kernel[2];
             for (int xi = seg.tap_begin; xi < seg.tap_end; ++xi) {
               const AxisTap& tap = seq.taps[static_cast<std::size_t>(xi)];
               const std::int64_t ix = seq.in_first + j * seq.in_step + tap.in_offset;
-              a_ptrs[t] = src + (src_row + ix) * in_channels + src_channel0;
+              a_ptrs[t] = src + n * src_image + (src_row + ix) * src_unit + src_channel0 * src_channel;
               b_ptrs[t] = b_base + (k_row + tap.kernel_index) * b_tap_stride;
               ++t;
             }
           }
         call.ntaps = t;
-        call.c = dst + (dst_row + seq.out_first + j * seq.out_step) * out_channels + channel0;
+        call.c = dst + n * dst_image + (dst_row + seq.out_first + j * seq.out_step) * dst_unit + channel0 * dst_channel;
         tile(call);
       }
     }

@@ -26,6 +26,16 @@ template <int M, int NV>
 HWY_INLINE void StoreTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
   const size_t lanes = hn::Lanes(d);
   const bool full = static_cast<size_t>(call.nr_valid) == NV * lanes;
+  if (call.c_channel_stride != 1) {  // channels_first: each output channel is a plane; write the tile transposed
+    HWY_ALIGN float tile[M][NV * HWY_MAX_BYTES / sizeof(float)];
+    for (int r = 0; r < M; ++r)
+      for (int v = 0; v < NV; ++v) hn::Store(acc[r][v], d, tile[r] + v * lanes);
+    for (int n = 0; n < call.nr_valid; ++n) {
+      float* out = call.c + n * call.c_channel_stride;
+      for (int r = 0; r < M; ++r) out[r * call.c_pixel_stride] = tile[r][n];
+    }
+    return;
+  }
   for (int r = 0; r < M; ++r) {
     float* out = call.c + r * call.c_pixel_stride;
     if (full) {
@@ -60,8 +70,9 @@ HWY_NOINLINE void GemmTile(const TileCall& call) {
     for (std::int64_t q = 0; q < call.k; ++q) {
       V bv[NV];
       for (int v = 0; v < NV; ++v) bv[v] = hn::LoadU(d, b + q * NV * lanes + v * lanes);
+      const float* HWY_RESTRICT aq = a + q * call.a_channel_stride;
       for (int r = 0; r < M; ++r) {
-        const V av = hn::Set(d, a[r * call.a_pixel_stride + q]);
+        const V av = hn::Set(d, aq[r * call.a_pixel_stride]);
         for (int v = 0; v < NV; ++v) acc[r][v] = hn::MulAdd(av, bv[v], acc[r][v]);
       }
     }

@@ -3,7 +3,8 @@
 // and chosen at plan time. Everything else in the engine is portable.
 //
 // Contract of a microkernel call (one tile of m output pixels x NR output channels):
-//   c[r * c_pixel_stride + n] = init[n] + sum over taps t, channels q of  a[t][r * a_pixel_stride + q] * b[t][q * NR + n]
+//   c[r * c_pixel_stride + n * c_channel_stride] =
+//       init[n] + sum over taps t, channels q of  a[t][r * a_pixel_stride + q * a_channel_stride] * b[t][q * NR + n]
 // for r < m, n < nr_valid. init is the bias (NR values, zero padded) or zero. Taps are given as pointer pairs, so
 // the caller decides which input elements each tap reads; the kernel never reads past k channels of a pixel or
 // past k * NR packed weights of a tap, and never reads c. With no taps it stores init.
@@ -24,9 +25,11 @@ struct TileCall {
   const float* const* b = nullptr;
   std::int64_t a_pixel_stride = 0;
   std::int64_t k = 0;  // input channels per tap (gemm); unused by depthwise
+  std::int64_t a_channel_stride = 1;  // gemm only: channels_first input has channels a plane apart
   const float* init = nullptr;  // NR values or null (zero)
   float* c = nullptr;
   std::int64_t c_pixel_stride = 0;
+  std::int64_t c_channel_stride = 1;  // gemm only: channels_first output
   int nr_valid = 0;
 };
 

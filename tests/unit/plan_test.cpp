@@ -14,9 +14,21 @@ const char* const kSeed = "convT_mb1_g1_ic1_oc1_i2x2_k3x3_s2x2_d1x1_p1:1x1:1_op0
 
 TEST(Plan, ChoosesTheFirstSupportingImplementationAndListsAll) {
   const Plan plan(parse_problem(kSeed));
-  EXPECT_EQ(plan.implementation_name(), "reference");
-  EXPECT_EQ(plan.candidates().size(), implementation_names().size());
+  ASSERT_EQ(plan.candidates().size(), implementation_names().size());
   EXPECT_EQ(implementation_names().back(), "reference");
+  std::string first_supporting;
+  for (const auto& c : plan.candidates()) {
+    if (c.declined_because.empty()) {
+      first_supporting = c.name;
+      break;
+    }
+    EXPECT_FALSE(c.declined_because.empty());
+  }
+  EXPECT_EQ(plan.implementation_name(), first_supporting);
+  EXPECT_NE(plan.implementation_name(), "reference");  // float32 takes a fast path
+  Problem f64 = parse_problem(kSeed);
+  f64.dtype = DType::f64;
+  EXPECT_EQ(Plan(f64).implementation_name(), "reference");
 }
 
 TEST(Plan, RequestedImplementationMustExist) {
@@ -105,7 +117,8 @@ TEST(Plan, VerboseReportsTheChoice) {
   const std::string out = ::testing::internal::GetCapturedStderr();
   unsetenv("TDCONV_VERBOSE");
   EXPECT_NE(out.find(kSeed), std::string::npos) << out;
-  EXPECT_NE(out.find("reference: chosen"), std::string::npos) << out;
+  EXPECT_NE(out.find(plan.implementation_name() + ": chosen"), std::string::npos) << out;
+  EXPECT_NE(out.find("declined, not depthwise"), std::string::npos) << out;
 }
 
 }  // namespace
