@@ -19,4 +19,12 @@ run_suite() {  # build dir, extra cmake args...
 run_suite build -DCMAKE_BUILD_TYPE=Release
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DTDCONV_SANITIZE=ON
+# ThreadSanitizer: the tests that share one plan between threads. OpenMP is off in this build because libgomp is
+# not instrumented (TSan would report its internals); the threads under test are the callers' std::threads.
+echo "==== build-tsan: build"
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTDCONV_TSAN=ON -DTDCONV_BUILD_BENCH=OFF >/dev/null
+cmake --build build-tsan -j "$jobs" --target tdconv_unit_tests
+echo "==== build-tsan: test"
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j "$jobs" \
+  -R "Concurrency|Determinism|EngineTarget|Plan\\."
 echo "==== all tests passed"

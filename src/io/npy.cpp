@@ -1,5 +1,7 @@
 #include "io/npy.hpp"
 
+#include "io/interrupt.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -475,9 +477,12 @@ std::vector<std::byte> encode(DType dtype, std::span<const std::int64_t> shape, 
 // destructor removes it, so no failure leaves it behind and the target is never touched.
 class PendingFile {
  public:
-  explicit PendingFile(const std::string& target) : target_(target), fd_(create_exclusive()) {}
+  explicit PendingFile(const std::string& target) : target_(target), fd_(create_exclusive()) {
+    detail::set_pending_output(path_.c_str());
+  }
   ~PendingFile() {
     if (!committed_) ::unlink(path_.c_str());
+    detail::set_pending_output(nullptr);
   }
   PendingFile(const PendingFile&) = delete;
   PendingFile& operator=(const PendingFile&) = delete;

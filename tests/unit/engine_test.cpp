@@ -3,7 +3,9 @@
 // groups and depthwise, odd channel counts up to 67, 1D/2D/3D), every compiled SIMD target, 1 and 2 threads,
 // outputs pre-filled with NaN so unwritten elements show.
 #include <gtest/gtest.h>
+#ifdef _OPENMP
 #include <omp.h>
+#endif
 
 #include <cmath>
 #include <cstring>
@@ -50,17 +52,21 @@ Case random_case(std::mt19937_64& rng, int index) {
   return c;
 }
 
-std::vector<float> run_plan(const Case& c, int threads, std::string* implementation) {
+std::vector<float> run_plan(const Case& c, [[maybe_unused]] int threads, std::string* implementation) {
   const Problem& p = c.problem;
   const Plan plan(p);
   *implementation = plan.implementation_name();
   std::vector<float> dst(static_cast<std::size_t>(element_count(dst_shape(p), "t")),
                          std::numeric_limits<float>::quiet_NaN());
+#ifdef _OPENMP
   omp_set_num_threads(threads);
+#endif
   const PackedWeights packed = plan.pack_weights(view(c.weights.data(), weights_shape(p)));
   plan.forward(view(c.src.data(), src_shape(p)), packed, view(c.bias.data(), bias_shape(p)),
                mutable_view(dst.data(), dst_shape(p)));
+#ifdef _OPENMP
   omp_set_num_threads(1);
+#endif
   return dst;
 }
 

@@ -5,6 +5,7 @@
 #include <new>
 
 #include "cli.hpp"
+#include "io/interrupt.hpp"
 #include "commands.hpp"
 #include "tdconv/error.hpp"
 
@@ -45,6 +46,7 @@ int dispatch(const std::string& command, const Args& args) {
 namespace tdconv::cli {
 
 int run_cli(const Args& all) {
+  io::remove_pending_output_on_signal();
   if (all.empty() || all[0] == "--help" || all[0] == "-h" || all[0] == "help") {
     std::cout << tdconv::cli::help_text(all.size() > 1 ? all[1] : "");
     return all.empty() ? 2 : 0;
