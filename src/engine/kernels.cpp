@@ -185,6 +185,8 @@ void GemmEntry(const TileCall& call) { DispatchRows<NV, Gemm>(call); }
 template <int NV>
 void DepthwiseEntry(const TileCall& call) { DispatchRows<NV, Depthwise>(call); }
 
+#include "engine/winograd_transforms-inl.h"
+
 KernelSet Kernels() {
   KernelSet set;
   set.target = hwy::TargetName(HWY_TARGET);
@@ -194,6 +196,8 @@ KernelSet Kernels() {
   set.depthwise[1] = DepthwiseEntry<1>, set.depthwise[2] = DepthwiseEntry<2>;
   set.depthwise[3] = DepthwiseEntry<3>, set.depthwise[4] = DepthwiseEntry<4>;
   for (int o = 1; o <= kMaxVectorsPerTile; ++o) set.dot_mr[o] = TileRows(o);
+  set.winograd_input = WinogradInput;
+  set.winograd_output = WinogradOutput;
   set.dot[1] = DotEntry<1>, set.dot[2] = DotEntry<2>, set.dot[3] = DotEntry<3>, set.dot[4] = DotEntry<4>;
   return set;
 }

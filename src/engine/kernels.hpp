@@ -47,6 +47,10 @@ struct KernelSet {
   // Indexed by output channels (1..kMaxVectorsPerTile).
   int dot_mr[kMaxVectorsPerTile + 1] = {};
   TileFn dot[kMaxVectorsPerTile + 1] = {};
+  // Winograd F(2x2, 3x3) transforms over a multiple of `lanes` channels (see winograd_transforms-inl.h).
+  void (*winograd_input)(const float* const* patch, std::int64_t channels, float* v, std::int64_t e_stride) = nullptr;
+  void (*winograd_output)(const float* m, std::int64_t e_stride, std::int64_t channels, const float* bias,
+                          float* const* out) = nullptr;
 };
 
 // The kernels of the best target this CPU supports (as limited by force_target, if set).

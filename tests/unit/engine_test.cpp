@@ -108,6 +108,38 @@ TEST_P(EngineTarget, MatchesReferenceOnRandomProblemsWithOneAndTwoThreads) {
   EXPECT_EQ(fast, 400) << "every float32 problem should take a SIMD path";
 }
 
+// Winograd takes 3x3 stride-1 layers with many channels; tiles cross the image edge, residue classes of odd sizes,
+// a partial last batch of tiles, both weight layouts.
+void check_winograd(const std::vector<const char*>& problems) {
+  std::mt19937_64 rng(31);
+  for (const char* text : problems) {
+    Case c;
+    c.problem = parse_problem(text);
+    const Problem& p = c.problem;
+    auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+    c.src = to_float(random_values(rng, src_shape(p)));
+    c.weights = to_float(random_values(rng, weights_shape(p)));
+    c.bias = to_float(random_values(rng, bias_shape(p)));
+    std::string impl1, impl2;
+    const auto one = run_plan(c, 1, &impl1);
+    EXPECT_EQ(impl1, "winograd_f2x3") << text;
+    check_against_reference(c, one, impl1);
+    const auto two = run_plan(c, 2, &impl2);
+    EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << text;
+  }
+}
+
+TEST(Engine, WinogradMatchesReference) {
+  check_winograd({"conv_mb2_g1_ic128_oc128_i11x13_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
+                  "conv_mb1_g1_ic128_oc144_i33x31_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtf",
+                  "conv_mb1_g1_ic160_oc128_i15x15_k3x3_s1x1_d1x2_p0:2x1:3_f32_clast_wtorch",
+                  "conv_mb1_g1_ic128_oc128_i37x35_k3x3_s1x1_d3x3_p3:3x3:3_f32_clast_wtorch"});
+}
+
+TEST_P(EngineTarget, WinogradMatchesReference) {
+  check_winograd({"conv_mb1_g1_ic128_oc128_i11x13_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"});
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTargets, EngineTarget, ::testing::ValuesIn(engine::supported_targets()),
                          [](const auto& target) { return target.param; });
 
@@ -116,7 +148,8 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   EXPECT_EQ(dw.implementation_name(), "depthwise_simd");
   const Plan gemm(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
   EXPECT_EQ(gemm.implementation_name(), "gemm_simd");
-  EXPECT_EQ(gemm.candidates()[0].declined_because, "not depthwise (one channel per group)");
+  EXPECT_EQ(gemm.candidates()[0].declined_because, "not a 2D convolution");
+  EXPECT_EQ(gemm.candidates()[1].declined_because, "not depthwise (one channel per group)");
   const Plan dot(parse_problem("convT_mb1_g1_ic56_oc1_i9x9_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_clast_wtorch"));
   EXPECT_EQ(dot.implementation_name(), "dot_simd");
   const Plan f64(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f64_clast_wtorch"));
