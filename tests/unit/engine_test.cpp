@@ -149,8 +149,11 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   const Plan gemm(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
   EXPECT_EQ(gemm.implementation_name(), "gemm_simd");
   EXPECT_EQ(gemm.candidates()[0].declined_because, "not a 2D convolution");
-  EXPECT_EQ(gemm.candidates()[1].declined_because, "not depthwise (one channel per group)");
-  const Plan dot(parse_problem("convT_mb1_g1_ic56_oc1_i9x9_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_clast_wtorch"));
+  EXPECT_EQ(gemm.candidates()[1].declined_because, "more than 4 output channels");
+  EXPECT_EQ(gemm.candidates()[2].declined_because, "not depthwise (one channel per group)");
+  const Plan scatter(parse_problem("convT_mb1_g1_ic56_oc1_i9x9_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_clast_wtorch"));
+  EXPECT_EQ(scatter.implementation_name(), "scatter_gemm");
+  const Plan dot(parse_problem("conv_mb1_g1_ic56_oc1_i9x9_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"));
   EXPECT_EQ(dot.implementation_name(), "dot_simd");
   const Plan f64(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f64_clast_wtorch"));
   EXPECT_EQ(f64.implementation_name(), "reference");

@@ -1,0 +1,213 @@
+// tdconv-bench: times tdconv's forward pass on the layers of bench/layers.json (or --layers FILE) and compares it
+// with oneDNN and PyTorch on the same data. Exit status: 0 done; 2 bad usage or a bad suite file (the first line on
+// stderr says which option or which layer and field); 3 with --fail-on-mismatch when a peer's output disagreed with
+// tdconv's or an installed peer failed on a layer; 1 an internal error, or tdconv failing on a layer or leaving
+// non-finite output.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "geometry.hpp"
+#include "layers.hpp"
+#include "onednn_peer.hpp"
+#include "options.hpp"
+#include "peak.hpp"
+#include "report.hpp"
+#include "results.hpp"
+#include "tdconv/error.hpp"
+#include "tdconv_run.hpp"
+#include "tensors.hpp"
+#include "torch_peer.hpp"
+
+#if defined(TDCONV_BENCH_OPENMP)
+#include <omp.h>
+#endif
+
+namespace bench {
+namespace {
+
+constexpr double kPeakSeconds = 0.2;
+
+// Progress goes to stderr only when a person watches it: logs and CI stay clean.
+class Progress {
+ public:
+  Progress() : on_(isatty(STDERR_FILENO) != 0) {}
+  void say(const std::string& text) const {
+    if (on_) std::cerr << "tdconv-bench: " << text << std::endl;
+  }
+
+ private:
+  bool on_;
+};
+
+// tdconv and oneDNN use OpenMP in this process; PyTorch reads OMP_NUM_THREADS in its own (set on its command line).
+void set_threads(int threads) {
+#if defined(TDCONV_BENCH_OPENMP)
+  omp_set_num_threads(threads);
+#endif
+  setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
+}
+
+std::string build_description() {
+  std::string text = TDCONV_BENCH_BUILD_TYPE;
+#if defined(TDCONV_BENCH_OPENMP)
+  text += ", OpenMP";
+#else
+  text += ", no OpenMP (oneDNN threads follow OMP_NUM_THREADS of the environment)";
+#endif
+#if !defined(__OPTIMIZE__) || defined(__SANITIZE_ADDRESS__)
+  text += "; WARNING: unoptimised or sanitized build, the times mean nothing";
+#endif
+  return text;
+}
+
+RunInfo describe_run(const Options& o, const Progress& progress) {
+  RunInfo info;
+  info.threads = o.threads;
+  info.layout = std::string(tdconv::to_string(o.layout));
+  info.layers_file = o.layers_file;
+  info.build = build_description();
+  info.rule = {o.min_runs, o.min_seconds};
+  progress.say("measuring the FMA peak");
+  info.peaks.push_back(measure_fma_peak(1, kPeakSeconds));
+  if (o.threads > 1) info.peaks.push_back(measure_fma_peak(o.threads, kPeakSeconds));
+  info.onednn.wanted = wants_onednn(o.peers);
+  info.torch.wanted = wants_torch(o.peers);
+  info.onednn.detail = info.torch.detail = "not requested (--peers)";
+  if (info.onednn.wanted) {
+    const PeerStatus s = onednn_status();
+    info.onednn.available = s.available;
+    info.onednn.detail = s.detail;
+  }
+  if (info.torch.wanted) {
+    progress.say("looking for PyTorch");
+    const PeerStatus s = torch_status();
+    info.torch.available = s.available;
+    info.torch.detail = s.detail + (s.available ? "; run with " + torch_environment(o.threads) : "");
+  }
+  return info;
+}
+
+void unavailable(PeerRun& run, const std::string& why) { run.reason = why; }
+
+LayerResult measure_layer(const Layer& layer, const RunInfo& info, const std::string& scratch,
+                          const Progress& progress) {
+  LayerResult r;
+  r.name = layer.name;
+  r.problem = tdconv::to_string(layer.problem);
+  const tdconv::Problem& p = layer.problem;
+  r.flops = nominal_flops(p);
+  r.valid_taps = valid_tap_fraction(p);
+  if (layer.pass != Pass::forward) {
+    r.skip_reason = "backward pass not benchmarked yet";
+    return r;
+  }
+  const Buffer src = random_buffer(tdconv::element_count(tdconv::src_shape(p), "src"), 1);
+  const Buffer weights = random_buffer(tdconv::element_count(tdconv::weights_shape(p), "weights"), 2);
+
+  progress.say(layer.name + ": tdconv");
+  TdconvOutput td;
+  try {
+    td = run_tdconv(p, src, weights, info.rule);
+    r.tdconv = td.run;
+  } catch (const std::exception& e) {
+    r.error = e.what();
+    return r;
+  }
+  if (info.onednn.wanted && info.onednn.available) {
+    progress.say(layer.name + ": oneDNN");
+    const OneDnnRuns runs = run_onednn(p, src, weights, &td.dst, info.rule);
+    r.onednn_any = runs.any;
+    r.onednn_plain = runs.plain;
+  } else {
+    unavailable(r.onednn_any, info.onednn.wanted ? "oneDNN unavailable" : "not requested");
+    unavailable(r.onednn_plain, r.onednn_any.reason);
+  }
+  if (info.torch.wanted && info.torch.available) {
+    progress.say(layer.name + ": PyTorch");
+    r.torch = run_torch(layer.name, p, src, weights, &td.dst, info.threads, info.rule, scratch);
+  } else {
+    unavailable(r.torch, info.torch.wanted ? "PyTorch unavailable" : "not requested");
+  }
+  return r;
+}
+
+std::vector<Layer> selected_layers(const Options& o) {
+  std::vector<Layer> layers;
+  for (auto& layer : load_layers(o.layers_file)) {
+    if (layer.name.find(o.filter) == std::string::npos) continue;
+    layer.problem.layout = o.layout;
+    layers.push_back(std::move(layer));
+  }
+  if (layers.empty()) throw UsageError("--filter: no layer of " + o.layers_file + " has '" + o.filter + "' in its name");
+  return layers;
+}
+
+std::string make_scratch_dir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/tdconv-bench.XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("cannot create a scratch folder " + pattern);
+  return pattern;
+}
+
+int run(const Options& o) {
+  const std::vector<Layer> layers = selected_layers(o);
+  if (o.list) {
+    print_layer_list(std::cout, layers);
+    return 0;
+  }
+  set_threads(o.threads);
+  const Progress progress;
+  const RunInfo info = describe_run(o, progress);
+  print_header(std::cout, info);
+  std::cout.flush();
+
+  const std::string scratch = make_scratch_dir();
+  std::vector<LayerResult> results;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    progress.say("[" + std::to_string(i + 1) + "/" + std::to_string(layers.size()) + "] " + layers[i].name);
+    results.push_back(measure_layer(layers[i], info, scratch, progress));
+  }
+  std::filesystem::remove_all(scratch);
+
+  print_report(std::cout, info, results);
+  if (!o.json_file.empty()) write_json(o.json_file, info, results);
+
+  bool failed = false;
+  bool mismatch = false;
+  for (const auto& r : results) {
+    failed = failed || !r.error.empty() || (r.tdconv && !r.tdconv->finite);
+    for (const PeerRun* peer : {&r.onednn_any, &r.onednn_plain, &r.torch}) {
+      mismatch = mismatch || peer->mismatch() || peer->failed;
+    }
+  }
+  if (failed) return 1;
+  return o.fail_on_mismatch && mismatch ? 3 : 0;
+}
+
+}  // namespace
+}  // namespace bench
+
+int main(int argc, char** argv) {
+  try {
+    const bench::Options options = bench::parse_options(argc, argv);
+    if (options.help) {
+      std::cout << bench::usage();
+      return 0;
+    }
+    return bench::run(options);
+  } catch (const bench::UsageError& e) {
+    std::cerr << "tdconv-bench: " << e.what() << "\n" << "(tdconv-bench --help for usage)\n";
+    return 2;
+  } catch (const bench::SuiteError& e) {
+    std::cerr << "tdconv-bench: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "tdconv-bench: internal error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,237 @@
+// The oneDNN peer (oneDNN 2.x C++ API). How a tdconv problem maps onto oneDNN:
+//   - dilation counts from 0 in oneDNN: dilates = dilation - 1;
+//   - conv: padding_l = pad_begin, padding_r = pad_end;
+//   - conv_transpose -> deconvolution_forward. oneDNN's deconvolution output is
+//       (src - 1) * stride + (k - 1) * (dilates + 1) + 1 - padding_l - padding_r,
+//     so tdconv's crop-then-append (pad_begin, pad_end, output_padding) is padding_l = pad_begin and
+//     padding_r = pad_end - output_padding, which is negative when output padding exceeds the end crop. oneDNN
+//     accepts padding_r > -stride (it checks padding_r + stride > 0) and then writes zeros past the full output,
+//     which is what tdconv and PyTorch do there; the output check below confirms it on every layer. When
+//     output_padding - pad_end >= stride (possible only with dilation > stride) oneDNN cannot express the layer
+//     and the peer reports it as unavailable.
+//   - weights: oneDNN wants (g, o, i, k...) (or (o, i, k...) without groups) with o the dst-side channels of a
+//     group and i the src side, for both primitives. PyTorch's conv weights (oc, ic/g, k...) are exactly that
+//     in memory; PyTorch's transposed weights (ic, oc/g, k...) are (g, i, o, k...) in memory, which the user
+//     memory descriptor expresses with strides, so the weights are never copied by hand.
+//   - activations: (N, C, spatial...) with channels-first or channels-last strides.
+#include "onednn_peer.hpp"
+
+#include <algorithm>
+#include <numeric>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace bench {
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+constexpr auto kF32 = memory::data_type::f32;
+
+struct Cpu {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+};
+Cpu& cpu() {
+  static Cpu c;
+  return c;
+}
+
+// Dense strides for `dims` stored with the dimensions in `order` (outermost first).
+memory::dims strides_in_order(const memory::dims& dims, const std::vector<int>& order) {
+  memory::dims strides(dims.size());
+  memory::dim step = 1;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    strides[static_cast<std::size_t>(*it)] = step;
+    step *= dims[static_cast<std::size_t>(*it)];
+  }
+  return strides;
+}
+
+memory::desc activation_md(const tdconv::Problem& p, std::int64_t channels, const tdconv::Dims& size) {
+  memory::dims dims{p.batch, channels};
+  for (int d = 0; d < p.spatial_dims; ++d) dims.push_back(size[d]);
+  std::vector<int> order{0};  // N first; then C first or last
+  if (p.layout == tdconv::Layout::channels_first) order.push_back(1);
+  for (int d = 0; d < p.spatial_dims; ++d) order.push_back(2 + d);
+  if (p.layout == tdconv::Layout::channels_last) order.push_back(1);
+  return memory::desc(dims, kF32, strides_in_order(dims, order));
+}
+
+memory::dims weights_dims(const tdconv::Problem& p) {
+  memory::dims dims;
+  if (p.groups > 1) dims.push_back(p.groups);
+  dims.push_back(p.out_channels / p.groups);
+  dims.push_back(p.in_channels / p.groups);
+  for (int d = 0; d < p.spatial_dims; ++d) dims.push_back(p.kernel[d]);
+  return dims;
+}
+
+// The user's weights (torch layout) described in oneDNN's dimension order; see the top of the file.
+memory::desc torch_weights_md(const tdconv::Problem& p) {
+  const memory::dims dims = weights_dims(p);
+  std::vector<int> order(dims.size());
+  std::iota(order.begin(), order.end(), 0);
+  if (p.op == tdconv::Op::conv_transpose) {
+    const std::size_t o = p.groups > 1 ? 1 : 0;  // swap o and i: memory holds i outside o
+    std::swap(order[o], order[o + 1]);
+  }
+  return memory::desc(dims, kF32, strides_in_order(dims, order));
+}
+
+memory::desc any_like(const memory::desc& md) { return memory::desc(md.dims(), kF32, Tag::any); }
+
+struct Geometry {
+  memory::dims strides, dilates, padding_l, padding_r;
+};
+
+Geometry geometry(const tdconv::Problem& p) {
+  Geometry g;
+  for (int d = 0; d < p.spatial_dims; ++d) {
+    g.strides.push_back(p.stride[d]);
+    g.dilates.push_back(p.dilation[d] - 1);
+    g.padding_l.push_back(p.pad_begin[d]);
+    g.padding_r.push_back(p.op == tdconv::Op::conv ? p.pad_end[d] : p.pad_end[d] - p.output_padding[d]);
+  }
+  return g;
+}
+
+// Empty when oneDNN can express the problem; otherwise why not.
+std::string inexpressible(const tdconv::Problem& p) {
+  const Geometry g = geometry(p);
+  for (int d = 0; d < p.spatial_dims; ++d) {
+    if (g.padding_r[static_cast<std::size_t>(d)] + g.strides[static_cast<std::size_t>(d)] <= 0) {
+      return "output_padding - pad_end >= stride in dimension " + std::to_string(d) +
+             ": oneDNN needs padding_r > -stride";
+    }
+  }
+  return "";
+}
+
+dnnl::primitive_desc make_pd(const tdconv::Problem& p, const memory::desc& src, const memory::desc& weights,
+                             const memory::desc& dst) {
+  const Geometry g = geometry(p);
+  const auto kind = dnnl::prop_kind::forward_inference;
+  if (p.op == tdconv::Op::conv) {
+    // convolution_auto lets oneDNN pick Winograd where it would win: its best case.
+    dnnl::convolution_forward::desc d(kind, dnnl::algorithm::convolution_auto, src, weights, dst, g.strides,
+                                      g.dilates, g.padding_l, g.padding_r);
+    return dnnl::convolution_forward::primitive_desc(d, cpu().engine);
+  }
+  dnnl::deconvolution_forward::desc d(kind, dnnl::algorithm::deconvolution_direct, src, weights, dst, g.strides,
+                                      g.dilates, g.padding_l, g.padding_r);
+  return dnnl::deconvolution_forward::primitive_desc(d, cpu().engine);
+}
+
+// oneDNN's name for a blocked layout ("aBcd16b": dimensions outermost first, capitals blocked, then the blocks),
+// so that the report says which layout `any` chose.
+std::string format_name(const memory::desc& md) {
+  const dnnl_memory_desc_t& c = md.data;
+  if (c.format_kind != dnnl_blocked) return "?";
+  const auto& b = c.format_desc.blocking;
+  std::vector<int> order(static_cast<std::size_t>(c.ndims));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return b.strides[x] > b.strides[y]; });
+  std::string name;
+  for (int d : order) {
+    const bool blocked = std::find(b.inner_idxs, b.inner_idxs + b.inner_nblks, d) != b.inner_idxs + b.inner_nblks;
+    name += static_cast<char>((blocked ? 'A' : 'a') + d);
+  }
+  for (int k = 0; k < b.inner_nblks; ++k) name += std::to_string(b.inner_blks[k]) + static_cast<char>('a' + b.inner_idxs[k]);
+  return name;
+}
+
+// `user` in the layout the primitive wants: the same memory when it already is, otherwise a reordered copy.
+memory in_format(memory user, const memory::desc& wanted) {
+  if (user.get_desc() == wanted) return user;
+  memory converted(wanted, cpu().engine);
+  dnnl::reorder(user, converted).execute(cpu().stream, user, converted);
+  cpu().stream.wait();
+  return converted;
+}
+
+PeerRun run_variant(const tdconv::Problem& p, bool any_activations, const Buffer& src, const Buffer& weights,
+                    const Buffer* tdconv_dst, const TimingRule& rule) {
+  PeerRun run;
+  if (const std::string why = inexpressible(p); !why.empty()) {
+    run.reason = why;
+    return run;
+  }
+  try {
+    const memory::desc user_src = activation_md(p, p.in_channels, p.input);
+    const memory::desc user_dst = activation_md(p, p.out_channels, tdconv::output_size(p));
+    const memory::desc user_weights = torch_weights_md(p);
+    const auto pd = make_pd(p, any_activations ? any_like(user_src) : user_src, any_like(user_weights),
+                            any_activations ? any_like(user_dst) : user_dst);
+
+    auto& engine = cpu().engine;
+    const memory src_mem = in_format(memory(user_src, engine, const_cast<float*>(src.data())), pd.src_desc(0));
+    const memory weights_mem =
+        in_format(memory(user_weights, engine, const_cast<float*>(weights.data())), pd.weights_desc(0));
+    memory dst_mem(pd.dst_desc(0), engine);
+    const dnnl::primitive primitive(pd);
+    const std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, weights_mem}, {DNNL_ARG_DST, dst_mem}};
+
+    run.timing = time_runs(
+        [&] {
+          primitive.execute(cpu().stream, args);
+          cpu().stream.wait();
+        },
+        rule);
+    run.available = true;
+    run.detail = std::string(pd.impl_info_str()) + " src " + format_name(pd.src_desc(0)) + " wei " +
+                 format_name(pd.weights_desc(0)) + " dst " + format_name(pd.dst_desc(0));
+
+    if (tdconv_dst != nullptr) {
+      Buffer out(tdconv_dst->size());
+      memory out_mem(user_dst, engine, out.data());
+      dnnl::reorder(dst_mem, out_mem).execute(cpu().stream, dst_mem, out_mem);
+      cpu().stream.wait();
+      run.max_rel_error = max_relative_error(out.data(), tdconv_dst->data(), out.size());
+    }
+  } catch (const dnnl::error& e) {
+    run = PeerRun{};
+    run.reason = std::string("oneDNN refused: ") + e.what();
+    run.failed = true;
+  }
+  return run;
+}
+
+std::string isa_name(dnnl::cpu_isa isa) {
+  switch (isa) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    default: return "isa #" + std::to_string(static_cast<int>(isa));
+  }
+}
+
+}  // namespace
+
+PeerStatus onednn_status() {
+  PeerStatus s;
+  s.available = true;
+  const dnnl::version_t* v = dnnl::version();
+  std::ostringstream text;
+  text << "oneDNN " << v->major << "." << v->minor << "." << v->patch << " (ISA "
+       << isa_name(dnnl::get_effective_cpu_isa()) << ", "
+       << (DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP ? "OpenMP threads" : "non-OpenMP threads: --threads may not apply")
+       << ")";
+  s.detail = text.str();
+  return s;
+}
+
+OneDnnRuns run_onednn(const tdconv::Problem& p, const Buffer& src, const Buffer& weights, const Buffer* tdconv_dst,
+                      const TimingRule& rule) {
+  return {run_variant(p, true, src, weights, tdconv_dst, rule), run_variant(p, false, src, weights, tdconv_dst, rule)};
+}
+
+}  // namespace bench

@@ -1,0 +1,236 @@
+#!/usr/bin/python3
+"""PyTorch peer of tdconv-bench: times F.conv*d / F.conv_transpose*d on the layers it is given.
+
+Run by tdconv-bench as  /usr/bin/python3 torch_peer.py --request FILE  (or --probe), with
+MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=17179869184 (PyTorch allocates its output on every call;
+a fixed mmap threshold keeps glibc's timing independent of what ran before) and OPENBLAS_NUM_THREADS=1 (Debian's
+PyTorch 1.13 runs transposed convolutions through im2col + OpenBLAS, whose threads otherwise fight its OpenMP pool
+over the cores). See shared/docs/BENCHMARKING.md.
+
+Request (JSON):
+  {"threads": N, "runs": R, "min_seconds": S, "layout": "channels_first" | "channels_last",
+   "layers": [{"name", "op": "conv" | "conv_transpose", "spatial_dims", "batch", "in_channels", "out_channels",
+               "groups", "input", "kernel", "stride", "dilation", "pad_begin", "pad_end", "output_padding",
+               "output": expected spatial output size,
+               "src_file", "weights_file": raw float32 in the layer's layout and torch's weight layout (optional:
+               random data when absent), "dst_file": where to write the output for the caller to check (optional)}]}
+Answer on stdout (JSON): {"torch": version, "threads": N, "results": [{"name", "median_ms", "times_ms", "call"} or
+  {"name", "error"}]}
+
+Each layer: 1 warm-up call, then calls until at least R calls and S seconds; the median is reported. Timed:
+exactly what a PyTorch user writes for the layer, under torch.no_grad():
+  conv, symmetric padding P:            F.convNd(x, w, None, stride, P, dilation, groups)
+  conv, padding BEGIN != END:           F.pad(x, the part of the padding beyond min(BEGIN, END)), then F.convNd with
+                                        padding min(BEGIN, END)  (PyTorch's convolutions pad symmetrically only)
+  conv_transpose, symmetric P, OP:      F.conv_transposeNd(x, w, None, stride, P, OP, groups, dilation)
+  conv_transpose, BEGIN != END:         F.conv_transposeNd with padding m = min(BEGIN, END) and the output padding
+                                        OP' = max(0, OP - (END - m)), then a slice crops the rest (a view: no copy)
+channels_last: activations and weights in torch.channels_last (2D) / channels_last_3d (3D) memory format. PyTorch
+has no channels-last 1D format, so 1D layers run as 2D with a height of 1 (as Conv1d does internally), whose
+channels_last memory is exactly (N, W, C).
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+
+def probe():
+    try:
+        import torch
+    except Exception as e:  # noqa: BLE001 - any failure to import means the peer is unavailable
+        return {"available": False, "reason": f"cannot import torch under {sys.executable}: {e}"}
+    return {"available": True, "torch": torch.__version__, "mkldnn": torch.backends.mkldnn.is_available(),
+            "python": sys.executable, "blas": loaded_blas()}
+
+
+def loaded_blas():
+    """Which BLAS the process mapped: Debian's PyTorch calls whatever libblas.so.3 the alternatives system points
+    to, and its transposed convolutions (im2col + GEMM) are far slower on the reference BLAS than on OpenBLAS."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "blas" in line.lower() and "/" in line})
+    except OSError:
+        return "unknown"
+    for path in paths:
+        if "openblas" in path.lower():
+            return f"OpenBLAS ({path})"
+        if "blis" in path.lower():
+            return f"BLIS ({path})"
+    for path in paths:
+        if "/blas/libblas.so" in path:
+            return f"reference BLAS ({path}): slow; install libopenblas0-pthread"
+    return ", ".join(paths) or "none mapped"
+
+
+class Layer:
+    """One layer of the request, with the geometry PyTorch's calls need."""
+
+    def __init__(self, spec, layout):
+        self.spec = spec
+        self.name = spec["name"]
+        self.nd = spec["spatial_dims"]
+        self.transposed = spec["op"] == "conv_transpose"
+        self.channels_last = layout == "channels_last"
+        # 1D channels-last runs as 2D with height 1 (see the module docstring).
+        self.as_2d = self.channels_last and self.nd == 1
+        self.run_nd = 2 if self.as_2d else self.nd
+
+    def dims(self, key):
+        values = list(self.spec[key][: self.nd])
+        return [1] + values if self.as_2d else values
+
+    def padding(self, key):
+        values = list(self.spec[key][: self.nd])
+        return [0] + values if self.as_2d else values
+
+
+def load(path, count, shape, torch, np):
+    if path is None:
+        return torch.rand(*shape) * 2 - 1
+    data = np.fromfile(path, dtype=np.float32)
+    if data.size != count:
+        raise ValueError(f"{path}: {data.size} floats, expected {count}")
+    return torch.from_numpy(data.reshape(shape))
+
+
+def make_input(layer, torch, np):
+    s = layer.spec
+    spatial = list(s["input"][: layer.nd])
+    count = s["batch"] * s["in_channels"]
+    for v in spatial:
+        count *= v
+    if layer.channels_last:
+        x = load(s.get("src_file"), count, [s["batch"], *spatial, s["in_channels"]], torch, np)
+        x = x.permute(0, layer.nd + 1, *range(1, layer.nd + 1))  # logical NC..., channels-last strides
+    else:
+        x = load(s.get("src_file"), count, [s["batch"], s["in_channels"], *spatial], torch, np)
+    if layer.as_2d:
+        x = x.unsqueeze(2)
+    return to_format(layer, x, torch)
+
+
+def make_weights(layer, torch, np):
+    s = layer.spec
+    g = s["groups"]
+    if layer.transposed:
+        shape = [s["in_channels"], s["out_channels"] // g, *s["kernel"][: layer.nd]]
+    else:
+        shape = [s["out_channels"], s["in_channels"] // g, *s["kernel"][: layer.nd]]
+    count = 1
+    for v in shape:
+        count *= v
+    w = load(s.get("weights_file"), count, shape, torch, np)
+    if layer.as_2d:
+        w = w.unsqueeze(2)
+    return to_format(layer, w, torch)
+
+
+def to_format(layer, t, torch):
+    if not layer.channels_last:
+        return t.contiguous()
+    fmt = torch.channels_last if layer.run_nd == 2 else torch.channels_last_3d
+    return t.contiguous(memory_format=fmt)
+
+
+def build_call(layer, x, w, torch):
+    """Returns (function computing the output, description of the call)."""
+    import torch.nn.functional as F
+
+    s = layer.spec
+    nd = layer.run_nd
+    stride, dilation, groups = layer.dims("stride"), layer.dims("dilation"), s["groups"]
+    begin, end = layer.padding("pad_begin"), layer.padding("pad_end")
+    common = [min(b, e) for b, e in zip(begin, end)]
+    if not layer.transposed:
+        conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
+        extra = []  # F.pad's order: last dimension first, (begin, end) each
+        for b, e, m in reversed(list(zip(begin, end, common))):
+            extra += [b - m, e - m]
+        if any(extra):
+            call = f"F.pad(x, {extra}); F.conv{nd}d(padding={common})"
+            return (lambda: conv(F.pad(x, extra), w, None, stride, common, dilation, groups)), call
+        return (lambda: conv(x, w, None, stride, common, dilation, groups)), f"F.conv{nd}d(padding={common})"
+
+    convt = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[nd]
+    out_pad = layer.padding("output_padding")
+    tail = [max(0, op - (e - m)) for op, e, m in zip(out_pad, end, common)]
+    crops = [(b - m, e - m + t - op) for b, e, m, t, op in zip(begin, end, common, tail, out_pad)]
+    call = f"F.conv_transpose{nd}d(padding={common}, output_padding={tail})"
+    if not any(c for pair in crops for c in pair):
+        return (lambda: convt(x, w, None, stride, common, tail, groups, dilation)), call
+
+    def cropped():
+        y = convt(x, w, None, stride, common, tail, groups, dilation)
+        index = [slice(None), slice(None)]
+        for d, (cb, ce) in enumerate(crops):
+            index.append(slice(cb, y.shape[2 + d] - ce))
+        return y[tuple(index)]
+
+    return cropped, call + f" then crop {crops}"
+
+
+def to_caller_layout(layer, y):
+    """The output as the caller stores it: (N, C, spatial...) or (N, spatial..., C), contiguous."""
+    if layer.as_2d:
+        y = y.squeeze(2)
+    if layer.channels_last:
+        y = y.permute(0, *range(2, layer.nd + 2), 1)
+    return y.contiguous()
+
+
+def run_layer(spec, request, torch, np):
+    layer = Layer(spec, request["layout"])
+    x = make_input(layer, torch, np)
+    w = make_weights(layer, torch, np)
+    f, call = build_call(layer, x, w, torch)
+    if layer.channels_last:
+        call += " channels_last" + (" (1D as 2D, height 1)" if layer.as_2d else "")
+    with torch.no_grad():
+        y = f()  # warm-up
+        expected = [spec["batch"], spec["out_channels"], *spec["output"][: layer.nd]]
+        got = list(y.shape)
+        if layer.as_2d:
+            got = got[:2] + got[3:]
+        if got != expected:
+            return {"name": layer.name, "error": f"PyTorch's output has shape {got}, expected {expected}", "call": call}
+        if spec.get("dst_file"):
+            to_caller_layout(layer, y).numpy().tofile(spec["dst_file"])
+        times = []
+        total = 0.0
+        while len(times) < request["runs"] or total < request["min_seconds"]:
+            t0 = time.perf_counter()
+            y = f()
+            dt = time.perf_counter() - t0
+            times.append(dt * 1e3)
+            total += dt
+    return {"name": layer.name, "median_ms": statistics.median(times), "times_ms": times, "call": call}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--probe", action="store_true", help="say whether torch imports, and its version")
+    parser.add_argument("--request", help="the request file (default: standard input)")
+    args = parser.parse_args()
+    if args.probe:
+        print(json.dumps(probe()))
+        return 0
+    request = json.load(open(args.request) if args.request else sys.stdin)
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(request["threads"])
+    results = []
+    for spec in request["layers"]:
+        try:
+            results.append(run_layer(spec, request, torch, np))
+        except Exception as e:  # noqa: BLE001 - one failing layer must not hide the others' results
+            results.append({"name": spec.get("name"), "error": f"{type(e).__name__}: {e}"})
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

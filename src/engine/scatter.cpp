@@ -1,0 +1,180 @@
+// Transposed convolution with few output channels (FSRCNN's 56 -> 1, DCGAN's 64 -> 3): one dense GEMM per input row,
+//   P[ix][tap, oc] = sum over input channels of src[iy][ix][ic] * w[tap][ic][oc],
+// whose N = taps x C_out fills the SIMD lanes that C_out alone would leave empty, then a scatter-add of P into the
+// output (each input element's scaled kernel, as in the definition). Output rows are split into bands owned by one
+// thread; each band adds the rows of P that reach it in ascending input order, so results do not depend on the
+// thread count. Scratch is one row of P per thread.
+#include "engine/scatter.hpp"
+
+#include <algorithm>
+
+#include "engine/kernels.hpp"
+#include "tdconv/shape.hpp"
+
+namespace tdconv::engine {
+namespace {
+
+using detail::ForwardArgs;
+using detail::PackedData;
+using detail::PlanState;
+
+constexpr std::int64_t kMaxOutputChannels = 4;
+
+struct State final : PlanState {
+  KernelSet kernels;
+  int vectors = 1, rows = 1;
+  std::int64_t nr = 1, blocks = 1, columns = 1;  // columns = taps x C_out
+  std::int64_t band = 1;                         // output rows per work item
+  Dims out{1, 1, 1};
+};
+
+struct Packed final : PackedData {
+  std::vector<float> w;  // [block][input channel][nr columns], column = tap * C_out + oc
+};
+
+// Spatial sizes as (height, width): a 1D problem is one row.
+std::int64_t height(const Problem& p, const Dims& v) { return p.spatial_dims == 2 ? v[0] : 1; }
+std::int64_t width(const Problem& p, const Dims& v) { return v[p.spatial_dims - 1]; }
+std::int64_t kernel_height(const Problem& p) { return p.spatial_dims == 2 ? p.kernel[0] : 1; }
+
+class Scatter final : public detail::Implementation {
+ public:
+  std::string name() const override { return "scatter_gemm"; }
+
+  std::optional<std::string> declines(const Problem& p) const override {
+    if (p.op != Op::conv_transpose) return "not a transposed convolution";
+    if (p.dtype != DType::f32) return "not float32";
+    if (p.spatial_dims > 2) return "3D";
+    if (p.groups != 1) return "grouped";
+    if (p.out_channels > kMaxOutputChannels) return "more than 4 output channels";
+    if (p.kernel[0] * (p.spatial_dims == 2 ? p.kernel[1] : 1) * p.out_channels < 8) return "too few taps x channels";
+    return std::nullopt;
+  }
+
+  std::shared_ptr<const PlanState> prepare(const Problem& p) const override {
+    auto s = std::make_shared<State>();
+    s->kernels = best_kernels();
+    const int lanes = s->kernels.lanes;
+    const std::int64_t taps = kernel_height(p) * p.kernel[p.spatial_dims - 1];
+    s->columns = taps * p.out_channels;
+    s->vectors = static_cast<int>(std::min<std::int64_t>((s->columns + lanes - 1) / lanes, kMaxVectorsPerTile));
+    s->rows = s->kernels.mr[s->vectors];
+    s->nr = s->vectors * lanes;
+    s->blocks = (s->columns + s->nr - 1) / s->nr;
+    s->out = output_size(p);
+    // Whole images per item when the batch alone keeps threads busy; otherwise bands of rows (an input row that
+    // reaches two bands is multiplied in both, so bands stay much taller than the kernel).
+    const std::int64_t oh = height(p, s->out);
+    s->band = p.batch >= 8 ? oh : std::max<std::int64_t>(std::min<std::int64_t>(oh, 32), oh / 8);
+    return s;
+  }
+
+  std::shared_ptr<PackedData> pack_weights(const Problem& p, const PlanState* state,
+                                           const void* weights) const override {
+    const auto& s = static_cast<const State&>(*state);
+    const auto* w = static_cast<const float*>(weights);
+    const std::int64_t taps = s.columns / p.out_channels, ic = p.in_channels, oc = p.out_channels;
+    auto packed = std::make_shared<Packed>();
+    packed->w.assign(static_cast<std::size_t>(s.blocks * ic * s.nr), 0.0f);
+    for (std::int64_t q = 0; q < ic; ++q)
+      for (std::int64_t t = 0; t < taps; ++t)
+        for (std::int64_t o = 0; o < oc; ++o) {
+          // torch (C_in, C_out, k...), tf (k..., C_out, C_in)
+          const float v = p.weight_layout == WeightLayout::torch ? w[(q * oc + o) * taps + t] : w[(t * oc + o) * ic + q];
+          const std::int64_t column = t * oc + o;
+          packed->w[static_cast<std::size_t>(((column / s.nr) * ic + q) * s.nr + column % s.nr)] = v;
+        }
+    packed->bytes = packed->w.size() * sizeof(float);
+    return packed;
+  }
+
+  void forward(const Problem& p, const ForwardArgs& args) const override {
+    const auto& s = static_cast<const State&>(*args.state);
+    const std::int64_t bands = (height(p, s.out) + s.band - 1) / s.band;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::int64_t item = 0; item < p.batch * bands; ++item) {
+      run_band(p, s, static_cast<const Packed&>(*args.weights), args, item / bands, (item % bands) * s.band);
+    }
+  }
+
+  void backward_data(const Problem& p, const detail::BackwardDataArgs& a) const override {
+    reference_->backward_data(p, a);
+  }
+  void backward_weights(const Problem& p, const detail::BackwardWeightsArgs& a) const override {
+    reference_->backward_weights(p, a);
+  }
+
+ private:
+  void run_band(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args, std::int64_t n,
+                std::int64_t oy0) const {
+    const bool last = p.layout == Layout::channels_last;
+    const std::int64_t ih = height(p, p.input), iw = width(p, p.input), oh = height(p, s.out), ow = width(p, s.out);
+    const std::int64_t oy1 = std::min(oy0 + s.band, oh);
+    const std::int64_t kh = kernel_height(p), kw = p.kernel[p.spatial_dims - 1];
+    const std::int64_t sy = p.spatial_dims == 2 ? p.stride[0] : 1, sx = p.stride[p.spatial_dims - 1];
+    const std::int64_t dy = p.spatial_dims == 2 ? p.dilation[0] : 1, dx = p.dilation[p.spatial_dims - 1];
+    const std::int64_t py = p.spatial_dims == 2 ? p.pad_begin[0] : 0, px = p.pad_begin[p.spatial_dims - 1];
+    const std::int64_t ic = p.in_channels, oc = p.out_channels;
+    // Element (channel c, pixel i) of an image is at c * channel + i * unit.
+    const std::int64_t src_unit = last ? ic : 1, src_channel = last ? 1 : ih * iw;
+    const std::int64_t dst_unit = last ? oc : 1, dst_channel = last ? 1 : oh * ow;
+    const float* src = static_cast<const float*>(args.src) + n * ih * iw * ic;
+    float* dst = static_cast<float*>(args.dst) + n * oh * ow * oc;
+    const float* bias = static_cast<const float*>(args.bias);
+
+    for (std::int64_t oy = oy0; oy < oy1; ++oy)
+      for (std::int64_t ox = 0; ox < ow; ++ox)
+        for (std::int64_t o = 0; o < oc; ++o) dst[(oy * ow + ox) * dst_unit + o * dst_channel] = bias ? bias[o] : 0.0f;
+
+    thread_local std::vector<float> row;  // P for one input row: iw x (blocks * nr)
+    const std::int64_t row_stride = s.blocks * s.nr;
+    row.resize(static_cast<std::size_t>(iw * row_stride));
+    const float* a_ptr = nullptr;
+    const float* b_ptr = nullptr;
+    TileCall call;
+    call.a = &a_ptr;
+    call.b = &b_ptr;
+    call.ntaps = 1;
+    call.a_pixel_stride = src_unit;
+    call.a_channel_stride = src_channel;
+    call.k = ic;
+    call.c_pixel_stride = row_stride;
+
+    // Input rows whose scatter reaches [oy0, oy1): iy * sy + ky * dy - py in range for some ky.
+    const std::int64_t iy_first = std::max<std::int64_t>(0, ceil_div(oy0 + py - (kh - 1) * dy, sy));
+    const std::int64_t iy_last = std::min<std::int64_t>(ih - 1, floor_div(oy1 - 1 + py, sy));
+    for (std::int64_t iy = iy_first; iy <= iy_last; ++iy) {
+      for (std::int64_t block = 0; block < s.blocks; ++block) {
+        b_ptr = packed.w.data() + block * ic * s.nr;
+        call.nr_valid = static_cast<int>(std::min<std::int64_t>(s.nr, s.columns - block * s.nr));
+        for (std::int64_t ix = 0; ix < iw; ix += s.rows) {
+          call.m = static_cast<int>(std::min<std::int64_t>(s.rows, iw - ix));
+          a_ptr = src + (iy * iw + ix) * src_unit;
+          call.c = row.data() + ix * row_stride + block * s.nr;
+          s.kernels.gemm[s.vectors](call);
+        }
+      }
+      for (std::int64_t ky = 0; ky < kh; ++ky) {
+        const std::int64_t oy = iy * sy + ky * dy - py;
+        if (oy < oy0 || oy >= oy1) continue;
+        for (std::int64_t ix = 0; ix < iw; ++ix) {
+          const float* contribution = row.data() + ix * row_stride + ky * kw * oc;
+          for (std::int64_t kx = 0; kx < kw; ++kx) {
+            const std::int64_t ox = ix * sx + kx * dx - px;
+            if (ox < 0 || ox >= ow) continue;
+            float* out = dst + (oy * ow + ox) * dst_unit;
+            for (std::int64_t o = 0; o < oc; ++o) out[o * dst_channel] += contribution[kx * oc + o];
+          }
+        }
+      }
+    }
+  }
+
+  std::shared_ptr<const detail::Implementation> reference_ = detail::reference_implementation();
+};
+
+}  // namespace
+
+std::shared_ptr<const detail::Implementation> make_scatter_engine() { return std::make_shared<Scatter>(); }
+
+}  // namespace tdconv::engine
