@@ -3,7 +3,7 @@
 // whose N = taps x C_out fills the SIMD lanes that C_out alone would leave empty, then a scatter-add of P into the
 // output (each input element's scaled kernel, as in the definition). Output rows are split into bands owned by one
 // thread; each band adds the rows of P that reach it in ascending input order, so results do not depend on the
-// thread count. Scratch is one row of P per thread.
+// thread count. Scratch is one tile of P per thread.
 #include "engine/scatter.hpp"
 
 #include <algorithm>
@@ -37,6 +37,14 @@ std::int64_t height(const Problem& p, const Dims& v) { return p.spatial_dims == 
 std::int64_t width(const Problem& p, const Dims& v) { return v[p.spatial_dims - 1]; }
 std::int64_t kernel_height(const Problem& p) { return p.spatial_dims == 2 ? p.kernel[0] : 1; }
 
+// out[kx * tap_step + o * channel_step] += contribution[kx * OC + o] for taps [kx_lo, kx_hi).
+template <int OC>
+void add_taps(float* out, const float* contribution, std::int64_t kx_lo, std::int64_t kx_hi, std::int64_t tap_step,
+              std::int64_t channel_step) {
+  for (std::int64_t kx = kx_lo; kx < kx_hi; ++kx)
+    for (int o = 0; o < OC; ++o) out[kx * tap_step + o * channel_step] += contribution[kx * OC + o];
+}
+
 class Scatter final : public detail::Implementation {
  public:
   std::string name() const override { return "scatter_gemm"; }
@@ -57,7 +65,12 @@ class Scatter final : public detail::Implementation {
     const int lanes = s->kernels.lanes;
     const std::int64_t taps = kernel_height(p) * p.kernel[p.spatial_dims - 1];
     s->columns = taps * p.out_channels;
-    s->vectors = static_cast<int>(std::min<std::int64_t>((s->columns + lanes - 1) / lanes, kMaxVectorsPerTile));
+    // The tile width that pads the columns least (81 columns: 2 x 48 rather than 2 x 64), the widest on ties.
+    std::int64_t best_padding = -1;
+    for (int v = kMaxVectorsPerTile; v >= 1; --v) {
+      const std::int64_t width = v * lanes, padding = (s->columns + width - 1) / width * width - s->columns;
+      if (best_padding < 0 || padding < best_padding) best_padding = padding, s->vectors = v;
+    }
     s->rows = s->kernels.mr[s->vectors];
     s->nr = s->vectors * lanes;
     s->blocks = (s->columns + s->nr - 1) / s->nr;
@@ -126,9 +139,9 @@ class Scatter final : public detail::Implementation {
       for (std::int64_t ox = 0; ox < ow; ++ox)
         for (std::int64_t o = 0; o < oc; ++o) dst[(oy * ow + ox) * dst_unit + o * dst_channel] = bias ? bias[o] : 0.0f;
 
-    thread_local std::vector<float> row;  // P for one input row: iw x (blocks * nr)
+    thread_local std::vector<float> tile;  // P for one tile of pixels: rows x (blocks * nr)
     const std::int64_t row_stride = s.blocks * s.nr;
-    row.resize(static_cast<std::size_t>(iw * row_stride));
+    tile.resize(static_cast<std::size_t>(s.rows * row_stride));
     const float* a_ptr = nullptr;
     const float* b_ptr = nullptr;
     TileCall call;
@@ -143,31 +156,37 @@ class Scatter final : public detail::Implementation {
     // Input rows whose scatter reaches [oy0, oy1): iy * sy + ky * dy - py in range for some ky.
     const std::int64_t iy_first = std::max<std::int64_t>(0, ceil_div(oy0 + py - (kh - 1) * dy, sy));
     const std::int64_t iy_last = std::min<std::int64_t>(ih - 1, floor_div(oy1 - 1 + py, sy));
-    for (std::int64_t iy = iy_first; iy <= iy_last; ++iy) {
-      for (std::int64_t block = 0; block < s.blocks; ++block) {
-        b_ptr = packed.w.data() + block * ic * s.nr;
-        call.nr_valid = static_cast<int>(std::min<std::int64_t>(s.nr, s.columns - block * s.nr));
-        for (std::int64_t ix = 0; ix < iw; ix += s.rows) {
-          call.m = static_cast<int>(std::min<std::int64_t>(s.rows, iw - ix));
-          a_ptr = src + (iy * iw + ix) * src_unit;
-          call.c = row.data() + ix * row_stride + block * s.nr;
+    // One tile of pixels at a time: its row of P is scattered while it is still in L1.
+    for (std::int64_t iy = iy_first; iy <= iy_last; ++iy)
+      for (std::int64_t ix0 = 0; ix0 < iw; ix0 += s.rows) {
+        const std::int64_t m = std::min<std::int64_t>(s.rows, iw - ix0);
+        call.m = static_cast<int>(m);
+        a_ptr = src + (iy * iw + ix0) * src_unit;
+        for (std::int64_t block = 0; block < s.blocks; ++block) {
+          b_ptr = packed.w.data() + block * ic * s.nr;
+          call.nr_valid = static_cast<int>(std::min<std::int64_t>(s.nr, s.columns - block * s.nr));
+          call.c = tile.data() + block * s.nr;
           s.kernels.gemm[s.vectors](call);
         }
-      }
-      for (std::int64_t ky = 0; ky < kh; ++ky) {
-        const std::int64_t oy = iy * sy + ky * dy - py;
-        if (oy < oy0 || oy >= oy1) continue;
-        for (std::int64_t ix = 0; ix < iw; ++ix) {
-          const float* contribution = row.data() + ix * row_stride + ky * kw * oc;
-          for (std::int64_t kx = 0; kx < kw; ++kx) {
-            const std::int64_t ox = ix * sx + kx * dx - px;
-            if (ox < 0 || ox >= ow) continue;
-            float* out = dst + (oy * ow + ox) * dst_unit;
-            for (std::int64_t o = 0; o < oc; ++o) out[o * dst_channel] += contribution[kx * oc + o];
+        for (std::int64_t ky = 0; ky < kh; ++ky) {
+          const std::int64_t oy = iy * sy + ky * dy - py;
+          if (oy < oy0 || oy >= oy1) continue;
+          float* out_row = dst + oy * ow * dst_unit;
+          for (std::int64_t ix = ix0; ix < ix0 + m; ++ix) {
+            // Taps kx with 0 <= ix*sx + kx*dx - px < ow, then a branch-free run over them.
+            const std::int64_t kx_lo = std::max<std::int64_t>(0, ceil_div(px - ix * sx, dx));
+            const std::int64_t kx_hi = std::min<std::int64_t>(kw, floor_div(ow - 1 + px - ix * sx, dx) + 1);
+            const float* contribution = tile.data() + (ix - ix0) * row_stride + ky * kw * oc;
+            float* out = out_row + (ix * sx - px) * dst_unit;
+            switch (oc) {  // a compile-time channel count lets the compiler unroll the adds
+              case 1: add_taps<1>(out, contribution, kx_lo, kx_hi, dx * dst_unit, dst_channel); break;
+              case 2: add_taps<2>(out, contribution, kx_lo, kx_hi, dx * dst_unit, dst_channel); break;
+              case 3: add_taps<3>(out, contribution, kx_lo, kx_hi, dx * dst_unit, dst_channel); break;
+              default: add_taps<4>(out, contribution, kx_lo, kx_hi, dx * dst_unit, dst_channel); break;
+            }
           }
         }
       }
-    }
   }
 
   std::shared_ptr<const detail::Implementation> reference_ = detail::reference_implementation();
