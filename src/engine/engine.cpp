@@ -48,6 +48,7 @@ struct State final : PlanState {
   // Output channels come in `tile_groups` x `blocks` tiles of nr; a tile's input channels start at
   // src_group_step * group + src_block_step * block, its outputs at dst_group_step * group + nr * block.
   std::int64_t tile_groups = 1, blocks = 1, k = 1;
+  std::int64_t blocks_per_item = 1;  // consecutive channel blocks one work item computes
   std::int64_t src_group_step = 0, src_block_step = 0, dst_group_step = 0, nr_limit = 1;
   // Packed weights of tap t of tile (group, block): group * b_group + block * b_block + t * b_tap.
   std::int64_t b_group = 0, b_block = 0, b_tap = 0, packed_floats = 0;
@@ -97,6 +98,7 @@ void choose_tiles(Kind kind, const Problem& p, std::int64_t taps, State& s) {
       s.tile_groups = 1, s.blocks = p.groups / s.nr, s.k = 1;
       s.src_block_step = s.nr, s.nr_limit = p.out_channels;
       s.b_block = s.nr, s.b_tap = p.groups;
+      s.blocks_per_item = s.blocks;
       break;
     }
     case Kind::dot: {  // one tile per group holding all its outputs; weights [group][tap][lane block][output][lane]
@@ -207,7 +209,8 @@ class Engine final : public detail::Implementation {
     const auto& s = static_cast<const State&>(*args.state);
     const auto& packed = static_cast<const Packed&>(*args.weights);
     const std::int64_t rows = (s.batch_tiles ? 1 : p.batch) * s.out[0] * s.out[1];
-    const std::int64_t items = rows * static_cast<std::int64_t>(s.xblocks.size()) * s.tile_groups * s.blocks;
+    const std::int64_t items =
+        rows * static_cast<std::int64_t>(s.xblocks.size()) * s.tile_groups * (s.blocks / s.blocks_per_item);
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::int64_t item = 0; item < items; ++item) {
       run_item(p, s, packed, args, item);
@@ -238,22 +241,35 @@ class Engine final : public detail::Implementation {
     return n;
   }
 
+  // Where one block of nr output channels of a tile group reads and writes.
+  struct BlockSetup {
+    std::int64_t channel0;      // first output channel
+    std::int64_t src_channel0;  // first input channel
+    const float* b_base;        // packed weights of tap 0
+    const float* init;          // nr bias values (zero padded) or null
+    int nr_valid;
+  };
+
   void run_item(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args,
                 std::int64_t item) const {
-    // item = ((g * blocks + block) * rows + row) * xblocks + xblock: consecutive items share one block of packed
-    // weights, which then stays in cache while the rows stream past (measured 5-10% faster than rows outermost).
+    // item = ((g * block_runs + run) * rows + row) * xblocks + xblock. A run is one block of output channels
+    // (gemm, dot: consecutive items share one block of packed weights, which then stays in cache while the rows
+    // stream past, measured 5-10% faster than rows outermost) or all of them (depthwise: each pixel's channels are
+    // written together, whole cache lines, which the memory-bound depthwise layers need).
     const auto xblocks = static_cast<std::int64_t>(s.xblocks.size());
     const std::int64_t rows_total = (s.batch_tiles ? 1 : p.batch) * s.out[0] * s.out[1];
+    const std::int64_t runs = s.blocks / s.blocks_per_item;
     const std::int64_t xb = item % xblocks;
     const std::int64_t row = (item / xblocks) % rows_total;
-    const std::int64_t block = (item / (xblocks * rows_total)) % s.blocks;
-    const std::int64_t g = item / (xblocks * rows_total * s.blocks);
+    const std::int64_t run = (item / (xblocks * rows_total)) % runs;
+    const std::int64_t g = item / (xblocks * rows_total * runs);
     const std::int64_t oy = row % s.out[1], oz = (row / s.out[1]) % s.out[0];
     const std::int64_t row_image = row / (s.out[1] * s.out[0]);  // 0 when tiles run across the batch
 
     thread_local std::vector<Tap> z_taps, y_taps;
     thread_local std::vector<const float*> a_ptrs, b_ptrs;
     thread_local std::vector<float> init_tail;
+    thread_local std::vector<BlockSetup> setups;
     z_taps.resize(static_cast<std::size_t>(s.kernel[0]));
     y_taps.resize(static_cast<std::size_t>(s.kernel[1]));
     const int nz = outer_taps(s.axes[0], oz, z_taps.data());
@@ -262,32 +278,34 @@ class Engine final : public detail::Implementation {
     a_ptrs.resize(max_taps);
     b_ptrs.resize(max_taps);
 
+    setups.clear();
+    for (std::int64_t block = run * s.blocks_per_item; block < (run + 1) * s.blocks_per_item; ++block) {
+      BlockSetup b;
+      b.channel0 = g * s.dst_group_step + block * s.nr;
+      b.src_channel0 = g * s.src_group_step + block * s.src_block_step;
+      b.b_base = packed.weights.data() + g * s.b_group + block * s.b_block;
+      b.nr_valid = static_cast<int>(std::min<std::int64_t>(s.nr, s.nr_limit - block * s.nr));
+      b.init = nullptr;
+      if (args.bias != nullptr) {
+        // Tiles read nr init values; a partial last block gets a zero-padded copy.
+        b.init = static_cast<const float*>(args.bias) + b.channel0;
+        if (b.nr_valid != s.nr) {
+          init_tail.assign(static_cast<std::size_t>(s.nr), 0.0f);
+          std::copy(b.init, b.init + b.nr_valid, init_tail.begin());
+          b.init = init_tail.data();
+        }
+      }
+      setups.push_back(b);
+    }
+
     // Element (n, c, spatial index i) of an activation is at n * image + c * channel_stride + i * pixel_unit.
     const bool last = p.layout == Layout::channels_last;
     const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
     const std::int64_t src_unit = last ? p.in_channels : 1, src_channel = last ? 1 : in_plane;
     const std::int64_t dst_unit = last ? p.out_channels : 1, dst_channel = last ? 1 : out_plane;
     const std::int64_t src_image = in_plane * p.in_channels, dst_image = out_plane * p.out_channels;
-    const std::int64_t channel0 = g * s.dst_group_step + block * s.nr;
-    const int nr_valid = static_cast<int>(std::min<std::int64_t>(s.nr, s.nr_limit - block * s.nr));
-    const float* init = nullptr;
-    if (args.bias != nullptr) {
-      // Tiles read nr init values; a partial last block gets a zero-padded copy.
-      const float* bias = static_cast<const float*>(args.bias) + channel0;
-      if (nr_valid == s.nr) {
-        init = bias;
-      } else {
-        init_tail.assign(static_cast<std::size_t>(s.nr), 0.0f);
-        std::copy(bias, bias + nr_valid, init_tail.begin());
-        init = init_tail.data();
-      }
-    }
     const float* src = static_cast<const float*>(args.src);
     float* dst = static_cast<float*>(args.dst);
-    const std::int64_t src_channel0 = g * s.src_group_step + block * s.src_block_step;
-    const float* b_base = packed.weights.data() + g * s.b_group + block * s.b_block;
-    const std::int64_t b_tap_stride = s.b_tap;
-    const TileFn tile = s.tile;
 
     const XBlock& xblock = s.xblocks[static_cast<std::size_t>(xb)];
     const AxisSequence& seq = s.axes[2].sequences[static_cast<std::size_t>(xblock.sequence)];
@@ -298,37 +316,41 @@ class Engine final : public detail::Implementation {
     call.a_channel_stride = src_channel;
     call.c_channel_stride = dst_channel;
     call.k = s.k;
-    call.init = init;
     call.c_pixel_stride = s.batch_tiles ? dst_image : seq.out_step * dst_unit;
-    call.nr_valid = nr_valid;
     // A tile is m pixels along x of one image, or one pixel of m images.
     const std::int64_t tile_step = s.batch_tiles ? 1 : s.rows;
     const std::int64_t images = s.batch_tiles ? p.batch : 1;
+    const std::int64_t dst_row = (oz * s.out[1] + oy) * s.out[2];
     for (const AxisSegment& seg : seq.segments) {
       const std::int64_t j_begin = std::max(seg.j_begin, xblock.j_begin);
       const std::int64_t j_end = std::min(seg.j_end, xblock.j_end);
       for (std::int64_t j = j_begin; j < j_end; j += tile_step)
-      for (std::int64_t n0 = 0; n0 < images; n0 += s.rows) {
-        const std::int64_t n = s.batch_tiles ? n0 : row_image;
-        call.m = static_cast<int>(std::min<std::int64_t>(s.rows, s.batch_tiles ? images - n0 : j_end - j));
-        const std::int64_t dst_row = (oz * s.out[1] + oy) * s.out[2];
-        int t = 0;
-        for (int zi = 0; zi < nz; ++zi)
-          for (int yi = 0; yi < ny; ++yi) {
-            const std::int64_t src_row = (z_taps[zi].in_index * s.in[1] + y_taps[yi].in_index) * s.in[2];
-            const std::int64_t k_row = (z_taps[zi].kernel_index * s.kernel[1] + y_taps[yi].kernel_index) * s.kernel[2];
-            for (int xi = seg.tap_begin; xi < seg.tap_end; ++xi) {
-              const AxisTap& tap = seq.taps[static_cast<std::size_t>(xi)];
-              const std::int64_t ix = seq.in_first + j * seq.in_step + tap.in_offset;
-              a_ptrs[t] = src + n * src_image + (src_row + ix) * src_unit + src_channel0 * src_channel;
-              b_ptrs[t] = b_base + (k_row + tap.kernel_index) * b_tap_stride;
-              ++t;
-            }
+        for (std::int64_t n0 = 0; n0 < images; n0 += s.rows) {
+          const std::int64_t n = s.batch_tiles ? n0 : row_image;
+          call.m = static_cast<int>(std::min<std::int64_t>(s.rows, s.batch_tiles ? images - n0 : j_end - j));
+          for (const BlockSetup& b : setups) {
+            int t = 0;
+            for (int zi = 0; zi < nz; ++zi)
+              for (int yi = 0; yi < ny; ++yi) {
+                const std::int64_t src_row = (z_taps[zi].in_index * s.in[1] + y_taps[yi].in_index) * s.in[2];
+                const std::int64_t k_row =
+                    (z_taps[zi].kernel_index * s.kernel[1] + y_taps[yi].kernel_index) * s.kernel[2];
+                for (int xi = seg.tap_begin; xi < seg.tap_end; ++xi) {
+                  const AxisTap& tap = seq.taps[static_cast<std::size_t>(xi)];
+                  const std::int64_t ix = seq.in_first + j * seq.in_step + tap.in_offset;
+                  a_ptrs[t] = src + n * src_image + (src_row + ix) * src_unit + b.src_channel0 * src_channel;
+                  b_ptrs[t] = b.b_base + (k_row + tap.kernel_index) * s.b_tap;
+                  ++t;
+                }
+              }
+            call.ntaps = t;
+            call.init = b.init;
+            call.nr_valid = b.nr_valid;
+            call.c = dst + n * dst_image + (dst_row + seq.out_first + j * seq.out_step) * dst_unit +
+                     b.channel0 * dst_channel;
+            s.tile(call);
           }
-        call.ntaps = t;
-        call.c = dst + n * dst_image + (dst_row + seq.out_first + j * seq.out_step) * dst_unit + channel0 * dst_channel;
-        tile(call);
-      }
+        }
     }
   }
 

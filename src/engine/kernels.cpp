@@ -41,7 +41,7 @@ HWY_INLINE void StoreTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
     if (full) {
       for (int v = 0; v < NV; ++v) hn::StoreU(acc[r][v], d, out + v * lanes);
     } else {
-      HWY_ALIGN float tmp[NV * HWY_MAX_BYTES / sizeof(float)] = {};
+      HWY_ALIGN float tmp[NV * HWY_MAX_BYTES / sizeof(float)];
       for (int v = 0; v < NV; ++v) hn::Store(acc[r][v], d, tmp + v * lanes);
       for (int n = 0; n < call.nr_valid; ++n) out[n] = tmp[n];
     }
