@@ -22,30 +22,28 @@ constexpr int TileRows(int vectors) {
   return rows < 1 ? 1 : (rows > 16 ? 16 : rows);
 }
 
+// Writes a tile that is not a plain run of full vectors per pixel: partial channel blocks, or channels_first
+// (each output channel a plane, so the tile is written transposed). `tile` holds the accumulators row by row.
+HWY_NOINLINE void StoreTileSlow(const TileCall& call, const float* tile, int rows, size_t row_floats) {
+  for (int n = 0; n < call.nr_valid; ++n) {
+    float* out = call.c + n * call.c_channel_stride;
+    for (int r = 0; r < rows; ++r) out[r * call.c_pixel_stride] = tile[r * row_floats + n];
+  }
+}
+
 template <int M, int NV>
 HWY_INLINE void StoreTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
   const size_t lanes = hn::Lanes(d);
-  const bool full = static_cast<size_t>(call.nr_valid) == NV * lanes;
-  if (call.c_channel_stride != 1) {  // channels_first: each output channel is a plane; write the tile transposed
-    HWY_ALIGN float tile[M][NV * HWY_MAX_BYTES / sizeof(float)];
+  if (HWY_LIKELY(call.c_channel_stride == 1 && static_cast<size_t>(call.nr_valid) == NV * lanes)) {
     for (int r = 0; r < M; ++r)
-      for (int v = 0; v < NV; ++v) hn::Store(acc[r][v], d, tile[r] + v * lanes);
-    for (int n = 0; n < call.nr_valid; ++n) {
-      float* out = call.c + n * call.c_channel_stride;
-      for (int r = 0; r < M; ++r) out[r * call.c_pixel_stride] = tile[r][n];
-    }
+      for (int v = 0; v < NV; ++v) hn::StoreU(acc[r][v], d, call.c + r * call.c_pixel_stride + v * lanes);
     return;
   }
-  for (int r = 0; r < M; ++r) {
-    float* out = call.c + r * call.c_pixel_stride;
-    if (full) {
-      for (int v = 0; v < NV; ++v) hn::StoreU(acc[r][v], d, out + v * lanes);
-    } else {
-      HWY_ALIGN float tmp[NV * HWY_MAX_BYTES / sizeof(float)];
-      for (int v = 0; v < NV; ++v) hn::Store(acc[r][v], d, tmp + v * lanes);
-      for (int n = 0; n < call.nr_valid; ++n) out[n] = tmp[n];
-    }
-  }
+  // The rare paths get the accumulators through memory, so that the common path keeps them in registers.
+  HWY_ALIGN float tile[M * NV * HWY_MAX_BYTES / sizeof(float)];
+  for (int r = 0; r < M; ++r)
+    for (int v = 0; v < NV; ++v) hn::Store(acc[r][v], d, tile + (r * NV + v) * lanes);
+  StoreTileSlow(call, tile, M, NV * lanes);
 }
 
 template <int M, int NV>
