@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test: install dependencies, then build and run the whole suite twice, once optimised (build/) and once
-# with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/). Exits non-zero on any failure.
+# with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/); the threaded tests under ThreadSanitizer
+# (build-tsan/); and every fuzz target for a minute (build-fuzz/). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -27,4 +28,7 @@ cmake --build build-tsan -j "$jobs" --target tdconv_unit_tests
 echo "==== build-tsan: test"
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j "$jobs" \
   -R "Concurrency|Determinism|EngineTarget|Plan\\."
+# Fuzzing: every libFuzzer target for 60 s (TDCONV_FUZZ_SECONDS overrides), after replaying its regressions.
+echo "==== fuzz"
+scripts/fuzz.sh "${TDCONV_FUZZ_SECONDS:-60}"
 echo "==== all tests passed"
