@@ -317,17 +317,23 @@ class Engine final : public detail::Implementation {
     call.c_channel_stride = dst_channel;
     call.k = s.k;
     call.c_pixel_stride = s.batch_tiles ? dst_image : seq.out_step * dst_unit;
-    // A tile is m pixels along x of one image, or one pixel of m images.
-    const std::int64_t tile_step = s.batch_tiles ? 1 : s.rows;
+    // A tile is m pixels along x of one image, or one pixel of m images. A run of pixels is cut into tiles of
+    // equal height (16 pixels with 14-row tiles: 8 + 8, not 14 + 2, whose 2-row tile would waste its loads).
     const std::int64_t images = s.batch_tiles ? p.batch : 1;
+    auto balanced = [&](std::int64_t count) {
+      const std::int64_t tiles = (count + s.rows - 1) / s.rows;
+      return tiles == 0 ? s.rows : (count + tiles - 1) / tiles;
+    };
+    const std::int64_t image_step = s.batch_tiles ? balanced(images) : 1;
     const std::int64_t dst_row = (oz * s.out[1] + oy) * s.out[2];
     for (const AxisSegment& seg : seq.segments) {
       const std::int64_t j_begin = std::max(seg.j_begin, xblock.j_begin);
       const std::int64_t j_end = std::min(seg.j_end, xblock.j_end);
+      const std::int64_t tile_step = s.batch_tiles ? 1 : balanced(j_end - j_begin);
       for (std::int64_t j = j_begin; j < j_end; j += tile_step)
-        for (std::int64_t n0 = 0; n0 < images; n0 += s.rows) {
+        for (std::int64_t n0 = 0; n0 < images; n0 += image_step) {
           const std::int64_t n = s.batch_tiles ? n0 : row_image;
-          call.m = static_cast<int>(std::min<std::int64_t>(s.rows, s.batch_tiles ? images - n0 : j_end - j));
+          call.m = static_cast<int>(s.batch_tiles ? std::min(image_step, images - n0) : std::min(tile_step, j_end - j));
           for (const BlockSetup& b : setups) {
             int t = 0;
             for (int zi = 0; zi < nz; ++zi)
