@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <array>
 
+#include <hwy/cache_control.h>
+
 #include "engine/axis.hpp"
 #include "engine/kernels.hpp"
 #include "util/checked.hpp"
@@ -23,6 +25,7 @@ using detail::PackedData;
 using detail::PlanState;
 
 constexpr std::int64_t kPixelsPerWorkItem = 256;
+constexpr double kStreamBytes = 16.0 * 1024 * 1024;
 
 // An axis that does nothing: one output element reading one input element with one tap.
 Axis trivial_axis() {
@@ -56,6 +59,7 @@ struct State final : PlanState {
   // Tiles run across the batch (same pixel of several images) instead of along x: chosen when the runs of pixels
   // with the same valid taps are shorter than a tile, as in small images with a large batch (DCGAN).
   bool batch_tiles = false;
+  bool stream = false;  // non-temporal output stores (see TileCall::stream)
 };
 
 struct Packed final : PackedData {
@@ -189,6 +193,9 @@ class Engine final : public detail::Implementation {
       segments += static_cast<std::int64_t>(seq.segments.size());
     }
     s->batch_tiles = p.batch > 1 && pixels < segments * s->rows;
+    // Outputs past half the last-level cache (32 MiB here) are streamed: write-allocate reads cost more than the
+    // cache could give back, since the rest of the layer evicts them anyway.
+    s->stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
     for (int q = 0; q < static_cast<int>(x.sequences.size()); ++q) {
       for (std::int64_t j = 0; j < x.sequences[q].count; j += kPixelsPerWorkItem) {
         s->xblocks.push_back({q, j, std::min(j + kPixelsPerWorkItem, x.sequences[q].count)});
@@ -214,6 +221,7 @@ class Engine final : public detail::Implementation {
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::int64_t item = 0; item < items; ++item) {
       run_item(p, s, packed, args, item);
+      if (s.stream) hwy::FlushStream();  // streamed stores are visible before the threads join
     }
   }
 
@@ -317,6 +325,7 @@ class Engine final : public detail::Implementation {
     call.c_channel_stride = dst_channel;
     call.k = s.k;
     call.c_pixel_stride = s.batch_tiles ? dst_image : seq.out_step * dst_unit;
+    call.stream = s.stream;
     // A tile is m pixels along x of one image, or one pixel of m images. A run of pixels is cut into tiles of
     // equal height (16 pixels with 14-row tiles: 8 + 8, not 14 + 2, whose 2-row tile would waste its loads).
     const std::int64_t images = s.batch_tiles ? p.batch : 1;

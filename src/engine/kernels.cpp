@@ -5,6 +5,8 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <cstdint>
+
 #include "engine/kernels.hpp"
 
 HWY_BEFORE_NAMESPACE();
@@ -35,6 +37,13 @@ template <int M, int NV>
 HWY_INLINE void StoreTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
   const size_t lanes = hn::Lanes(d);
   if (HWY_LIKELY(call.c_channel_stride == 1 && static_cast<size_t>(call.nr_valid) == NV * lanes)) {
+    const bool aligned = (reinterpret_cast<std::uintptr_t>(call.c) | (call.c_pixel_stride * sizeof(float))) %
+                             (lanes * sizeof(float)) == 0;
+    if (call.stream && aligned) {
+      for (int r = 0; r < M; ++r)
+        for (int v = 0; v < NV; ++v) hn::Stream(acc[r][v], d, call.c + r * call.c_pixel_stride + v * lanes);
+      return;
+    }
     for (int r = 0; r < M; ++r)
       for (int v = 0; v < NV; ++v) hn::StoreU(acc[r][v], d, call.c + r * call.c_pixel_stride + v * lanes);
     return;

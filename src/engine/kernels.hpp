@@ -31,6 +31,9 @@ struct TileCall {
   std::int64_t c_pixel_stride = 0;
   std::int64_t c_channel_stride = 1;  // gemm only: channels_first output
   int nr_valid = 0;
+  // Write c with non-temporal stores where it is vector-aligned: for outputs far larger than the caches, which
+  // would otherwise be read from memory before every write (the caller issues a store fence afterwards).
+  bool stream = false;
 };
 
 using TileFn = void (*)(const TileCall&);
