@@ -55,13 +55,11 @@ HWY_INLINE void StoreTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
   StoreTileSlow(call, tile, M, NV * lanes);
 }
 
-template <int M, int NV>
-HWY_INLINE void InitTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
+// The tile's starting values, one vector per column: the bias (or what c holds) or zero.
+template <int NV>
+HWY_INLINE void InitColumns(const D d, const TileCall& call, V (&init)[NV]) {
   const size_t lanes = hn::Lanes(d);
-  for (int v = 0; v < NV; ++v) {
-    const V init = call.init ? hn::LoadU(d, call.init + v * lanes) : hn::Zero(d);
-    for (int r = 0; r < M; ++r) acc[r][v] = init;
-  }
+  for (int v = 0; v < NV; ++v) init[v] = call.init ? hn::LoadU(d, call.init + v * lanes) : hn::Zero(d);
 }
 
 // m x (NV vectors) tile: broadcast one input channel of each pixel, multiply with NV vectors of packed weights.
@@ -69,8 +67,11 @@ template <int M, int NV>
 HWY_NOINLINE void GemmTile(const TileCall& call) {
   const D d;
   const size_t lanes = hn::Lanes(d);
+  V init[NV];
+  InitColumns<NV>(d, call, init);
   V acc[M][NV];
-  InitTile<M, NV>(d, call, acc);
+  for (int r = 0; r < M; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = init[v];
   for (int t = 0; t < call.ntaps; ++t) {
     const float* HWY_RESTRICT a = call.a[t];
     const float* HWY_RESTRICT b = call.b[t];
@@ -92,8 +93,11 @@ template <int M, int NV>
 HWY_NOINLINE void DepthwiseTile(const TileCall& call) {
   const D d;
   const size_t lanes = hn::Lanes(d);
+  V init[NV];
+  InitColumns<NV>(d, call, init);
   V acc[M][NV];
-  InitTile<M, NV>(d, call, acc);
+  for (int r = 0; r < M; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = init[v];
   for (int t = 0; t < call.ntaps; ++t) {
     const float* HWY_RESTRICT a = call.a[t];
     const float* HWY_RESTRICT b = call.b[t];
