@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 
 #include <hwy/cache_control.h>
 
@@ -26,6 +27,10 @@ using detail::PlanState;
 
 constexpr std::int64_t kPixelsPerWorkItem = 256;
 constexpr double kStreamBytes = 16.0 * 1024 * 1024;
+// Packed weights of one gemm pass: 32 KiB measured best against 16 and 64 KiB (and no passes) on the suite.
+constexpr std::int64_t kPassBytes = 32 * 1024;
+constexpr std::int64_t kMinChunkChannels = 8;
+constexpr std::int64_t kMinItems = 32;
 
 // An axis that does nothing: one output element reading one input element with one tap.
 Axis trivial_axis() {
@@ -52,6 +57,11 @@ struct State final : PlanState {
   // src_group_step * group + src_block_step * block, its outputs at dst_group_step * group + nr * block.
   std::int64_t tile_groups = 1, blocks = 1, k = 1;
   std::int64_t blocks_per_item = 1;  // consecutive channel blocks one work item computes
+  std::int64_t rows_per_item = 1;    // consecutive output rows one work item computes
+  // Gemm tiles add their products in passes (see choose_passes): tap group by tap group, and within one, input
+  // channel chunk by chunk. Other kernels take every tap and channel in one pass.
+  std::int64_t k_chunk = 1;
+  int taps_per_pass = 1, tap_groups = 1;
   std::int64_t src_group_step = 0, src_block_step = 0, dst_group_step = 0, nr_limit = 1;
   // Packed weights of tap t of tile (group, block): group * b_group + block * b_block + t * b_tap.
   std::int64_t b_group = 0, b_block = 0, b_tap = 0, packed_floats = 0;
@@ -124,6 +134,39 @@ void choose_tiles(Kind kind, const Problem& p, std::int64_t taps, State& s) {
     }
   }
   s.packed_floats = kind == Kind::depthwise ? taps * p.groups : s.tile_groups * s.b_group;
+}
+
+// Gemm tiles add their products in passes, each over a group of taps and a chunk of input channels whose packed
+// weights (taps x channels x nr floats) fit in L1, and a work item spans enough output rows for many tiles to
+// reuse each pass's weights. Without passes every tile streamed all its weights from L2 or beyond: a 6 x 64 tile
+// reading them from L2 ran at 65% of the FMA peak, from L1 at 95% (this machine, AVX-512).
+void choose_passes(Kind kind, const Problem& p, State& s) {
+  s.k_chunk = s.k;
+  s.taps_per_pass = std::numeric_limits<int>::max();
+  if (kind == Kind::gemm) {
+    std::int64_t taps = 1;  // the most taps one tile can have
+    for (const Axis& axis : s.axes) {
+      std::size_t most = 1;
+      for (const AxisSequence& seq : axis.sequences) most = std::max(most, seq.taps.size());
+      taps *= static_cast<std::int64_t>(most);
+    }
+    const std::int64_t steps =
+        std::max<std::int64_t>(kMinChunkChannels, kPassBytes / (s.nr * static_cast<std::int64_t>(sizeof(float))));
+    const std::int64_t chunks = (s.k + steps - 1) / steps;
+    s.k_chunk = (s.k + chunks - 1) / chunks;  // equal chunks
+    s.taps_per_pass = static_cast<int>(std::clamp<std::int64_t>(steps / s.k_chunk, 1, taps));
+    s.tap_groups = static_cast<int>((taps + s.taps_per_pass - 1) / s.taps_per_pass);
+  }
+  // Rows per item: about kPixelsPerWorkItem pixels, but at least kMinItems items for the threads to share.
+  std::int64_t row_pixels = 0;
+  for (const XBlock& b : s.xblocks) row_pixels = std::max(row_pixels, b.j_end - b.j_begin);
+  if (s.batch_tiles) row_pixels *= p.batch;
+  const std::int64_t rows = (s.batch_tiles ? 1 : p.batch) * s.out[0] * s.out[1];
+  const std::int64_t other = static_cast<std::int64_t>(s.xblocks.size()) * s.tile_groups * (s.blocks / s.blocks_per_item);
+  s.rows_per_item = std::max<std::int64_t>(1, kPixelsPerWorkItem / std::max<std::int64_t>(1, row_pixels));
+  while (s.rows_per_item > 1 && ((rows + s.rows_per_item - 1) / s.rows_per_item) * other < kMinItems) {
+    s.rows_per_item /= 2;
+  }
 }
 
 void pack(Kind kind, const Problem& p, const State& s, const float* w, std::vector<float>& out) {
@@ -201,6 +244,7 @@ class Engine final : public detail::Implementation {
         s->xblocks.push_back({q, j, std::min(j + kPixelsPerWorkItem, x.sequences[q].count)});
       }
     }
+    choose_passes(kind_, p, *s);
     return s;
   }
 
@@ -215,9 +259,9 @@ class Engine final : public detail::Implementation {
   void forward(const Problem& p, const ForwardArgs& args) const override {
     const auto& s = static_cast<const State&>(*args.state);
     const auto& packed = static_cast<const Packed&>(*args.weights);
-    const std::int64_t rows = (s.batch_tiles ? 1 : p.batch) * s.out[0] * s.out[1];
+    const std::int64_t bands = (output_rows(p, s) + s.rows_per_item - 1) / s.rows_per_item;
     const std::int64_t items =
-        rows * static_cast<std::int64_t>(s.xblocks.size()) * s.tile_groups * (s.blocks / s.blocks_per_item);
+        bands * static_cast<std::int64_t>(s.xblocks.size()) * s.tile_groups * (s.blocks / s.blocks_per_item);
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::int64_t item = 0; item < items; ++item) {
       run_item(p, s, packed, args, item);
@@ -258,34 +302,33 @@ class Engine final : public detail::Implementation {
     int nr_valid;
   };
 
+  // Where the tiles of one work item read and write; shared by the rows of the item.
+  struct ItemContext {
+    const float* src;
+    float* dst;
+    std::int64_t src_unit, src_channel, src_image;  // element (n, c, i) at n * image + c * channel + i * unit
+    std::int64_t dst_unit, dst_channel, dst_image;
+    const std::vector<BlockSetup>* setups;  // the output channel blocks of the item
+  };
+
   void run_item(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args,
                 std::int64_t item) const {
-    // item = ((g * block_runs + run) * rows + row) * xblocks + xblock. A run is one block of output channels
+    // item = ((g * block_runs + run) * bands + band) * xblocks + xblock. A run is one block of output channels
     // (gemm, dot: consecutive items share one block of packed weights, which then stays in cache while the rows
     // stream past, measured 5-10% faster than rows outermost) or all of them (depthwise: each pixel's channels are
-    // written together, whole cache lines, which the memory-bound depthwise layers need).
+    // written together, whole cache lines, which the memory-bound depthwise layers need). A band is
+    // rows_per_item consecutive output rows.
     const auto xblocks = static_cast<std::int64_t>(s.xblocks.size());
-    const std::int64_t rows_total = (s.batch_tiles ? 1 : p.batch) * s.out[0] * s.out[1];
+    const std::int64_t rows_total = output_rows(p, s);
+    const std::int64_t bands = (rows_total + s.rows_per_item - 1) / s.rows_per_item;
     const std::int64_t runs = s.blocks / s.blocks_per_item;
     const std::int64_t xb = item % xblocks;
-    const std::int64_t row = (item / xblocks) % rows_total;
-    const std::int64_t run = (item / (xblocks * rows_total)) % runs;
-    const std::int64_t g = item / (xblocks * rows_total * runs);
-    const std::int64_t oy = row % s.out[1], oz = (row / s.out[1]) % s.out[0];
-    const std::int64_t row_image = row / (s.out[1] * s.out[0]);  // 0 when tiles run across the batch
+    const std::int64_t band = (item / xblocks) % bands;
+    const std::int64_t run = (item / (xblocks * bands)) % runs;
+    const std::int64_t g = item / (xblocks * bands * runs);
 
-    thread_local std::vector<Tap> z_taps, y_taps;
-    thread_local std::vector<const float*> a_ptrs, b_ptrs;
     thread_local std::vector<float> init_tail;
     thread_local std::vector<BlockSetup> setups;
-    z_taps.resize(static_cast<std::size_t>(s.kernel[0]));
-    y_taps.resize(static_cast<std::size_t>(s.kernel[1]));
-    const int nz = outer_taps(s.axes[0], oz, z_taps.data());
-    const int ny = outer_taps(s.axes[1], oy, y_taps.data());
-    const std::size_t max_taps = static_cast<std::size_t>(s.kernel[0] * s.kernel[1] * s.kernel[2]);
-    a_ptrs.resize(max_taps);
-    b_ptrs.resize(max_taps);
-
     setups.clear();
     for (std::int64_t block = run * s.blocks_per_item; block < (run + 1) * s.blocks_per_item; ++block) {
       BlockSetup b;
@@ -306,63 +349,119 @@ class Engine final : public detail::Implementation {
       setups.push_back(b);
     }
 
-    // Element (n, c, spatial index i) of an activation is at n * image + c * channel_stride + i * pixel_unit.
     const bool last = p.layout == Layout::channels_last;
     const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
-    const std::int64_t src_unit = last ? p.in_channels : 1, src_channel = last ? 1 : in_plane;
-    const std::int64_t dst_unit = last ? p.out_channels : 1, dst_channel = last ? 1 : out_plane;
-    const std::int64_t src_image = in_plane * p.in_channels, dst_image = out_plane * p.out_channels;
-    const float* src = static_cast<const float*>(args.src);
-    float* dst = static_cast<float*>(args.dst);
+    ItemContext ctx;
+    ctx.src = static_cast<const float*>(args.src);
+    ctx.dst = static_cast<float*>(args.dst);
+    ctx.src_unit = last ? p.in_channels : 1, ctx.src_channel = last ? 1 : in_plane;
+    ctx.dst_unit = last ? p.out_channels : 1, ctx.dst_channel = last ? 1 : out_plane;
+    ctx.src_image = in_plane * p.in_channels, ctx.dst_image = out_plane * p.out_channels;
+    ctx.setups = &setups;
 
-    const XBlock& xblock = s.xblocks[static_cast<std::size_t>(xb)];
+    // Passes outermost: every tile of the item adds one pass's products before the next pass starts, so that
+    // the pass's packed weights are read from L1 by all of them (see choose_passes). Each output element still
+    // sums its products in one fixed order, whatever the thread count.
+    const std::int64_t chunks = (s.k + s.k_chunk - 1) / s.k_chunk;
+    const std::int64_t row_end = std::min(rows_total, (band + 1) * s.rows_per_item);
+    for (int tap_group = 0; tap_group < s.tap_groups; ++tap_group)
+      for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+        Pass pass;
+        pass.first_tap = tap_group * s.taps_per_pass;
+        pass.end_tap = pass.first_tap + s.taps_per_pass;
+        pass.c0 = chunk * s.k_chunk;
+        pass.k = std::min(s.k_chunk, s.k - pass.c0);
+        pass.first = tap_group == 0 && chunk == 0;
+        pass.last_chunk = chunk == chunks - 1;
+        for (std::int64_t row = band * s.rows_per_item; row < row_end; ++row) {
+          run_row(p, s, ctx, s.xblocks[static_cast<std::size_t>(xb)], row, pass);
+        }
+      }
+  }
+
+  // One pass over a tile: its taps [first_tap, end_tap) (positions in the tile's list of valid taps) and input
+  // channels [c0, c0 + k). The first pass starts from the bias and runs even for a tile without taps.
+  struct Pass {
+    int first_tap = 0, end_tap = 0;
+    std::int64_t c0 = 0, k = 0;
+    bool first = true, last_chunk = true;
+  };
+
+  // Output rows (batch x z x y, or z x y when tiles run across the batch).
+  static std::int64_t output_rows(const Problem& p, const State& s) {
+    return (s.batch_tiles ? 1 : p.batch) * s.out[0] * s.out[1];
+  }
+
+  // Every tile of one output row within one x block, adding input channels [c0, c0 + call.k) of each tile's group.
+  void run_row(const Problem& p, const State& s, const ItemContext& ctx, const XBlock& xblock, std::int64_t row,
+               const Pass& pass) const {
+    const std::int64_t oy = row % s.out[1], oz = (row / s.out[1]) % s.out[0];
+    const std::int64_t row_image = row / (s.out[1] * s.out[0]);  // 0 when tiles run across the batch
+
+    thread_local std::vector<Tap> z_taps, y_taps;
+    thread_local std::vector<const float*> a_ptrs, b_ptrs;
+    z_taps.resize(static_cast<std::size_t>(s.kernel[0]));
+    y_taps.resize(static_cast<std::size_t>(s.kernel[1]));
+    const int nz = outer_taps(s.axes[0], oz, z_taps.data());
+    const int ny = outer_taps(s.axes[1], oy, y_taps.data());
+    const std::size_t max_taps = static_cast<std::size_t>(s.kernel[0] * s.kernel[1] * s.kernel[2]);
+    a_ptrs.resize(max_taps);
+    b_ptrs.resize(max_taps);
+
     const AxisSequence& seq = s.axes[2].sequences[static_cast<std::size_t>(xblock.sequence)];
     TileCall call;
+    call.k = pass.k;
+    call.accumulate = !pass.first;
     call.a = a_ptrs.data();
     call.b = b_ptrs.data();
-    call.a_pixel_stride = s.batch_tiles ? src_image : seq.in_step * src_unit;
-    call.a_channel_stride = src_channel;
-    call.c_channel_stride = dst_channel;
-    call.k = s.k;
-    call.c_pixel_stride = s.batch_tiles ? dst_image : seq.out_step * dst_unit;
-    call.stream = s.stream;
+    call.a_pixel_stride = s.batch_tiles ? ctx.src_image : seq.in_step * ctx.src_unit;
+    call.a_channel_stride = ctx.src_channel;
+    call.c_channel_stride = ctx.dst_channel;
+    call.c_pixel_stride = s.batch_tiles ? ctx.dst_image : seq.out_step * ctx.dst_unit;
     // A tile is m pixels along x of one image, or one pixel of m images. A run of pixels is cut into tiles of
-    // equal height (16 pixels with 14-row tiles: 8 + 8, not 14 + 2, whose 2-row tile would waste its loads).
+    // equal height (21 pixels with 6-row tiles: 6 + 5 + 5 + 5, not 6 + 6 + 6 + 3, whose short tile would waste
+    // its weight loads); tile i of `tiles` covers [count * i / tiles, count * (i + 1) / tiles).
     const std::int64_t images = s.batch_tiles ? p.batch : 1;
-    auto balanced = [&](std::int64_t count) {
-      const std::int64_t tiles = (count + s.rows - 1) / s.rows;
-      return tiles == 0 ? s.rows : (count + tiles - 1) / tiles;
-    };
-    const std::int64_t image_step = s.batch_tiles ? balanced(images) : 1;
+    auto tiles_for = [&](std::int64_t count) { return (count + s.rows - 1) / s.rows; };
+    const std::int64_t image_tiles = s.batch_tiles ? tiles_for(images) : 1;
     const std::int64_t dst_row = (oz * s.out[1] + oy) * s.out[2];
+    const std::int64_t src_c0 = pass.c0 * ctx.src_channel, b_c0 = pass.c0 * s.nr;
     for (const AxisSegment& seg : seq.segments) {
       const std::int64_t j_begin = std::max(seg.j_begin, xblock.j_begin);
-      const std::int64_t j_end = std::min(seg.j_end, xblock.j_end);
-      const std::int64_t tile_step = s.batch_tiles ? 1 : balanced(j_end - j_begin);
-      for (std::int64_t j = j_begin; j < j_end; j += tile_step)
-        for (std::int64_t n0 = 0; n0 < images; n0 += image_step) {
+      const std::int64_t run = std::max<std::int64_t>(0, std::min(seg.j_end, xblock.j_end) - j_begin);
+      const std::int64_t x_tiles = s.batch_tiles ? run : tiles_for(run);  // across the batch: a pixel per tile
+      const int seg_taps = nz * ny * (seg.tap_end - seg.tap_begin);
+      if (!pass.first && seg_taps <= pass.first_tap) continue;  // this pass has none of the segment's taps
+      // Partial sums are read back by later passes: stream only the last one.
+      call.stream = s.stream && pass.last_chunk && seg_taps <= pass.end_tap;
+      for (std::int64_t xt = 0; xt < x_tiles; ++xt)
+        for (std::int64_t it = 0; it < image_tiles; ++it) {
+          const std::int64_t j = j_begin + (s.batch_tiles ? xt : run * xt / x_tiles);
+          const std::int64_t n0 = images * it / image_tiles, n1 = images * (it + 1) / image_tiles;
           const std::int64_t n = s.batch_tiles ? n0 : row_image;
-          call.m = static_cast<int>(s.batch_tiles ? std::min(image_step, images - n0) : std::min(tile_step, j_end - j));
-          for (const BlockSetup& b : setups) {
-            int t = 0;
+          call.m = static_cast<int>(s.batch_tiles ? n1 - n0 : j_begin + run * (xt + 1) / x_tiles - j);
+          for (const BlockSetup& b : *ctx.setups) {
+            int t = 0, listed = 0;  // taps in the call, taps of the tile's list seen
             for (int zi = 0; zi < nz; ++zi)
               for (int yi = 0; yi < ny; ++yi) {
                 const std::int64_t src_row = (z_taps[zi].in_index * s.in[1] + y_taps[yi].in_index) * s.in[2];
                 const std::int64_t k_row =
                     (z_taps[zi].kernel_index * s.kernel[1] + y_taps[yi].kernel_index) * s.kernel[2];
-                for (int xi = seg.tap_begin; xi < seg.tap_end; ++xi) {
+                for (int xi = seg.tap_begin; xi < seg.tap_end; ++xi, ++listed) {
+                  if (listed < pass.first_tap || listed >= pass.end_tap) continue;
                   const AxisTap& tap = seq.taps[static_cast<std::size_t>(xi)];
                   const std::int64_t ix = seq.in_first + j * seq.in_step + tap.in_offset;
-                  a_ptrs[t] = src + n * src_image + (src_row + ix) * src_unit + b.src_channel0 * src_channel;
-                  b_ptrs[t] = b.b_base + (k_row + tap.kernel_index) * s.b_tap;
+                  a_ptrs[t] = ctx.src + n * ctx.src_image + (src_row + ix) * ctx.src_unit +
+                              b.src_channel0 * ctx.src_channel + src_c0;
+                  b_ptrs[t] = b.b_base + (k_row + tap.kernel_index) * s.b_tap + b_c0;
                   ++t;
                 }
               }
             call.ntaps = t;
             call.init = b.init;
             call.nr_valid = b.nr_valid;
-            call.c = dst + n * dst_image + (dst_row + seq.out_first + j * seq.out_step) * dst_unit +
-                     b.channel0 * dst_channel;
+            call.c = ctx.dst + n * ctx.dst_image + (dst_row + seq.out_first + j * seq.out_step) * ctx.dst_unit +
+                     b.channel0 * ctx.dst_channel;
             s.tile(call);
           }
         }

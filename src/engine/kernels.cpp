@@ -55,7 +55,31 @@ HWY_INLINE void StoreTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
   StoreTileSlow(call, tile, M, NV * lanes);
 }
 
-// The tile's starting values, one vector per column: the bias (or what c holds) or zero.
+// Reads back a tile of partial sums (the mirror of StoreTile): a plain run of full vectors per pixel directly,
+// anything else (partial channel blocks, channels_first) element by element, zeros past nr_valid.
+HWY_NOINLINE void LoadTileSlow(const TileCall& call, float* tile, int rows, size_t row_floats) {
+  for (int r = 0; r < rows; ++r)
+    for (size_t n = 0; n < row_floats; ++n) {
+      tile[r * row_floats + n] =
+          static_cast<int>(n) < call.nr_valid ? call.c[r * call.c_pixel_stride + n * call.c_channel_stride] : 0.0f;
+    }
+}
+
+template <int M, int NV>
+HWY_INLINE void LoadTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
+  const size_t lanes = hn::Lanes(d);
+  if (HWY_LIKELY(call.c_channel_stride == 1 && static_cast<size_t>(call.nr_valid) == NV * lanes)) {
+    for (int r = 0; r < M; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] = hn::LoadU(d, call.c + r * call.c_pixel_stride + v * lanes);
+    return;
+  }
+  HWY_ALIGN float tile[M * NV * HWY_MAX_BYTES / sizeof(float)];
+  LoadTileSlow(call, tile, M, NV * lanes);
+  for (int r = 0; r < M; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = hn::Load(d, tile + (r * NV + v) * lanes);
+}
+
+// The tile's starting values, one vector per column: the bias or zero.
 template <int NV>
 HWY_INLINE void InitColumns(const D d, const TileCall& call, V (&init)[NV]) {
   const size_t lanes = hn::Lanes(d);
@@ -67,11 +91,15 @@ template <int M, int NV>
 HWY_NOINLINE void GemmTile(const TileCall& call) {
   const D d;
   const size_t lanes = hn::Lanes(d);
-  V init[NV];
-  InitColumns<NV>(d, call, init);
   V acc[M][NV];
-  for (int r = 0; r < M; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = init[v];
+  if (call.accumulate) {
+    LoadTile<M, NV>(d, call, acc);
+  } else {
+    V init[NV];
+    InitColumns<NV>(d, call, init);
+    for (int r = 0; r < M; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] = init[v];
+  }
   for (int t = 0; t < call.ntaps; ++t) {
     const float* HWY_RESTRICT a = call.a[t];
     const float* HWY_RESTRICT b = call.b[t];

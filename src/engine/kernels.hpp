@@ -5,9 +5,11 @@
 // Contract of a microkernel call (one tile of m output pixels x NR output channels):
 //   c[r * c_pixel_stride + n * c_channel_stride] =
 //       init[n] + sum over taps t, channels q of  a[t][r * a_pixel_stride + q * a_channel_stride] * b[t][q * NR + n]
-// for r < m, n < nr_valid. init is the bias (NR values, zero padded) or zero. Taps are given as pointer pairs, so
-// the caller decides which input elements each tap reads; the kernel never reads past k channels of a pixel or
-// past k * NR packed weights of a tap, and never reads c. With no taps it stores init.
+// for r < m, n < nr_valid. init is the bias (NR values, zero padded) or zero; with `accumulate` (gemm only) the
+// tile starts from what c holds instead, the partial sums of earlier channel chunks. Taps are given as pointer
+// pairs, so the caller decides which input elements each tap reads; the kernel never reads past k channels of a
+// pixel or past k * NR packed weights of a tap, and reads c only to accumulate (never past nr_valid channels).
+// With no taps it stores init.
 // The depthwise kernel is the same tile with one input channel per output channel: a[t][r * stride + n] is read as
 // a vector (channels are lanes), and b[t] holds NR per-channel weights.
 // The dot kernel serves few output channels (NR = 1..4): input channels are lanes, so b[t] holds, per block of
@@ -31,6 +33,7 @@ struct TileCall {
   std::int64_t c_pixel_stride = 0;
   std::int64_t c_channel_stride = 1;  // gemm only: channels_first output
   int nr_valid = 0;
+  bool accumulate = false;  // gemm only: start from c (see above)
   // Write c with non-temporal stores where it is vector-aligned: for outputs far larger than the caches, which
   // would otherwise be read from memory before every write (the caller issues a store fence afterwards).
   bool stream = false;

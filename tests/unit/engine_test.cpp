@@ -108,9 +108,8 @@ TEST_P(EngineTarget, MatchesReferenceOnRandomProblemsWithOneAndTwoThreads) {
   EXPECT_EQ(fast, 400) << "every float32 problem should take a SIMD path";
 }
 
-// Winograd takes 3x3 stride-1 layers with many channels; tiles cross the image edge, residue classes of odd sizes,
-// a partial last batch of tiles, both weight layouts.
-void check_winograd(const std::vector<const char*>& problems) {
+// Named problems that must take `expected`, against the reference, 1 and 2 threads bitwise equal.
+void check_problems(const std::vector<const char*>& problems, const std::string& expected) {
   std::mt19937_64 rng(31);
   for (const char* text : problems) {
     Case c;
@@ -122,11 +121,29 @@ void check_winograd(const std::vector<const char*>& problems) {
     c.bias = to_float(random_values(rng, bias_shape(p)));
     std::string impl1, impl2;
     const auto one = run_plan(c, 1, &impl1);
-    EXPECT_EQ(impl1, "winograd_f2x3") << text;
+    EXPECT_EQ(impl1, expected) << text;
     check_against_reference(c, one, impl1);
     const auto two = run_plan(c, 2, &impl2);
     EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << text;
   }
+}
+
+// Winograd takes 3x3 stride-1 layers with many channels; tiles cross the image edge, residue classes of odd sizes,
+// a partial last batch of tiles, both weight layouts.
+void check_winograd(const std::vector<const char*>& problems) { check_problems(problems, "winograd_f2x3"); }
+
+// The gemm path adds products in passes (tap groups x input channel chunks) when a tile's weights would not fit in
+// L1: many input channels (several chunks, a partial output block), several taps per pass, border tiles with fewer
+// taps than a pass skips, both layouts, both weight layouts, groups, 1D to 3D, strided transposed.
+TEST(Engine, GemmPassesMatchReference) {
+  check_problems({"conv_mb1_g1_ic300_oc70_i7x9_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtorch",
+                  "conv_mb1_g1_ic300_oc70_i7x9_k3x3_s1x1_d2x2_p5:1x0:4_f32_cfirst_wtf",
+                  "convT_mb2_g1_ic260_oc40_i5x6_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
+                  "convT_mb3_g1_ic200_oc64_i2x2_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch",
+                  "conv_mb1_g2_ic140_oc130_i4x5x6_k3x3x3_s1x1x1_d1x1x1_p1:1x1:1x1:1_f32_clast_wtorch",
+                  "conv_mb1_g1_ic40_oc20_i4x5x6_k3x3x3_s1x1x1_d2x1x2_p3:3x1:1x0:2_f32_clast_wtorch",
+                  "conv_mb2_g1_ic520_oc33_i37_k5_s2_d3_p7:1_f32_cfirst_wtorch"},
+                 "gemm_simd");
 }
 
 TEST(Engine, WinogradMatchesReference) {
