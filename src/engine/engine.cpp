@@ -30,6 +30,8 @@ constexpr double kStreamBytes = 16.0 * 1024 * 1024;
 // Packed weights of one gemm pass: 32 KiB measured best against 16 and 64 KiB (and no passes) on the suite.
 constexpr std::int64_t kPassBytes = 32 * 1024;
 constexpr std::int64_t kMinChunkChannels = 8;
+// Per-thread scratch for channels_first problems copied into channels_last (source and destination images).
+constexpr double kRelayoutBytes = 16.0 * 1024 * 1024;
 // Packed weights of a group up to which every block of them runs on one band of input before the next band (TCN's
 // 256 -> 256 channels, 768 KiB of weights: 115 -> 141 GFLOP/s at batch 8, where the input had been read from memory
 // once per block). Half the 2 MiB L2 of the machine measured, all of the 1 MiB of a Zen 4.
@@ -78,6 +80,10 @@ struct State final : PlanState {
   // with runs_inner consecutive items reuse one band of input under every block's weights. runs_inner when all the
   // group's packed weights fit in L2 (see kInnerBlocksBytes).
   bool runs_inner = false;
+  // channels_first problems whose images fit (see relayout_images): the same problem in channels_last for a chunk
+  // of images, and its state. Everything above is then unused.
+  Problem chunk;
+  std::shared_ptr<const State> inner;
   bool stream = false;  // non-temporal output stores (see TileCall::stream)
 };
 
@@ -180,6 +186,18 @@ void choose_passes(Kind kind, const Problem& p, State& s) {
   }
 }
 
+// Images per chunk that a channels_first problem copies into channels_last (a divisor of the batch, so that all
+// chunks share one plan state), within kRelayoutBytes of source and destination together; 0 if one image is larger.
+std::int64_t relayout_images(const Problem& p) {
+  const double image =
+      static_cast<double>(element_count(src_shape(p), "src") + element_count(dst_shape(p), "dst")) / p.batch *
+      sizeof(float);
+  if (image > kRelayoutBytes) return 0;
+  std::int64_t n = std::min<std::int64_t>(p.batch, static_cast<std::int64_t>(kRelayoutBytes / image));
+  while (p.batch % n != 0) --n;
+  return n;
+}
+
 void pack(Kind kind, const Problem& p, const State& s, const float* w, std::vector<float>& out) {
   const std::int64_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2];
   const std::int64_t icg = p.in_channels / p.groups, ocg = p.out_channels / p.groups;
@@ -215,7 +233,9 @@ class Engine final : public detail::Implementation {
   std::optional<std::string> declines(const Problem& p) const override {
     if (p.dtype != DType::f32) return "float64 runs on the reference";
     // The depthwise and dot kernels load channels as vectors, which channels_first spreads a plane apart.
-    if (p.layout != Layout::channels_last && kind_ != Kind::gemm) return "channels_first runs on the gemm kernel";
+    if (p.layout != Layout::channels_last && kind_ != Kind::gemm && relayout_images(p) == 0) {
+      return "channels_first with images too large to copy into channels_last runs on the gemm kernel";
+    }
     const bool depthwise = p.in_channels == p.groups && p.out_channels == p.groups;
     if (kind_ == Kind::depthwise) {
       if (!depthwise) return "not depthwise (one channel per group)";
@@ -226,6 +246,14 @@ class Engine final : public detail::Implementation {
   }
 
   std::shared_ptr<const PlanState> prepare(const Problem& p) const override {
+    if (p.layout == Layout::channels_first && relayout_images(p) > 0) {
+      auto s = std::make_shared<State>();
+      s->chunk = p;
+      s->chunk.layout = Layout::channels_last;
+      s->chunk.batch = relayout_images(p);
+      s->inner = std::static_pointer_cast<const State>(prepare(s->chunk));
+      return s;
+    }
     auto s = std::make_shared<State>();
     s->kernels = best_kernels();
     const int lead = kMaxSpatialDims - p.spatial_dims;
@@ -262,13 +290,15 @@ class Engine final : public detail::Implementation {
   std::shared_ptr<PackedData> pack_weights(const Problem& p, const PlanState* state,
                                            const void* weights) const override {
     auto packed = std::make_shared<Packed>();
-    pack(kind_, p, static_cast<const State&>(*state), static_cast<const float*>(weights), packed->weights);
+    const auto& s = static_cast<const State&>(*state);
+    pack(kind_, p, s.inner ? *s.inner : s, static_cast<const float*>(weights), packed->weights);
     packed->bytes = packed->weights.size() * sizeof(float);
     return packed;
   }
 
   void forward(const Problem& p, const ForwardArgs& args) const override {
     const auto& s = static_cast<const State&>(*args.state);
+    if (s.inner) return forward_through_channels_last(p, s, args);
     const auto& packed = static_cast<const Packed&>(*args.weights);
     const std::int64_t bands = (output_rows(p, s) + s.rows_per_item - 1) / s.rows_per_item;
     const std::int64_t items =
@@ -277,6 +307,41 @@ class Engine final : public detail::Implementation {
     for (std::int64_t item = 0; item < items; ++item) {
       run_item(p, s, packed, args, item);
       if (s.stream) hwy::FlushStream();  // streamed stores are visible before the threads join
+    }
+  }
+
+  // channels_first: chunks of images are copied into channels_last, computed there, and copied back. The kernels
+  // read channels as consecutive floats; reading them a plane apart instead ran 2-20x slower (one TLB entry per
+  // channel), and the copies cost a small part of that.
+  void forward_through_channels_last(const Problem& p, const State& s, const ForwardArgs& args) const {
+    thread_local std::vector<float> src_last, dst_last;
+    const Problem& chunk = s.chunk;
+    const std::int64_t src_image = element_count(src_shape(p), "src") / p.batch;
+    const std::int64_t dst_image = element_count(dst_shape(p), "dst") / p.batch;
+    src_last.resize(static_cast<std::size_t>(chunk.batch * src_image));
+    dst_last.resize(static_cast<std::size_t>(chunk.batch * dst_image));
+    const auto* src = static_cast<const float*>(args.src);
+    auto* dst = static_cast<float*>(args.dst);
+    for (std::int64_t n0 = 0; n0 < p.batch; n0 += chunk.batch) {
+      transpose_images(src + n0 * src_image, src_last.data(), chunk.batch, p.in_channels, src_image / p.in_channels);
+      forward(chunk, {s.inner.get(), src_last.data(), args.weights, args.bias, dst_last.data()});
+      transpose_images(dst_last.data(), dst + n0 * dst_image, chunk.batch, dst_image / p.out_channels, p.out_channels);
+    }
+  }
+
+  // out[n][c][r] = in[n][r][c] for `images` matrices of rows x cols, in tiles that keep both sides in cache.
+  static void transpose_images(const float* in, float* out, std::int64_t images, std::int64_t rows,
+                               std::int64_t cols) {
+    constexpr std::int64_t kTile = 32;
+    const std::int64_t row_tiles = (rows + kTile - 1) / kTile, col_tiles = (cols + kTile - 1) / kTile;
+#pragma omp parallel for schedule(static)
+    for (std::int64_t t = 0; t < images * row_tiles * col_tiles; ++t) {
+      const std::int64_t n = t / (row_tiles * col_tiles);
+      const std::int64_t r0 = (t / col_tiles) % row_tiles * kTile, c0 = t % col_tiles * kTile;
+      const float* a = in + n * rows * cols;
+      float* b = out + n * rows * cols;
+      for (std::int64_t c = c0; c < std::min(cols, c0 + kTile); ++c)
+        for (std::int64_t r = r0; r < std::min(rows, r0 + kTile); ++r) b[c * rows + r] = a[r * cols + c];
     }
   }
 
