@@ -187,27 +187,17 @@ void choose_passes(Kind kind, const Problem& p, State& s) {
   }
 }
 
-// How a channels_first problem reaches the channels_last kernels: chunks of `images` images (a divisor of the
-// batch, so that all chunks share one plan state) are copied into channels_last, within kRelayoutBytes of scratch.
-// The destination is copied back too when it fits beside the source (copy_dst; see make_state for when it is
-// written directly anyway); otherwise the kernels write it in channels_first directly (transposed tile stores; the
-// dot kernel cannot, so it declines). images = 0: even one
-// image's source is too large, and only the gemm kernel runs it, reading channels a plane apart.
-struct Relayout {
-  std::int64_t images = 0;
-  bool copy_dst = true;
-};
-
-Relayout plan_relayout(const Problem& p, Kind kind) {
-  const double per_image = static_cast<double>(sizeof(float)) / static_cast<double>(p.batch);
-  const double src = static_cast<double>(element_count(src_shape(p), "src")) * per_image;
-  const double dst = static_cast<double>(element_count(dst_shape(p), "dst")) * per_image;
-  Relayout r;
-  r.copy_dst = src + dst <= kRelayoutBytes;
-  if (!r.copy_dst && (src > kRelayoutBytes || kind == Kind::dot)) return r;
-  r.images = std::min<std::int64_t>(p.batch, static_cast<std::int64_t>(kRelayoutBytes / (r.copy_dst ? src + dst : src)));
-  while (p.batch % r.images != 0) --r.images;
-  return r;
+// Images per chunk that a channels_first problem copies into channels_last for the kernels (a divisor of the
+// batch, so that all chunks share one plan state), within kRelayoutBytes of scratch; 0 if one image's source is
+// larger, and then only the gemm kernel runs it, reading channels a plane apart. The destination is never copied:
+// the kernels write it in channels_first (transposed tile stores).
+std::int64_t relayout_images(const Problem& p) {
+  const double image =
+      static_cast<double>(element_count(src_shape(p), "src")) / static_cast<double>(p.batch) * sizeof(float);
+  if (image > kRelayoutBytes) return 0;
+  std::int64_t n = std::min<std::int64_t>(p.batch, static_cast<std::int64_t>(kRelayoutBytes / image));
+  while (p.batch % n != 0) --n;
+  return n;
 }
 
 void pack(Kind kind, const Problem& p, const State& s, const float* w, std::vector<float>& out) {
@@ -245,7 +235,7 @@ class Engine final : public detail::Implementation {
   std::optional<std::string> declines(const Problem& p) const override {
     if (p.dtype != DType::f32) return "float64 runs on the reference";
     // The depthwise and dot kernels load channels as vectors, which channels_first spreads a plane apart.
-    if (p.layout != Layout::channels_last && kind_ != Kind::gemm && plan_relayout(p, kind_).images == 0) {
+    if (p.layout != Layout::channels_last && kind_ != Kind::gemm && relayout_images(p) == 0) {
       return "channels_first with images too large to copy into channels_last runs on the gemm kernel";
     }
     const bool depthwise = p.in_channels == p.groups && p.out_channels == p.groups;
@@ -260,18 +250,13 @@ class Engine final : public detail::Implementation {
   std::shared_ptr<const PlanState> prepare(const Problem& p) const override { return make_state(p); }
 
   std::shared_ptr<State> make_state(const Problem& p) const {
-    const Relayout relayout = plan_relayout(p, kind_);
-    if (p.layout == Layout::channels_first && relayout.images > 0) {
+    if (p.layout == Layout::channels_first && relayout_images(p) > 0) {
       auto s = std::make_shared<State>();
       s->chunk = p;
       s->chunk.layout = Layout::channels_last;
-      s->chunk.batch = relayout.images;
+      s->chunk.batch = relayout_images(p);
       auto inner = make_state(s->chunk);
-      // A tile finished in one pass writes channels_first directly at less cost than copying the destination
-      // (WaveNet's layer: 8.2 against 10.1 ms); tiles of several passes read their partial sums back, which a
-      // plane apart costs far more than the copy (TCN: 124 against 78 ms).
-      const bool one_pass = inner->tap_groups == 1 && inner->k_chunk == inner->k;
-      inner->dst_channels_first = !relayout.copy_dst || (one_pass && kind_ != Kind::dot);
+      inner->dst_channels_first = true;
       s->inner = inner;
       return s;
     }
@@ -331,27 +316,21 @@ class Engine final : public detail::Implementation {
     }
   }
 
-  // channels_first: chunks of images are copied into channels_last, computed there, and copied back. The kernels
-  // read channels as consecutive floats; reading them a plane apart instead ran 2-20x slower (one TLB entry per
-  // channel), and the copies cost a small part of that.
+  // channels_first: chunks of images are copied into channels_last, and the kernels write the destination in
+  // channels_first directly. The kernels read channels as consecutive floats; reading them a plane apart instead
+  // ran 2-20x slower (one TLB entry per channel). Partial sums of tiles with several passes stay in a channels_last
+  // buffer of the work item (see run_row): read back a plane apart, they cost more than the copies save.
   void forward_through_channels_last(const Problem& p, const State& s, const ForwardArgs& args) const {
-    thread_local std::vector<float> src_last, dst_last;
+    thread_local std::vector<float> src_last;
     const Problem& chunk = s.chunk;
-    const bool copy_dst = !s.inner->dst_channels_first;
     const std::int64_t src_image = element_count(src_shape(p), "src") / p.batch;
     const std::int64_t dst_image = element_count(dst_shape(p), "dst") / p.batch;
     src_last.resize(static_cast<std::size_t>(chunk.batch * src_image));
-    if (copy_dst) dst_last.resize(static_cast<std::size_t>(chunk.batch * dst_image));
     const auto* src = static_cast<const float*>(args.src);
     auto* dst = static_cast<float*>(args.dst);
     for (std::int64_t n0 = 0; n0 < p.batch; n0 += chunk.batch) {
       transpose_images(src + n0 * src_image, src_last.data(), chunk.batch, p.in_channels, src_image / p.in_channels);
-      float* chunk_dst = copy_dst ? dst_last.data() : dst + n0 * dst_image;
-      forward(chunk, {s.inner.get(), src_last.data(), args.weights, args.bias, chunk_dst});
-      if (copy_dst) {
-        transpose_images(dst_last.data(), dst + n0 * dst_image, chunk.batch, dst_image / p.out_channels,
-                         p.out_channels);
-      }
+      forward(chunk, {s.inner.get(), src_last.data(), args.weights, args.bias, dst + n0 * dst_image});
     }
   }
 
@@ -413,6 +392,9 @@ class Engine final : public detail::Implementation {
     std::int64_t src_unit, src_channel, src_image;  // element (n, c, i) at n * image + c * channel + i * unit
     std::int64_t dst_unit, dst_channel, dst_image;
     const std::vector<BlockSetup>* setups;  // the output channel blocks of the item
+    // Partial sums of tiles with several passes when the destination is channels_first, or null (run_item).
+    float* partial = nullptr;
+    std::int64_t partial_pixel = 0, partial_image = 0, partial_row = 0;
   };
 
   void run_item(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args,
@@ -458,6 +440,16 @@ class Engine final : public detail::Implementation {
     const bool dst_last = last && !s.dst_channels_first;
     const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
     ItemContext ctx;
+    if (s.dst_channels_first && (s.tap_groups > 1 || s.k_chunk < s.k)) {
+      // Partial sums of the item, channels_last: (row of the band, image, pixel of the x block, channel).
+      thread_local std::vector<float> partial;
+      const XBlock& xblock = s.xblocks[static_cast<std::size_t>(xb)];
+      ctx.partial_pixel = static_cast<std::int64_t>(setups.size()) * s.nr;
+      ctx.partial_image = (xblock.j_end - xblock.j_begin) * ctx.partial_pixel;
+      ctx.partial_row = (s.batch_tiles ? p.batch : 1) * ctx.partial_image;
+      partial.resize(static_cast<std::size_t>(s.rows_per_item * ctx.partial_row));
+      ctx.partial = partial.data();
+    }
     ctx.src = static_cast<const float*>(args.src);
     ctx.dst = static_cast<float*>(args.dst);
     ctx.src_unit = last ? p.in_channels : 1, ctx.src_channel = last ? 1 : in_plane;
@@ -480,7 +472,7 @@ class Engine final : public detail::Implementation {
         pass.first = tap_group == 0 && chunk == 0;
         pass.last_chunk = chunk == chunks - 1;
         for (std::int64_t row = band * s.rows_per_item; row < row_end; ++row) {
-          run_row(p, s, ctx, s.xblocks[static_cast<std::size_t>(xb)], row, pass);
+          run_row(p, s, ctx, s.xblocks[static_cast<std::size_t>(xb)], row, row - band * s.rows_per_item, pass);
         }
       }
   }
@@ -500,7 +492,7 @@ class Engine final : public detail::Implementation {
 
   // Every tile of one output row within one x block, adding input channels [c0, c0 + call.k) of each tile's group.
   void run_row(const Problem& p, const State& s, const ItemContext& ctx, const XBlock& xblock, std::int64_t row,
-               const Pass& pass) const {
+               std::int64_t row_in_band, const Pass& pass) const {
     const std::int64_t oy = row % s.out[1], oz = (row / s.out[1]) % s.out[0];
     const std::int64_t row_image = row / (s.out[1] * s.out[0]);  // 0 when tiles run across the batch
 
@@ -522,8 +514,7 @@ class Engine final : public detail::Implementation {
     call.b = b_ptrs.data();
     call.a_pixel_stride = s.batch_tiles ? ctx.src_image : seq.in_step * ctx.src_unit;
     call.a_channel_stride = ctx.src_channel;
-    call.c_channel_stride = ctx.dst_channel;
-    call.c_pixel_stride = s.batch_tiles ? ctx.dst_image : seq.out_step * ctx.dst_unit;
+    const std::int64_t dst_pixel_stride = s.batch_tiles ? ctx.dst_image : seq.out_step * ctx.dst_unit;
     // A tile is m pixels along x of one image, or one pixel of m images. A run of pixels is cut into tiles of
     // equal height (21 pixels with 6-row tiles: 6 + 5 + 5 + 5, not 6 + 6 + 6 + 3, whose short tile would waste
     // its weight loads); tile i of `tiles` covers [count * i / tiles, count * (i + 1) / tiles).
@@ -538,15 +529,24 @@ class Engine final : public detail::Implementation {
       const std::int64_t x_tiles = s.batch_tiles ? run : tiles_for(run);  // across the batch: a pixel per tile
       const int seg_taps = nz * ny * (seg.tap_end - seg.tap_begin);
       if (!pass.first && seg_taps <= pass.first_tap) continue;  // this pass has none of the segment's taps
-      // Partial sums are read back by later passes: stream only the last one.
-      call.stream = s.stream && pass.last_chunk && seg_taps <= pass.end_tap;
+      // Partial sums are read back by later passes: stream only the last one, and with a channels_first
+      // destination keep them in the item's channels_last buffer until then.
+      // (A tile without taps has only the first pass.)
+      const bool last_pass = seg_taps == 0 || (pass.last_chunk && seg_taps <= pass.end_tap);
+      call.stream = s.stream && last_pass;
+      const bool buffered = ctx.partial != nullptr && !(pass.first && last_pass);
+      const bool to_buffer = buffered && !last_pass;
+      call.c_channel_stride = to_buffer ? 1 : ctx.dst_channel;
+      call.c_pixel_stride = to_buffer ? (s.batch_tiles ? ctx.partial_image : ctx.partial_pixel) : dst_pixel_stride;
+      call.partial_pixel_stride = s.batch_tiles ? ctx.partial_image : ctx.partial_pixel;
       for (std::int64_t xt = 0; xt < x_tiles; ++xt)
         for (std::int64_t it = 0; it < image_tiles; ++it) {
           const std::int64_t j = j_begin + (s.batch_tiles ? xt : run * xt / x_tiles);
           const std::int64_t n0 = images * it / image_tiles, n1 = images * (it + 1) / image_tiles;
           const std::int64_t n = s.batch_tiles ? n0 : row_image;
           call.m = static_cast<int>(s.batch_tiles ? n1 - n0 : j_begin + run * (xt + 1) / x_tiles - j);
-          for (const BlockSetup& b : *ctx.setups) {
+          for (std::size_t bi = 0; bi < ctx.setups->size(); ++bi) {
+            const BlockSetup& b = (*ctx.setups)[bi];
             int t = 0, listed = 0;  // taps in the call, taps of the tile's list seen
             for (int zi = 0; zi < nz; ++zi)
               for (int yi = 0; yi < ny; ++yi) {
@@ -568,6 +568,16 @@ class Engine final : public detail::Implementation {
             call.nr_valid = b.nr_valid;
             call.c = ctx.dst + n * ctx.dst_image + (dst_row + seq.out_first + j * seq.out_step) * ctx.dst_unit +
                      b.channel0 * ctx.dst_channel;
+            call.partial = nullptr;
+            if (buffered) {
+              float* at = ctx.partial + row_in_band * ctx.partial_row + n * (s.batch_tiles ? ctx.partial_image : 0) +
+                          (j - xblock.j_begin) * ctx.partial_pixel + static_cast<std::int64_t>(bi) * s.nr;
+              if (to_buffer) {
+                call.c = at;
+              } else {
+                call.partial = at;
+              }
+            }
             s.tile(call);
           }
         }
