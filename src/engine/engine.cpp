@@ -392,9 +392,9 @@ class Engine final : public detail::Implementation {
     std::int64_t src_unit, src_channel, src_image;  // element (n, c, i) at n * image + c * channel + i * unit
     std::int64_t dst_unit, dst_channel, dst_image;
     const std::vector<BlockSetup>* setups;  // the output channel blocks of the item
-    // Partial sums of tiles with several passes when the destination is channels_first, or null (run_item).
-    float* partial = nullptr;
-    std::int64_t partial_pixel = 0, partial_image = 0, partial_row = 0;
+    // Where tiles write when the destination is channels_first (see run_item), or null.
+    float* staged = nullptr;
+    std::int64_t staged_pixel = 0, staged_image = 0, staged_row = 0;
   };
 
   void run_item(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args,
@@ -440,15 +440,16 @@ class Engine final : public detail::Implementation {
     const bool dst_last = last && !s.dst_channels_first;
     const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
     ItemContext ctx;
-    if (s.dst_channels_first && (s.tap_groups > 1 || s.k_chunk < s.k)) {
-      // Partial sums of the item, channels_last: (row of the band, image, pixel of the x block, channel).
-      thread_local std::vector<float> partial;
-      const XBlock& xblock = s.xblocks[static_cast<std::size_t>(xb)];
-      ctx.partial_pixel = static_cast<std::int64_t>(setups.size()) * s.nr;
-      ctx.partial_image = (xblock.j_end - xblock.j_begin) * ctx.partial_pixel;
-      ctx.partial_row = (s.batch_tiles ? p.batch : 1) * ctx.partial_image;
-      partial.resize(static_cast<std::size_t>(s.rows_per_item * ctx.partial_row));
-      ctx.partial = partial.data();
+    const XBlock& xblock = s.xblocks[static_cast<std::size_t>(xb)];
+    if (s.dst_channels_first) {
+      // The item's outputs, channels_last: (row of the band, image, pixel of the x block, channel); written to the
+      // channels_first destination plane by plane once the item is done (write_back).
+      thread_local std::vector<float> staged;
+      ctx.staged_pixel = static_cast<std::int64_t>(setups.size()) * s.nr;
+      ctx.staged_image = (xblock.j_end - xblock.j_begin) * ctx.staged_pixel;
+      ctx.staged_row = (s.batch_tiles ? p.batch : 1) * ctx.staged_image;
+      staged.resize(static_cast<std::size_t>(s.rows_per_item * ctx.staged_row));
+      ctx.staged = staged.data();
     }
     ctx.src = static_cast<const float*>(args.src);
     ctx.dst = static_cast<float*>(args.dst);
@@ -472,9 +473,40 @@ class Engine final : public detail::Implementation {
         pass.first = tap_group == 0 && chunk == 0;
         pass.last_chunk = chunk == chunks - 1;
         for (std::int64_t row = band * s.rows_per_item; row < row_end; ++row) {
-          run_row(p, s, ctx, s.xblocks[static_cast<std::size_t>(xb)], row, row - band * s.rows_per_item, pass);
+          run_row(p, s, ctx, xblock, row, row - band * s.rows_per_item, pass);
         }
       }
+    if (ctx.staged != nullptr) write_back(p, s, ctx, xblock, band * s.rows_per_item, row_end);
+  }
+
+  // Copies an item's staged outputs into the channels_first destination: per output channel, a run of the x
+  // block's pixels (every out_step-th element of the row), so that each destination page is touched once per run
+  // rather than once per tile (the kernels' own transposed stores ran 2-5x slower, TLB-bound).
+  static void write_back(const Problem& p, const State& s, const ItemContext& ctx, const XBlock& xblock,
+                         std::int64_t row_begin, std::int64_t row_end) {
+    const AxisSequence& seq = s.axes[2].sequences[static_cast<std::size_t>(xblock.sequence)];
+    const std::int64_t count = xblock.j_end - xblock.j_begin;
+    const std::int64_t images = s.batch_tiles ? p.batch : 1;
+    for (std::int64_t row = row_begin; row < row_end; ++row) {
+      const std::int64_t oy = row % s.out[1], oz = (row / s.out[1]) % s.out[0];
+      const std::int64_t first = (oz * s.out[1] + oy) * s.out[2] + seq.out_first + xblock.j_begin * seq.out_step;
+      for (std::int64_t i = 0; i < images; ++i) {
+        const std::int64_t n = s.batch_tiles ? i : row / (s.out[1] * s.out[0]);
+        const float* in = ctx.staged + (row - row_begin) * ctx.staged_row + i * ctx.staged_image;
+        // 16 pixels at a time, so that their staged channels stay in L1 while every channel plane is written.
+        for (std::int64_t j0 = 0; j0 < count; j0 += 16) {
+          const std::int64_t j1 = std::min(count, j0 + 16);
+          for (std::size_t bi = 0; bi < ctx.setups->size(); ++bi) {
+            const BlockSetup& b = (*ctx.setups)[bi];
+            for (int q = 0; q < b.nr_valid; ++q) {
+              const float* from = in + static_cast<std::int64_t>(bi) * s.nr + q;
+              float* to = ctx.dst + n * ctx.dst_image + (b.channel0 + q) * ctx.dst_channel + first;
+              for (std::int64_t j = j0; j < j1; ++j) to[j * seq.out_step] = from[j * ctx.staged_pixel];
+            }
+          }
+        }
+      }
+    }
   }
 
   // One pass over a tile: its taps [first_tap, end_tap) (positions in the tile's list of valid taps) and input
@@ -514,7 +546,9 @@ class Engine final : public detail::Implementation {
     call.b = b_ptrs.data();
     call.a_pixel_stride = s.batch_tiles ? ctx.src_image : seq.in_step * ctx.src_unit;
     call.a_channel_stride = ctx.src_channel;
-    const std::int64_t dst_pixel_stride = s.batch_tiles ? ctx.dst_image : seq.out_step * ctx.dst_unit;
+    call.c_channel_stride = ctx.staged ? 1 : ctx.dst_channel;
+    call.c_pixel_stride = ctx.staged ? (s.batch_tiles ? ctx.staged_image : ctx.staged_pixel)
+                                     : (s.batch_tiles ? ctx.dst_image : seq.out_step * ctx.dst_unit);
     // A tile is m pixels along x of one image, or one pixel of m images. A run of pixels is cut into tiles of
     // equal height (21 pixels with 6-row tiles: 6 + 5 + 5 + 5, not 6 + 6 + 6 + 3, whose short tile would waste
     // its weight loads); tile i of `tiles` covers [count * i / tiles, count * (i + 1) / tiles).
@@ -529,16 +563,9 @@ class Engine final : public detail::Implementation {
       const std::int64_t x_tiles = s.batch_tiles ? run : tiles_for(run);  // across the batch: a pixel per tile
       const int seg_taps = nz * ny * (seg.tap_end - seg.tap_begin);
       if (!pass.first && seg_taps <= pass.first_tap) continue;  // this pass has none of the segment's taps
-      // Partial sums are read back by later passes: stream only the last one, and with a channels_first
-      // destination keep them in the item's channels_last buffer until then.
-      // (A tile without taps has only the first pass.)
-      const bool last_pass = seg_taps == 0 || (pass.last_chunk && seg_taps <= pass.end_tap);
-      call.stream = s.stream && last_pass;
-      const bool buffered = ctx.partial != nullptr && !(pass.first && last_pass);
-      const bool to_buffer = buffered && !last_pass;
-      call.c_channel_stride = to_buffer ? 1 : ctx.dst_channel;
-      call.c_pixel_stride = to_buffer ? (s.batch_tiles ? ctx.partial_image : ctx.partial_pixel) : dst_pixel_stride;
-      call.partial_pixel_stride = s.batch_tiles ? ctx.partial_image : ctx.partial_pixel;
+      // Partial sums are read back by later passes: stream only the last one (never into the staging buffer).
+      const bool last_pass = seg_taps == 0 || (pass.last_chunk && seg_taps <= pass.end_tap);  // no taps: 1 pass
+      call.stream = s.stream && last_pass && ctx.staged == nullptr;
       for (std::int64_t xt = 0; xt < x_tiles; ++xt)
         for (std::int64_t it = 0; it < image_tiles; ++it) {
           const std::int64_t j = j_begin + (s.batch_tiles ? xt : run * xt / x_tiles);
@@ -566,17 +593,12 @@ class Engine final : public detail::Implementation {
             call.ntaps = t;
             call.init = b.init;
             call.nr_valid = b.nr_valid;
-            call.c = ctx.dst + n * ctx.dst_image + (dst_row + seq.out_first + j * seq.out_step) * ctx.dst_unit +
-                     b.channel0 * ctx.dst_channel;
-            call.partial = nullptr;
-            if (buffered) {
-              float* at = ctx.partial + row_in_band * ctx.partial_row + n * (s.batch_tiles ? ctx.partial_image : 0) +
-                          (j - xblock.j_begin) * ctx.partial_pixel + static_cast<std::int64_t>(bi) * s.nr;
-              if (to_buffer) {
-                call.c = at;
-              } else {
-                call.partial = at;
-              }
+            if (ctx.staged != nullptr) {
+              call.c = ctx.staged + row_in_band * ctx.staged_row + (s.batch_tiles ? n * ctx.staged_image : 0) +
+                       (j - xblock.j_begin) * ctx.staged_pixel + static_cast<std::int64_t>(bi) * s.nr;
+            } else {
+              call.c = ctx.dst + n * ctx.dst_image + (dst_row + seq.out_first + j * seq.out_step) * ctx.dst_unit +
+                       b.channel0 * ctx.dst_channel;
             }
             s.tile(call);
           }

@@ -55,31 +55,28 @@ HWY_INLINE void StoreTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
   StoreTileSlow(call, tile, M, NV * lanes);
 }
 
-// Reads back a tile of partial sums (the mirror of StoreTile) from `from`, pixels pixel_stride and channels
-// channel_stride apart: a plain run of full vectors per pixel directly, anything else (partial channel blocks,
-// channels_first) element by element, zeros past nr_valid.
-HWY_NOINLINE void LoadTileSlow(const float* from, std::int64_t pixel_stride, std::int64_t channel_stride,
-                               int nr_valid, float* tile, int rows, size_t row_floats) {
+// Reads back a tile of partial sums (the mirror of StoreTile): a plain run of full vectors per pixel directly,
+// anything else (partial channel blocks, channels_first) element by element, zeros past nr_valid.
+HWY_NOINLINE void LoadTileSlow(const TileCall& call, float* tile, int rows, size_t row_floats) {
   for (int r = 0; r < rows; ++r)
     for (size_t n = 0; n < row_floats; ++n) {
       tile[r * row_floats + n] =
-          static_cast<int>(n) < nr_valid ? from[r * pixel_stride + static_cast<std::int64_t>(n) * channel_stride] : 0.0f;
+          static_cast<int>(n) < call.nr_valid
+              ? call.c[r * call.c_pixel_stride + static_cast<std::int64_t>(n) * call.c_channel_stride]
+              : 0.0f;
     }
 }
 
 template <int M, int NV>
 HWY_INLINE void LoadTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
   const size_t lanes = hn::Lanes(d);
-  const float* from = call.partial ? call.partial : call.c;
-  const std::int64_t pixel_stride = call.partial ? call.partial_pixel_stride : call.c_pixel_stride;
-  const std::int64_t channel_stride = call.partial ? 1 : call.c_channel_stride;
-  if (HWY_LIKELY(channel_stride == 1 && static_cast<size_t>(call.nr_valid) == NV * lanes)) {
+  if (HWY_LIKELY(call.c_channel_stride == 1 && static_cast<size_t>(call.nr_valid) == NV * lanes)) {
     for (int r = 0; r < M; ++r)
-      for (int v = 0; v < NV; ++v) acc[r][v] = hn::LoadU(d, from + r * pixel_stride + v * lanes);
+      for (int v = 0; v < NV; ++v) acc[r][v] = hn::LoadU(d, call.c + r * call.c_pixel_stride + v * lanes);
     return;
   }
   HWY_ALIGN float tile[M * NV * HWY_MAX_BYTES / sizeof(float)];
-  LoadTileSlow(from, pixel_stride, channel_stride, call.nr_valid, tile, M, NV * lanes);
+  LoadTileSlow(call, tile, M, NV * lanes);
   for (int r = 0; r < M; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = hn::Load(d, tile + (r * NV + v) * lanes);
 }

@@ -6,8 +6,7 @@
 //   c[r * c_pixel_stride + n * c_channel_stride] =
 //       init[n] + sum over taps t, channels q of  a[t][r * a_pixel_stride + q * a_channel_stride] * b[t][q * NR + n]
 // for r < m, n < nr_valid. init is the bias (NR values, zero padded) or zero; with `accumulate` (gemm only) the
-// tile starts from the partial sums of earlier passes instead: what c holds, or, if `partial` is set, the tile at
-// partial (channels contiguous, pixels partial_pixel_stride apart). Taps are given as pointer
+// tile starts from what c holds instead, the partial sums of earlier passes. Taps are given as pointer
 // pairs, so the caller decides which input elements each tap reads; the kernel never reads past k channels of a
 // pixel or past k * NR packed weights of a tap, and reads c only to accumulate (never past nr_valid channels).
 // With no taps it stores init.
@@ -34,9 +33,7 @@ struct TileCall {
   std::int64_t c_pixel_stride = 0;
   std::int64_t c_channel_stride = 1;  // gemm only: channels_first output
   int nr_valid = 0;
-  bool accumulate = false;  // gemm only: start from c or partial (see above)
-  const float* partial = nullptr;
-  std::int64_t partial_pixel_stride = 0;
+  bool accumulate = false;  // gemm only: start from c (see above)
   // Write c with non-temporal stores where it is vector-aligned: for outputs far larger than the caches, which
   // would otherwise be read from memory before every write (the caller issues a store fence afterwards).
   bool stream = false;
