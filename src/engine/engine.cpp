@@ -316,10 +316,10 @@ class Engine final : public detail::Implementation {
     }
   }
 
-  // channels_first: chunks of images are copied into channels_last, and the kernels write the destination in
-  // channels_first directly. The kernels read channels as consecutive floats; reading them a plane apart instead
-  // ran 2-20x slower (one TLB entry per channel). Partial sums of tiles with several passes stay in a channels_last
-  // buffer of the work item (see run_row): read back a plane apart, they cost more than the copies save.
+  // channels_first: chunks of images are copied into channels_last for the kernels, which read channels as
+  // consecutive floats (a plane apart, one TLB entry per channel, they ran 2-20x slower). Each work item stages its
+  // outputs in channels_last and writes them to the channels_first destination when it is done (run_item,
+  // write_back).
   void forward_through_channels_last(const Problem& p, const State& s, const ForwardArgs& args) const {
     thread_local std::vector<float> src_last;
     const Problem& chunk = s.chunk;
