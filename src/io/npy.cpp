@@ -477,9 +477,7 @@ std::vector<std::byte> encode(DType dtype, std::span<const std::int64_t> shape, 
 // destructor removes it, so no failure leaves it behind and the target is never touched.
 class PendingFile {
  public:
-  explicit PendingFile(const std::string& target) : target_(target), fd_(create_exclusive()) {
-    detail::set_pending_output(path_.c_str());
-  }
+  explicit PendingFile(const std::string& target) : target_(target), fd_(create_exclusive()) {}
   ~PendingFile() {
     if (!committed_) ::unlink(path_.c_str());
     detail::set_pending_output(nullptr);
@@ -514,9 +512,14 @@ class PendingFile {
     int err = 0;
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
       path_ = target_ + ".tmp." + random_suffix(entropy);
+      // Registered for the signal handler before the file exists: registered only after open(), a signal arriving
+      // in between left the file behind (the interrupt test caught it under AddressSanitizer, where that window is
+      // wide). A signal before open() unlinks a name that nobody else holds (12 random characters).
+      detail::set_pending_output(path_.c_str());
       const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
       if (fd >= 0) return fd;
       err = errno;
+      detail::set_pending_output(nullptr);
       if (err != EEXIST) break;
     }
     throw Error(target_, "cannot create temporary file " + in_quotes(path_) + ": " + errno_message(err));
