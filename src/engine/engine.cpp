@@ -12,6 +12,7 @@
 
 #include "engine/axis.hpp"
 #include "engine/kernels.hpp"
+#include "tdconv/shape.hpp"
 #include "util/checked.hpp"
 
 #ifdef _OPENMP
@@ -37,6 +38,8 @@ constexpr double kRelayoutBytes = 16.0 * 1024 * 1024;
 // once per block). Half the 2 MiB L2 of the machine measured, all of the 1 MiB of a Zen 4.
 constexpr double kInnerBlocksBytes = 1024.0 * 1024;
 constexpr std::int64_t kMinItems = 32;
+// Staged outputs of one work item (channels_first destinations, see run_item): in L2 until written back.
+constexpr std::int64_t kStagedBytes = 256 * 1024;
 
 // An axis that does nothing: one output element reading one input element with one tap.
 Axis trivial_axis() {
@@ -45,9 +48,20 @@ Axis trivial_axis() {
   return a;
 }
 
+// Pixels [j_begin, j_end) of one sequence of the x axis.
 struct XBlock {
   int sequence;
   std::int64_t j_begin, j_end;
+};
+
+// The pixels along x of one work item. Items writing the destination directly take one sequence's run of up to
+// kPixelsPerWorkItem pixels; items staging a channels_first destination take the pixels of every sequence in output
+// columns [x_begin, x_end), so that the write-back stores whole runs of each channel's row (a transposed
+// convolution's phases, a stride apart, had been written back one phase at a time: each destination line written
+// `stride` times by as many items, and its pages touched once per 16 pixels).
+struct Column {
+  std::int64_t x_begin = 0, x_end = 0;
+  std::vector<XBlock> parts;
 };
 
 enum class Kind { gemm, depthwise, dot };
@@ -71,7 +85,7 @@ struct State final : PlanState {
   std::int64_t src_group_step = 0, src_block_step = 0, dst_group_step = 0, nr_limit = 1;
   // Packed weights of tap t of tile (group, block): group * b_group + block * b_block + t * b_tap.
   std::int64_t b_group = 0, b_block = 0, b_tap = 0, packed_floats = 0;
-  std::vector<XBlock> xblocks;
+  std::vector<Column> columns;
   // Tiles run across the batch (same pixel of several images) instead of along x: chosen when the runs of pixels
   // with the same valid taps are shorter than a tile, as in small images with a large batch (DCGAN).
   bool batch_tiles = false;
@@ -177,13 +191,54 @@ void choose_passes(Kind kind, const Problem& p, State& s) {
                  static_cast<double>(s.b_group) * sizeof(float) <= kInnerBlocksBytes;
   // Rows per item: about kPixelsPerWorkItem pixels, but at least kMinItems items for the threads to share.
   std::int64_t row_pixels = 0;
-  for (const XBlock& b : s.xblocks) row_pixels = std::max(row_pixels, b.j_end - b.j_begin);
+  for (const Column& c : s.columns) {
+    std::int64_t pixels = 0;
+    for (const XBlock& b : c.parts) pixels += b.j_end - b.j_begin;
+    row_pixels = std::max(row_pixels, pixels);
+  }
   if (s.batch_tiles) row_pixels *= p.batch;
   const std::int64_t rows = (s.batch_tiles ? 1 : p.batch) * s.out[0] * s.out[1];
-  const std::int64_t other = static_cast<std::int64_t>(s.xblocks.size()) * s.tile_groups * (s.blocks / s.blocks_per_item);
-  s.rows_per_item = std::max<std::int64_t>(1, kPixelsPerWorkItem / std::max<std::int64_t>(1, row_pixels));
+  const std::int64_t other =
+      static_cast<std::int64_t>(s.columns.size()) * s.tile_groups * (s.blocks / s.blocks_per_item);
+  // Staged items take as many pixels as kStagedBytes holds: their write-back touches each destination page once
+  // per item and channel, and a page walk costs far more than the tiles save by being short (3D U-Net: 64-pixel
+  // rows of 32 planes a MiB apart, 4 rows per item, spent more time writing back than computing).
+  std::int64_t pixels = kPixelsPerWorkItem;
+  if (s.dst_channels_first) {
+    const std::int64_t channels = s.blocks_per_item * s.nr;
+    pixels = std::max(pixels, static_cast<std::int64_t>(kStagedBytes / sizeof(float)) / channels);
+  }
+  s.rows_per_item = std::max<std::int64_t>(1, pixels / std::max<std::int64_t>(1, row_pixels));
   while (s.rows_per_item > 1 && ((rows + s.rows_per_item - 1) / s.rows_per_item) * other < kMinItems) {
     s.rows_per_item /= 2;
+  }
+}
+
+void choose_columns(State& s) {
+  const Axis& x = s.axes[2];
+  s.columns.clear();
+  if (!s.dst_channels_first) {
+    for (int q = 0; q < static_cast<int>(x.sequences.size()); ++q) {
+      for (std::int64_t j = 0; j < x.sequences[q].count; j += kPixelsPerWorkItem) {
+        const std::int64_t j_end = std::min(j + kPixelsPerWorkItem, x.sequences[q].count);
+        s.columns.push_back({0, 0, {{q, j, j_end}}});
+      }
+    }
+    return;
+  }
+  const std::int64_t width = kPixelsPerWorkItem * static_cast<std::int64_t>(x.sequences.size());
+  for (std::int64_t x0 = 0; x0 < x.output; x0 += width) {
+    Column c{x0, std::min(x.output, x0 + width), {}};
+    for (int q = 0; q < static_cast<int>(x.sequences.size()); ++q) {
+      const AxisSequence& seq = x.sequences[q];
+      // The sequence's pixels j with out_first + j * out_step in [x_begin, x_end).
+      const auto first_at = [&](std::int64_t o) {
+        return std::clamp<std::int64_t>(ceil_div(o - seq.out_first, seq.out_step), 0, seq.count);
+      };
+      const std::int64_t j_begin = first_at(c.x_begin), j_end = first_at(c.x_end);
+      if (j_begin < j_end) c.parts.push_back({q, j_begin, j_end});
+    }
+    s.columns.push_back(std::move(c));
   }
 }
 
@@ -257,6 +312,8 @@ class Engine final : public detail::Implementation {
       s->chunk.batch = relayout_images(p);
       auto inner = make_state(s->chunk);
       inner->dst_channels_first = true;
+      choose_columns(*inner);  // again: staged items cover every sequence
+      choose_passes(kind_, s->chunk, *inner);
       s->inner = inner;
       return s;
     }
@@ -284,11 +341,7 @@ class Engine final : public detail::Implementation {
     // Outputs past half the last-level cache (32 MiB here) are streamed: write-allocate reads cost more than the
     // cache could give back, since the rest of the layer evicts them anyway.
     s->stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
-    for (int q = 0; q < static_cast<int>(x.sequences.size()); ++q) {
-      for (std::int64_t j = 0; j < x.sequences[q].count; j += kPixelsPerWorkItem) {
-        s->xblocks.push_back({q, j, std::min(j + kPixelsPerWorkItem, x.sequences[q].count)});
-      }
-    }
+    choose_columns(*s);
     choose_passes(kind_, p, *s);
     return s;
   }
@@ -308,7 +361,7 @@ class Engine final : public detail::Implementation {
     const auto& packed = static_cast<const Packed&>(*args.weights);
     const std::int64_t bands = (output_rows(p, s) + s.rows_per_item - 1) / s.rows_per_item;
     const std::int64_t items =
-        bands * static_cast<std::int64_t>(s.xblocks.size()) * s.tile_groups * (s.blocks / s.blocks_per_item);
+        bands * static_cast<std::int64_t>(s.columns.size()) * s.tile_groups * (s.blocks / s.blocks_per_item);
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::int64_t item = 0; item < items; ++item) {
       run_item(p, s, packed, args, item);
@@ -329,26 +382,24 @@ class Engine final : public detail::Implementation {
     const auto* src = static_cast<const float*>(args.src);
     auto* dst = static_cast<float*>(args.dst);
     for (std::int64_t n0 = 0; n0 < p.batch; n0 += chunk.batch) {
-      transpose_images(src + n0 * src_image, src_last.data(), chunk.batch, p.in_channels, src_image / p.in_channels);
+      transpose_images(s.inner->kernels, src + n0 * src_image, src_last.data(), chunk.batch, p.in_channels,
+                       src_image / p.in_channels);
       forward(chunk, {s.inner.get(), src_last.data(), args.weights, args.bias, dst + n0 * dst_image});
     }
   }
 
-  // out[n][c][r] = in[n][r][c] for `images` matrices of rows x cols, in tiles that keep both sides in cache.
-  static void transpose_images(const float* in, float* out, std::int64_t images, std::int64_t rows,
-                               std::int64_t cols) {
-    constexpr std::int64_t kTile = 16;  // measured 5-40% faster than 32 on the suite's shapes
-    const std::int64_t row_tiles = (rows + kTile - 1) / kTile, col_tiles = (cols + kTile - 1) / kTile;
+  // Channels_first images [channel][pixel] into channels_last [pixel][channel], in slices of pixels shared by the
+  // threads.
+  static void transpose_images(const KernelSet& kernels, const float* in, float* out, std::int64_t images,
+                               std::int64_t channels, std::int64_t pixels) {
+    constexpr std::int64_t kSlice = 64;  // pixels: 64 x 8 channel lines read per strip of the transposition
+    const std::int64_t slices = (pixels + kSlice - 1) / kSlice;
 #pragma omp parallel for schedule(static)
-    for (std::int64_t t = 0; t < images * row_tiles * col_tiles; ++t) {
-      const std::int64_t n = t / (row_tiles * col_tiles);
-      const std::int64_t r0 = (t / col_tiles) % row_tiles * kTile, c0 = t % col_tiles * kTile;
-      const float* a = in + n * rows * cols;
-      float* b = out + n * rows * cols;
-      // Bounds as plain values: std::min's reference kept them in memory, reloaded on every element (4x slower).
-      const std::int64_t r_end = std::min(rows, r0 + kTile), c_end = std::min(cols, c0 + kTile);
-      for (std::int64_t c = c0; c < c_end; ++c)
-        for (std::int64_t r = r0; r < r_end; ++r) b[c * rows + r] = a[r * cols + c];
+    for (std::int64_t t = 0; t < images * slices; ++t) {
+      const std::int64_t n = t / slices, x0 = t % slices * kSlice;
+      const std::int64_t count = std::min(kSlice, pixels - x0);
+      kernels.transpose(in + n * channels * pixels + x0, pixels, out + (n * pixels + x0) * channels, channels, count,
+                        channels, false);
     }
   }
 
@@ -395,15 +446,16 @@ class Engine final : public detail::Implementation {
     // Where tiles write when the destination is channels_first (see run_item), or null.
     float* staged = nullptr;
     std::int64_t staged_pixel = 0, staged_image = 0, staged_row = 0;
+    std::int64_t staged_x0 = 0;  // output column of the staging's first pixel
   };
 
   void run_item(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args,
                 std::int64_t item) const {
-    // item = ((g * block_runs + run) * bands + band) * xblocks + xblock, or with runs_inner
-    // ((g * bands + band) * xblocks + xblock) * block_runs + run. A run is one block of output channels (gemm, dot)
+    // item = ((g * block_runs + run) * bands + band) * columns + column, or with runs_inner
+    // ((g * bands + band) * columns + column) * block_runs + run. A run is one block of output channels (gemm, dot)
     // or all of them (depthwise: each pixel's channels are written together, whole cache lines, which the
     // memory-bound depthwise layers need). A band is rows_per_item consecutive output rows.
-    const auto xblocks = static_cast<std::int64_t>(s.xblocks.size());
+    const auto xblocks = static_cast<std::int64_t>(s.columns.size());
     const std::int64_t rows_total = output_rows(p, s);
     const std::int64_t bands = (rows_total + s.rows_per_item - 1) / s.rows_per_item;
     const std::int64_t runs = s.blocks / s.blocks_per_item;
@@ -440,13 +492,14 @@ class Engine final : public detail::Implementation {
     const bool dst_last = last && !s.dst_channels_first;
     const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
     ItemContext ctx;
-    const XBlock& xblock = s.xblocks[static_cast<std::size_t>(xb)];
+    const Column& column = s.columns[static_cast<std::size_t>(xb)];
     if (s.dst_channels_first) {
-      // The item's outputs, channels_last: (row of the band, image, pixel of the x block, channel); written to the
+      // The item's outputs, channels_last: (row of the band, image, output column, channel); written to the
       // channels_first destination plane by plane once the item is done (write_back).
       thread_local std::vector<float> staged;
       ctx.staged_pixel = static_cast<std::int64_t>(setups.size()) * s.nr;
-      ctx.staged_image = (xblock.j_end - xblock.j_begin) * ctx.staged_pixel;
+      ctx.staged_image = (column.x_end - column.x_begin) * ctx.staged_pixel;
+      ctx.staged_x0 = column.x_begin;
       ctx.staged_row = (s.batch_tiles ? p.batch : 1) * ctx.staged_image;
       staged.resize(static_cast<std::size_t>(s.rows_per_item * ctx.staged_row));
       ctx.staged = staged.data();
@@ -472,40 +525,39 @@ class Engine final : public detail::Implementation {
         pass.k = std::min(s.k_chunk, s.k - pass.c0);
         pass.first = tap_group == 0 && chunk == 0;
         pass.last_chunk = chunk == chunks - 1;
-        for (std::int64_t row = band * s.rows_per_item; row < row_end; ++row) {
-          run_row(p, s, ctx, xblock, row, row - band * s.rows_per_item, pass);
-        }
+        for (std::int64_t row = band * s.rows_per_item; row < row_end; ++row)
+          for (const XBlock& part : column.parts) run_row(p, s, ctx, part, row, row - band * s.rows_per_item, pass);
       }
-    if (ctx.staged != nullptr) write_back(p, s, ctx, xblock, band * s.rows_per_item, row_end);
+    if (ctx.staged != nullptr) write_back(p, s, ctx, column, band * s.rows_per_item, row_end);
   }
 
-  // Copies an item's staged outputs into the channels_first destination: per output channel, a run of the x
-  // block's pixels (every out_step-th element of the row), so that each destination page is touched once per run
-  // rather than once per tile (the kernels' own transposed stores ran 2-5x slower, TLB-bound).
-  static void write_back(const Problem& p, const State& s, const ItemContext& ctx, const XBlock& xblock,
-                         std::int64_t row_begin, std::int64_t row_end) {
-    const AxisSequence& seq = s.axes[2].sequences[static_cast<std::size_t>(xblock.sequence)];
-    const std::int64_t count = xblock.j_end - xblock.j_begin;
+  // Copies an item's staged outputs into the channels_first destination: per image and output row, each block of
+  // channels transposed into the rows of their planes (the kernels' own transposed stores ran 2-5x slower,
+  // TLB-bound, and an element-by-element copy of the staging took as long as the convolution on WaveNet's layer).
+  void write_back(const Problem& p, const State& s, const ItemContext& ctx, const Column& column,
+                  std::int64_t row_begin, std::int64_t row_end) const {
     const std::int64_t images = s.batch_tiles ? p.batch : 1;
-    for (std::int64_t row = row_begin; row < row_end; ++row) {
+    const std::int64_t width = column.x_end - column.x_begin;
+    const std::int64_t rows_per_image = s.out[1] * s.out[0];
+    // Consecutive rows of one image are consecutive in its planes when the column spans the whole row: one
+    // transposition covers them all, so each plane is written in one run.
+    const bool whole_rows = width == s.out[2] && !s.batch_tiles;
+    for (std::int64_t row = row_begin; row < row_end;) {
+      const std::int64_t image_end = (row / rows_per_image + 1) * rows_per_image;
+      const std::int64_t rows = whole_rows ? std::min(row_end, image_end) - row : 1;
       const std::int64_t oy = row % s.out[1], oz = (row / s.out[1]) % s.out[0];
-      const std::int64_t first = (oz * s.out[1] + oy) * s.out[2] + seq.out_first + xblock.j_begin * seq.out_step;
+      const std::int64_t first = (oz * s.out[1] + oy) * s.out[2] + column.x_begin;
       for (std::int64_t i = 0; i < images; ++i) {
-        const std::int64_t n = s.batch_tiles ? i : row / (s.out[1] * s.out[0]);
+        const std::int64_t n = s.batch_tiles ? i : row / rows_per_image;
         const float* in = ctx.staged + (row - row_begin) * ctx.staged_row + i * ctx.staged_image;
-        // 16 pixels at a time, so that their staged channels stay in L1 while every channel plane is written.
-        for (std::int64_t j0 = 0; j0 < count; j0 += 16) {
-          const std::int64_t j1 = std::min(count, j0 + 16);
-          for (std::size_t bi = 0; bi < ctx.setups->size(); ++bi) {
-            const BlockSetup& b = (*ctx.setups)[bi];
-            for (int q = 0; q < b.nr_valid; ++q) {
-              const float* from = in + static_cast<std::int64_t>(bi) * s.nr + q;
-              float* to = ctx.dst + n * ctx.dst_image + (b.channel0 + q) * ctx.dst_channel + first;
-              for (std::int64_t j = j0; j < j1; ++j) to[j * seq.out_step] = from[j * ctx.staged_pixel];
-            }
-          }
+        for (std::size_t bi = 0; bi < ctx.setups->size(); ++bi) {
+          const BlockSetup& b = (*ctx.setups)[bi];
+          s.kernels.transpose(in + static_cast<std::int64_t>(bi) * s.nr, ctx.staged_pixel,
+                              ctx.dst + n * ctx.dst_image + b.channel0 * ctx.dst_channel + first, ctx.dst_channel,
+                              b.nr_valid, rows * width, s.stream);
         }
       }
+      row += rows;
     }
   }
 
@@ -547,7 +599,7 @@ class Engine final : public detail::Implementation {
     call.a_pixel_stride = s.batch_tiles ? ctx.src_image : seq.in_step * ctx.src_unit;
     call.a_channel_stride = ctx.src_channel;
     call.c_channel_stride = ctx.staged ? 1 : ctx.dst_channel;
-    call.c_pixel_stride = ctx.staged ? (s.batch_tiles ? ctx.staged_image : ctx.staged_pixel)
+    call.c_pixel_stride = ctx.staged ? (s.batch_tiles ? ctx.staged_image : seq.out_step * ctx.staged_pixel)
                                      : (s.batch_tiles ? ctx.dst_image : seq.out_step * ctx.dst_unit);
     // A tile is m pixels along x of one image, or one pixel of m images. A run of pixels is cut into tiles of
     // equal height (21 pixels with 6-row tiles: 6 + 5 + 5 + 5, not 6 + 6 + 6 + 3, whose short tile would waste
@@ -595,7 +647,8 @@ class Engine final : public detail::Implementation {
             call.nr_valid = b.nr_valid;
             if (ctx.staged != nullptr) {
               call.c = ctx.staged + row_in_band * ctx.staged_row + (s.batch_tiles ? n * ctx.staged_image : 0) +
-                       (j - xblock.j_begin) * ctx.staged_pixel + static_cast<std::int64_t>(bi) * s.nr;
+                       (seq.out_first + j * seq.out_step - ctx.staged_x0) * ctx.staged_pixel +
+                       static_cast<std::int64_t>(bi) * s.nr;
             } else {
               call.c = ctx.dst + n * ctx.dst_image + (dst_row + seq.out_first + j * seq.out_step) * ctx.dst_unit +
                        b.channel0 * ctx.dst_channel;

@@ -57,6 +57,11 @@ struct KernelSet {
   void (*winograd_input)(const float* const* patch, std::int64_t channels, float* v, std::int64_t e_stride) = nullptr;
   void (*winograd_output)(const float* m, std::int64_t e_stride, std::int64_t channels, const float* bias,
                           float* const* out) = nullptr;
+  // out[i * out_stride + j] = in[j * in_stride + i] for i < rows, j < cols: the copies between channels_first and
+  // channels_last, in register-transposed square blocks (8 x 8 with AVX2 and AVX-512, 4 x 4 with SSE). `stream`:
+  // non-temporal stores where out is aligned (the caller issues a store fence afterwards).
+  void (*transpose)(const float* in, std::int64_t in_stride, float* out, std::int64_t out_stride, std::int64_t rows,
+                    std::int64_t cols, bool stream) = nullptr;
 };
 
 // The kernels of the best target this CPU supports (as limited by force_target, if set).

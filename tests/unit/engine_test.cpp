@@ -170,6 +170,37 @@ TEST(Engine, WinogradMatchesReference) {
                   "conv_mb1_g1_ic128_oc128_i37x35_k3x3_s1x1_d3x3_p3:3x3:3_f32_clast_wtorch"});
 }
 
+// The copies between channels_first and channels_last: every block size's edges (rows and columns not multiples of
+// it, strides past the sizes), plain and streaming stores, on an aligned and a misaligned destination.
+TEST_P(EngineTarget, TransposeCopiesEveryElementAndNothingElse) {
+  const engine::KernelSet kernels = engine::best_kernels();
+  std::mt19937_64 rng(5);
+  for (int trial = 0; trial < 200; ++trial) {
+    const std::int64_t rows = uniform(rng, 1, 40), cols = uniform(rng, 1, 300);
+    const std::int64_t in_stride = rows + uniform(rng, 0, 5), out_stride = cols + 16 * uniform(rng, 0, 2);
+    const std::int64_t offset = trial % 3 == 0 ? 1 : 0;  // a misaligned destination
+    std::vector<float> in(static_cast<std::size_t>(cols * in_stride));
+    for (std::size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>(i);
+    alignas(64) static float out[40 * 400 + 64];
+    std::fill(std::begin(out), std::end(out), -1.0f);
+    kernels.transpose(in.data(), in_stride, out + offset, out_stride, rows, cols, trial % 2 == 0);
+    for (std::int64_t i = 0; i < rows * out_stride + 64 - offset; ++i) {
+      const std::int64_t r = i / out_stride, c = i % out_stride;
+      const float want = r < rows && c < cols ? in[static_cast<std::size_t>(c * in_stride + r)] : -1.0f;
+      ASSERT_EQ(out[offset + i], want) << "rows " << rows << " cols " << cols << " at " << r << "," << c;
+    }
+  }
+}
+
+TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
+  check_problems({"convT_mb6_g1_ic12_oc19_i3x3_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
+                  "convT_mb2_g1_ic7_oc13_i41x37_k5x5_s3x3_d1x1_p1:1x1:1_op2x1_f32_cfirst_wtf",
+                  "conv_mb1_g1_ic33_oc67_i301_k3_s1_d7_p9:7_f32_cfirst_wtorch"},
+                 "gemm_simd");
+  check_problems({"convT_mb1_g32_ic32_oc32_i35x33_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"},
+                 "depthwise_simd");
+}
+
 TEST_P(EngineTarget, WinogradMatchesReference) {
   check_winograd({"conv_mb1_g1_ic128_oc128_i11x13_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"});
 }
