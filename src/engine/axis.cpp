@@ -78,4 +78,14 @@ Axis::Position Axis::locate(std::int64_t o) const {
   return {&seq, j, &*(it - 1)};
 }
 
+int Axis::taps_at(std::int64_t o, TapHit* out) const {
+  const Position pos = locate(o);
+  int n = 0;
+  for (int t = pos.segment->tap_begin; t < pos.segment->tap_end; ++t) {
+    const AxisTap& tap = pos.sequence->taps[static_cast<std::size_t>(t)];
+    out[n++] = {pos.sequence->in_first + pos.j * pos.sequence->in_step + tap.in_offset, tap.kernel_index};
+  }
+  return n;
+}
+
 }  // namespace tdconv::engine

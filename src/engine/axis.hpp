@@ -34,6 +34,12 @@ struct AxisSequence {
   std::vector<AxisSegment> segments;  // cover [0, count) in order
 };
 
+// An input element that a tap reads, and which tap of the kernel it is.
+struct TapHit {
+  std::int64_t in_index;
+  std::int64_t kernel_index;
+};
+
 struct Axis {
   std::int64_t input = 1, output = 1;
   std::vector<AxisSequence> sequences;
@@ -45,6 +51,8 @@ struct Axis {
     const AxisSegment* segment;
   };
   Position locate(std::int64_t o) const;
+  // The taps of output element o that land inside the input, in the sequence's order; returns how many.
+  int taps_at(std::int64_t o, TapHit* out) const;
 };
 
 // Decomposes spatial dimension `d` of a validated problem.

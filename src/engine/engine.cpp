@@ -411,22 +411,6 @@ class Engine final : public detail::Implementation {
   }
 
  private:
-  struct Tap {
-    std::int64_t in_index;      // input element along the axis
-    std::int64_t kernel_index;  // tap of the kernel along the axis
-  };
-
-  // The taps of output element o along an outer axis that land inside the input.
-  static int outer_taps(const Axis& axis, std::int64_t o, Tap* out) {
-    const Axis::Position pos = axis.locate(o);
-    int n = 0;
-    for (int t = pos.segment->tap_begin; t < pos.segment->tap_end; ++t) {
-      const AxisTap& tap = pos.sequence->taps[t];
-      out[n++] = {pos.sequence->in_first + pos.j * pos.sequence->in_step + tap.in_offset, tap.kernel_index};
-    }
-    return n;
-  }
-
   // Where one block of nr output channels of a tile group reads and writes.
   struct BlockSetup {
     std::int64_t channel0;      // first output channel
@@ -580,12 +564,12 @@ class Engine final : public detail::Implementation {
     const std::int64_t oy = row % s.out[1], oz = (row / s.out[1]) % s.out[0];
     const std::int64_t row_image = row / (s.out[1] * s.out[0]);  // 0 when tiles run across the batch
 
-    thread_local std::vector<Tap> z_taps, y_taps;
+    thread_local std::vector<TapHit> z_taps, y_taps;
     thread_local std::vector<const float*> a_ptrs, b_ptrs;
     z_taps.resize(static_cast<std::size_t>(s.kernel[0]));
     y_taps.resize(static_cast<std::size_t>(s.kernel[1]));
-    const int nz = outer_taps(s.axes[0], oz, z_taps.data());
-    const int ny = outer_taps(s.axes[1], oy, y_taps.data());
+    const int nz = s.axes[0].taps_at(oz, z_taps.data());
+    const int ny = s.axes[1].taps_at(oy, y_taps.data());
     const std::size_t max_taps = static_cast<std::size_t>(s.kernel[0] * s.kernel[1] * s.kernel[2]);
     a_ptrs.resize(max_taps);
     b_ptrs.resize(max_taps);

@@ -340,6 +340,61 @@ void Transpose(const float* in, std::int64_t in_stride, float* out, std::int64_t
   TransposeStrips<false>(in, in_stride, out, out_stride, rows, cols);
 }
 
+// The first `count` lanes of v stored at p, nothing past them (a masked store may not exist, and an emulated one
+// would write the neighbours' values back: a race with the thread that owns them).
+HWY_INLINE void StorePartial(const D d, V v, float* HWY_RESTRICT p, size_t count) {
+  HWY_ALIGN float buffer[HWY_MAX_BYTES / sizeof(float)];
+  hn::Store(v, d, buffer);
+  for (size_t i = 0; i < count; ++i) p[i] = buffer[i];
+}
+
+void PlanarRun(const float* const* in, const float* w, int taps, float init, float* out, std::int64_t count) {
+  const D d;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  constexpr int kVectors = 4;  // independent sums per pass over the taps
+  std::int64_t j = 0;
+  for (; j + kVectors * lanes <= count; j += kVectors * lanes) {
+    V acc[kVectors];
+    for (int v = 0; v < kVectors; ++v) acc[v] = hn::Set(d, init);
+    for (int t = 0; t < taps; ++t) {
+      const V wv = hn::Set(d, w[t]);
+      const float* HWY_RESTRICT p = in[t] + j;
+      for (int v = 0; v < kVectors; ++v) acc[v] = hn::MulAdd(wv, hn::LoadU(d, p + v * lanes), acc[v]);
+    }
+    for (int v = 0; v < kVectors; ++v) hn::StoreU(acc[v], d, out + j + v * lanes);
+  }
+  for (; j < count; j += lanes) {
+    const auto n = static_cast<size_t>(count - j < lanes ? count - j : lanes);
+    V acc = hn::Set(d, init);
+    for (int t = 0; t < taps; ++t) acc = hn::MulAdd(hn::Set(d, w[t]), LoadPartial(d, in[t] + j, n), acc);
+    StorePartial(d, acc, out + j, n);
+  }
+}
+
+void Interleave(const float* const* part, int parts, float* out, std::int64_t count) {
+  const D d;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  const std::int64_t whole = count / parts;  // pixels j for which every part has an element
+  std::int64_t j = 0;
+  if (parts == 2) {
+    for (; j + lanes <= whole; j += lanes) {
+      hn::StoreInterleaved2(hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), d, out + j * 2);
+    }
+  } else if (parts == 3) {
+    for (; j + lanes <= whole; j += lanes) {
+      hn::StoreInterleaved3(hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), hn::LoadU(d, part[2] + j), d,
+                            out + j * 3);
+    }
+  } else if (parts == 4) {
+    for (; j + lanes <= whole; j += lanes) {
+      hn::StoreInterleaved4(hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), hn::LoadU(d, part[2] + j),
+                            hn::LoadU(d, part[3] + j), d, out + j * 4);
+    }
+  }
+  for (; j * parts < count; ++j)
+    for (int q = 0; q < parts && j * parts + q < count; ++q) out[j * parts + q] = part[q][j];
+}
+
 KernelSet Kernels() {
   KernelSet set;
   set.target = hwy::TargetName(HWY_TARGET);
@@ -352,6 +407,8 @@ KernelSet Kernels() {
   set.winograd_input = WinogradInput;
   set.winograd_output = WinogradOutput;
   set.transpose = Transpose;
+  set.planar_run = PlanarRun;
+  set.interleave = Interleave;
   set.dot[1] = DotEntry<1>, set.dot[2] = DotEntry<2>, set.dot[3] = DotEntry<3>, set.dot[4] = DotEntry<4>;
   return set;
 }

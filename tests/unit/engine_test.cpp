@@ -155,12 +155,31 @@ TEST(Engine, ChannelsFirstMatchesReference) {
   check_problems({"conv_mb3_g1_ic2_oc3_i1000x1000_k1x1_s1x1_d1x1_p0:0x0:0_f32_cfirst_wtorch",
                   "conv_mb2_g4_ic64_oc64_i20x21_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtorch"},
                  "gemm_simd");
-  check_problems({"conv_mb1_g16_ic16_oc16_i9x11_k3x3_s1x1_d3x3_p3:3x3:3_f32_cfirst_wtorch",
-                  "convT_mb1_g16_ic16_oc16_i300x300_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"},
+  // Strided along x: the planar path declines, depthwise_simd runs it through channels_last.
+  check_problems({"conv_mb1_g16_ic16_oc16_i9x11_k3x3_s1x2_d3x3_p3:3x3:3_f32_cfirst_wtorch",
+                  "conv_mb2_g32_ic32_oc32_i300x300_k4x4_s2x2_d1x1_p1:1x1:1_f32_cfirst_wtorch"},
                  "depthwise_simd");
   check_problems({"conv_mb1_g1_ic2_oc2_i1500x1500_k1x1_s1x1_d1x1_p0:0x0:0_f32_cfirst_wtorch",
                   "convT_mb1_g1_ic3_oc5_i700x700_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_cfirst_wtf"},
                  "gemm_simd");
+}
+
+// Channels_first depthwise, plane by plane: runs shorter and longer than the unrolled vectors, segments with no
+// taps (padding past the kernel), dilation with stride, transposed strides 2 to 5 (interleaved phases, including
+// a stride larger than the output row) and larger than the kernel, output padding, odd channel counts, 1D to 3D,
+// a batch, both weight layouts.
+TEST(Engine, PlanarDepthwiseMatchesReference) {
+  check_problems({"conv_mb1_g3_ic3_oc3_i9x11_k3x3_s1x1_d3x3_p3:3x3:3_f32_cfirst_wtorch",
+                  "conv_mb2_g5_ic5_oc5_i37x130_k5x4_s2x1_d2x3_p7:1x9:2_f32_cfirst_wtf",
+                  "conv_mb1_g7_ic7_oc7_i301_k7_s1_d5_p40:3_f32_cfirst_wtorch",
+                  "conv_mb1_g2_ic2_oc2_i5x6x7_k3x3x3_s2x1x1_d1x2x1_p1:1x2:2x1:1_f32_cfirst_wtf",
+                  "convT_mb1_g16_ic16_oc16_i64x64_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
+                  "convT_mb2_g3_ic3_oc3_i13x17_k3x5_s3x3_d1x2_p1:0x2:1_op2x1_f32_cfirst_wtf",
+                  "convT_mb1_g4_ic4_oc4_i29_k2_s5_d1_p0:0_op4_f32_cfirst_wtorch",
+                  "convT_mb1_g2_ic2_oc2_i1x2_k1x2_s1x7_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtorch",
+                  "convT_mb1_g3_ic3_oc3_i70x3_k4x3_s4x4_d1x1_p2:1x3:3_op1x2_f32_cfirst_wtorch",
+                  "convT_mb1_g5_ic5_oc5_i4x5x6_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtf"},
+                 "depthwise_planar");
 }
 
 TEST(Engine, WinogradMatchesReference) {
@@ -192,13 +211,20 @@ TEST_P(EngineTarget, TransposeCopiesEveryElementAndNothingElse) {
   }
 }
 
+TEST_P(EngineTarget, PlanarDepthwiseMatchesReference) {
+  check_problems({"conv_mb1_g3_ic3_oc3_i9x75_k3x3_s1x1_d3x3_p3:3x3:3_f32_cfirst_wtorch",
+                  "convT_mb1_g2_ic2_oc2_i13x70_k3x5_s3x3_d1x2_p1:0x2:1_op2x1_f32_cfirst_wtf",
+                  "convT_mb1_g2_ic2_oc2_i13x70_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
+                  "convT_mb1_g2_ic2_oc2_i9x40_k4x4_s4x4_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtorch"},
+                 "depthwise_planar");
+}
+
 TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
   check_problems({"convT_mb6_g1_ic12_oc19_i3x3_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
                   "convT_mb2_g1_ic7_oc13_i41x37_k5x5_s3x3_d1x1_p1:1x1:1_op2x1_f32_cfirst_wtf",
                   "conv_mb1_g1_ic33_oc67_i301_k3_s1_d7_p9:7_f32_cfirst_wtorch"},
                  "gemm_simd");
-  check_problems({"convT_mb1_g32_ic32_oc32_i35x33_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"},
-                 "depthwise_simd");
+  check_problems({"conv_mb1_g32_ic32_oc32_i35x33_k4x4_s2x2_d1x1_p1:1x1:1_f32_cfirst_wtorch"}, "depthwise_simd");
 }
 
 TEST_P(EngineTarget, WinogradMatchesReference) {
@@ -215,7 +241,8 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   EXPECT_EQ(gemm.implementation_name(), "gemm_simd");
   EXPECT_EQ(gemm.candidates()[0].declined_because, "not a 2D convolution");
   EXPECT_EQ(gemm.candidates()[1].declined_because, "more than 4 output channels");
-  EXPECT_EQ(gemm.candidates()[2].declined_because, "not depthwise (one channel per group)");
+  EXPECT_EQ(gemm.candidates()[2].declined_because, "not channels_first");
+  EXPECT_EQ(gemm.candidates()[3].declined_because, "not depthwise (one channel per group)");
   const Plan scatter(parse_problem("convT_mb1_g1_ic56_oc1_i9x9_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_clast_wtorch"));
   EXPECT_EQ(scatter.implementation_name(), "scatter_gemm");
   const Plan dot(parse_problem("conv_mb1_g1_ic56_oc1_i9x9_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"));
