@@ -343,32 +343,63 @@ void Transpose(const float* in, std::int64_t in_stride, float* out, std::int64_t
 // The first `count` lanes of v stored at p, nothing past them (a masked store may not exist, and an emulated one
 // would write the neighbours' values back: a race with the thread that owns them).
 HWY_INLINE void StorePartial(const D d, V v, float* HWY_RESTRICT p, size_t count) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
+  hn::BlendedStore(v, hn::FirstN(d, count), d, p);  // vmaskmovps / masked vmovups: lanes past count untouched
+#else
   HWY_ALIGN float buffer[HWY_MAX_BYTES / sizeof(float)];
   hn::Store(v, d, buffer);
   for (size_t i = 0; i < count; ++i) p[i] = buffer[i];
+#endif
 }
 
-void PlanarRun(const float* const* in, const float* w, int taps, float init, float* out, std::int64_t count) {
-  const D d;
+// One row of PlanarRun: out[j] = init + sum_t w[t] * in[t][offset + j]. Four vectors of pixels at a time, each
+// summing its taps in a chain: a run shorter than four vectors (62 pixels in dw_up2's phases) still gets four
+// independent chains, its missing vectors masked, since one chain alone waits on the FMA latency at every tap.
+HWY_INLINE void PlanarRow(const D d, const float* const* in, std::int64_t offset, const float* w, int taps,
+                          float init, float* HWY_RESTRICT out, std::int64_t count) {
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
-  constexpr int kVectors = 4;  // independent sums per pass over the taps
+  constexpr int kVectors = 4;
   std::int64_t j = 0;
   for (; j + kVectors * lanes <= count; j += kVectors * lanes) {
     V acc[kVectors];
     for (int v = 0; v < kVectors; ++v) acc[v] = hn::Set(d, init);
     for (int t = 0; t < taps; ++t) {
       const V wv = hn::Set(d, w[t]);
-      const float* HWY_RESTRICT p = in[t] + j;
+      const float* HWY_RESTRICT p = in[t] + offset + j;
       for (int v = 0; v < kVectors; ++v) acc[v] = hn::MulAdd(wv, hn::LoadU(d, p + v * lanes), acc[v]);
     }
     for (int v = 0; v < kVectors; ++v) hn::StoreU(acc[v], d, out + j + v * lanes);
   }
-  for (; j < count; j += lanes) {
-    const auto n = static_cast<size_t>(count - j < lanes ? count - j : lanes);
-    V acc = hn::Set(d, init);
-    for (int t = 0; t < taps; ++t) acc = hn::MulAdd(hn::Set(d, w[t]), LoadPartial(d, in[t] + j, n), acc);
-    StorePartial(d, acc, out + j, n);
+  if (j == count) return;
+  size_t n[kVectors];  // pixels of each remaining vector: full ones, then a partial one, then none
+  for (int v = 0; v < kVectors; ++v) {
+    const std::int64_t left = count - j - v * lanes;
+    n[v] = static_cast<size_t>(left <= 0 ? 0 : (left < lanes ? left : lanes));
   }
+  V acc[kVectors];
+  for (int v = 0; v < kVectors; ++v) acc[v] = hn::Set(d, init);
+  for (int t = 0; t < taps; ++t) {
+    const V wv = hn::Set(d, w[t]);
+    const float* HWY_RESTRICT p = in[t] + offset + j;
+    for (int v = 0; v < kVectors; ++v) {
+      const V x =
+          n[v] == static_cast<size_t>(lanes) ? hn::LoadU(d, p + v * lanes) : LoadPartial(d, p + v * lanes, n[v]);
+      acc[v] = hn::MulAdd(wv, x, acc[v]);
+    }
+  }
+  for (int v = 0; v < kVectors; ++v) {
+    if (n[v] == static_cast<size_t>(lanes)) {
+      hn::StoreU(acc[v], d, out + j + v * lanes);
+    } else if (n[v] > 0) {
+      StorePartial(d, acc[v], out + j + v * lanes, n[v]);
+    }
+  }
+}
+
+void PlanarRun(const float* const* in, std::int64_t in_row_stride, const float* w, int taps, float init, float* out,
+               std::int64_t out_row_stride, std::int64_t rows, std::int64_t count) {
+  const D d;
+  for (std::int64_t r = 0; r < rows; ++r) PlanarRow(d, in, r * in_row_stride, w, taps, init, out + r * out_row_stride, count);
 }
 
 void Interleave(const float* const* part, int parts, float* out, std::int64_t count) {

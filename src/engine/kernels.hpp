@@ -62,12 +62,12 @@ struct KernelSet {
   // non-temporal stores where out is aligned (the caller issues a store fence afterwards).
   void (*transpose)(const float* in, std::int64_t in_stride, float* out, std::int64_t out_stride, std::int64_t rows,
                     std::int64_t cols, bool stream) = nullptr;
-  // Planar (channels_first) depthwise, one run of `count` output pixels of one channel:
-  //   out[j] = init + sum over t < taps of w[t] * in[t][j]
-  // where in[t] is where tap t reads pixel 0 of the run; lanes are consecutive pixels. Reads and writes nothing
-  // past the run (the last vector is masked).
-  void (*planar_run)(const float* const* in, const float* w, int taps, float init, float* out,
-                     std::int64_t count) = nullptr;
+  // Planar (channels_first) depthwise, `rows` runs of `count` output pixels of one channel:
+  //   out[r * out_row_stride + j] = init + sum over t < taps of w[t] * in[t][r * in_row_stride + j]
+  // where in[t] is where tap t reads pixel 0 of run 0; lanes are consecutive pixels. Reads and writes nothing
+  // past the runs (the last vector of each is masked).
+  void (*planar_run)(const float* const* in, std::int64_t in_row_stride, const float* w, int taps, float init,
+                     float* out, std::int64_t out_row_stride, std::int64_t rows, std::int64_t count) = nullptr;
   // out[j * parts + q] = part[q][j] for every j * parts + q < count: a transposed convolution's phases, computed
   // one after the other, merged into an output row.
   void (*interleave)(const float* const* part, int parts, float* out, std::int64_t count) = nullptr;

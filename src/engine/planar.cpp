@@ -109,9 +109,9 @@ class Planar final : public detail::Implementation {
       float* dst = static_cast<float*>(args.dst) + plane * rows * s.out[2];
       const float init = args.bias != nullptr ? static_cast<const float*>(args.bias)[c] : 0.0f;
       const float* w = packed.weights.data() + c * s.kernel[0] * s.kernel[1] * s.kernel[2];
-      for (std::int64_t row = band * s.rows_per_item; row < std::min(rows, (band + 1) * s.rows_per_item); ++row) {
-        run_row(s, src, w, init, row, dst + row * s.out[2]);
-      }
+      thread_local Scratch scratch;
+      scratch.fit(s);
+      run_band(s, scratch, src, w, init, band * s.rows_per_item, std::min(rows, (band + 1) * s.rows_per_item), dst);
     }
   }
 
@@ -123,51 +123,84 @@ class Planar final : public detail::Implementation {
   }
 
  private:
-  // One output row of one channel: every x sequence's runs, then (several sequences) interleaved into `out`.
-  static void run_row(const State& s, const float* src, const float* w, float init, std::int64_t row, float* out) {
-    const std::int64_t oy = row % s.out[1], oz = row / s.out[1];
-    thread_local std::vector<TapHit> z_taps, y_taps;
-    thread_local std::vector<const float*> in;
-    thread_local std::vector<float> tap_weights, phases;
-    thread_local std::vector<const float*> part;
-    z_taps.resize(static_cast<std::size_t>(s.kernel[0]));
-    y_taps.resize(static_cast<std::size_t>(s.kernel[1]));
-    const int nz = s.axes[0].taps_at(oz, z_taps.data());
-    const int ny = s.axes[1].taps_at(oy, y_taps.data());
-    const std::size_t max_taps = static_cast<std::size_t>(s.kernel[0] * s.kernel[1] * s.kernel[2]);
-    in.resize(max_taps);
-    tap_weights.resize(max_taps);
-
-    const auto& sequences = s.axes[2].sequences;
-    const auto parts = static_cast<int>(sequences.size());
-    // Sequence q's pixels go to out[q + j * parts] (axis.hpp: phase q of a stride-`parts` transposed convolution);
-    // with one sequence straight into the row.
-    part.resize(static_cast<std::size_t>(parts));
-    std::int64_t part_floats = 0;
-    if (parts > 1) {
-      part_floats = sequences[0].count;
-      phases.resize(static_cast<std::size_t>(parts * part_floats));
+  // Per-thread buffers, sized once per work item.
+  struct Scratch {
+    std::vector<TapHit> z_taps;
+    std::vector<const float*> in, part;
+    std::vector<float> tap_weights, phases;
+    void fit(const State& s) {
+      const auto& sequences = s.axes[2].sequences;
+      const std::size_t max_taps = static_cast<std::size_t>(s.kernel[0] * s.kernel[1] * s.kernel[2]);
+      z_taps.resize(static_cast<std::size_t>(s.kernel[0]));
+      in.resize(max_taps);
+      tap_weights.resize(max_taps);
+      part.resize(sequences.size());
+      if (sequences.size() > 1) {
+        phases.resize(sequences.size() * static_cast<std::size_t>(s.rows_per_item * sequences[0].count));
+      }
     }
-    for (int q = 0; q < parts; ++q) {
-      const AxisSequence& seq = sequences[static_cast<std::size_t>(q)];
-      float* run = parts > 1 ? phases.data() + q * part_floats : out;
-      for (const AxisSegment& seg : seq.segments) {
-        int t = 0;
-        for (int zi = 0; zi < nz; ++zi)
-          for (int yi = 0; yi < ny; ++yi) {
-            const float* in_row = src + (z_taps[zi].in_index * s.in[1] + y_taps[yi].in_index) * s.in[2];
-            const std::int64_t k_row = (z_taps[zi].kernel_index * s.kernel[1] + y_taps[yi].kernel_index) * s.kernel[2];
-            for (int xi = seg.tap_begin; xi < seg.tap_end; ++xi, ++t) {
-              const AxisTap& tap = seq.taps[static_cast<std::size_t>(xi)];
-              in[t] = in_row + seq.in_first + seg.j_begin + tap.in_offset;  // in_step is 1 (see declines)
-              tap_weights[t] = w[k_row + tap.kernel_index];
+  };
+
+  // Output rows [row_begin, row_end) (z x y) of one channel plane. One kernel call covers every row of a y
+  // segment (rows of one y phase whose valid y taps are the same) for one x segment: per-call work was most of
+  // dw_up2's instructions when each call covered one row. With several x sequences (a transposed convolution's
+  // phases along x) the calls write per-phase buffers, interleaved into the rows at the end.
+  static void run_band(const State& s, Scratch& scratch, const float* src, const float* w, float init,
+                       std::int64_t row_begin, std::int64_t row_end, float* dst) {
+    const auto& x_sequences = s.axes[2].sequences;
+    const auto parts = static_cast<int>(x_sequences.size());
+    const std::int64_t part_floats = x_sequences[0].count;  // the longest phase
+    for (std::int64_t row = row_begin; row < row_end;) {
+      const std::int64_t oz = row / s.out[1], y0 = row % s.out[1];
+      const std::int64_t y1 = std::min(s.out[1], y0 + (row_end - row));
+      const int nz = s.axes[0].taps_at(oz, scratch.z_taps.data());
+      for (const AxisSequence& yseq : s.axes[1].sequences) {
+        // The phase's pixels jy with output row out_first + jy * out_step in [y0, y1).
+        const auto first_at = [&](std::int64_t o) {
+          return std::clamp<std::int64_t>(ceil_div(o - yseq.out_first, yseq.out_step), 0, yseq.count);
+        };
+        const std::int64_t jb = first_at(y0), je = first_at(y1);
+        for (const AxisSegment& yseg : yseq.segments) {
+          const std::int64_t j0 = std::max(jb, yseg.j_begin), j1 = std::min(je, yseg.j_end);
+          if (j0 >= j1) continue;
+          const std::int64_t band_row = oz * s.out[1] + yseq.out_first + j0 * yseq.out_step - row_begin;
+          for (int q = 0; q < parts; ++q) {
+            const AxisSequence& xseq = x_sequences[static_cast<std::size_t>(q)];
+            float* out = parts > 1 ? scratch.phases.data() + (q * s.rows_per_item + band_row) * part_floats
+                                   : dst + (row_begin + band_row) * s.out[2];
+            const std::int64_t out_row_stride = yseq.out_step * (parts > 1 ? part_floats : s.out[2]);
+            for (const AxisSegment& xseg : xseq.segments) {
+              int t = 0;
+              for (int zi = 0; zi < nz; ++zi)
+                for (int yt = yseg.tap_begin; yt < yseg.tap_end; ++yt) {
+                  const AxisTap& ytap = yseq.taps[static_cast<std::size_t>(yt)];
+                  const std::int64_t iy = yseq.in_first + j0 * yseq.in_step + ytap.in_offset;
+                  const float* in_row = src + (scratch.z_taps[zi].in_index * s.in[1] + iy) * s.in[2];
+                  const std::int64_t k_row =
+                      (scratch.z_taps[zi].kernel_index * s.kernel[1] + ytap.kernel_index) * s.kernel[2];
+                  for (int xt = xseg.tap_begin; xt < xseg.tap_end; ++xt, ++t) {
+                    const AxisTap& xtap = xseq.taps[static_cast<std::size_t>(xt)];
+                    // in_step along x is 1 (see declines).
+                    scratch.in[static_cast<std::size_t>(t)] = in_row + xseq.in_first + xseg.j_begin + xtap.in_offset;
+                    scratch.tap_weights[static_cast<std::size_t>(t)] = w[k_row + xtap.kernel_index];
+                  }
+                }
+              s.kernels.planar_run(scratch.in.data(), yseq.in_step * s.in[2], scratch.tap_weights.data(), t, init,
+                                   out + xseg.j_begin, out_row_stride, j1 - j0, xseg.j_end - xseg.j_begin);
             }
           }
-        s.kernels.planar_run(in.data(), tap_weights.data(), t, init, run + seg.j_begin, seg.j_end - seg.j_begin);
+        }
       }
-      if (parts > 1) part[static_cast<std::size_t>(q)] = run;
+      row += y1 - y0;
     }
-    if (parts > 1) s.kernels.interleave(part.data(), parts, out, s.out[2]);
+    if (parts == 1) return;
+    for (std::int64_t row = row_begin; row < row_end; ++row) {
+      for (int q = 0; q < parts; ++q) {
+        scratch.part[static_cast<std::size_t>(q)] =
+            scratch.phases.data() + (q * s.rows_per_item + row - row_begin) * part_floats;
+      }
+      s.kernels.interleave(scratch.part.data(), parts, dst + row * s.out[2], s.out[2]);
+    }
   }
 
   std::shared_ptr<const detail::Implementation> reference_ = detail::reference_implementation();
