@@ -53,7 +53,7 @@ using Row = std::vector<std::string>;
 
 Row header_row() {
   return {"layer", "impl", "ms", "GFLOP/s", "%peak", "valid taps", "oneDNN ms", "torch ms",
-          "vs oneDNN", "vs torch", "vs best", "workspace", "plan ms"};
+          "vs oneDNN", "vs torch", "vs best", "workspace", "packed", "plan ms"};
 }
 
 Row layer_row(const LayerResult& r, const RunInfo& info) {
@@ -74,6 +74,7 @@ Row layer_row(const LayerResult& r, const RunInfo& info) {
           times(ratio(r, &r.torch)),
           times(ratio(r, r.best_peer())),
           bytes(t.workspace_bytes),
+          bytes(t.packed_bytes),
           number(t.plan_ms)};
 }
 
@@ -215,6 +216,7 @@ ordered_json layer_json(const LayerResult& r, const RunInfo& info) {
   td["plan_ms"] = t.plan_ms;
   td["pack_ms"] = t.pack_ms;
   td["workspace_bytes"] = t.workspace_bytes;
+  td["packed_bytes"] = t.packed_bytes;
   td["output_finite"] = t.finite;
   j["tdconv"] = td;
   for (const auto& c : peer_columns()) j[c.key] = peer_json(r, c.peer(r));
@@ -277,7 +279,8 @@ void print_report(std::ostream& out, const RunInfo& info, const std::vector<Laye
   print_rows(out, rows);
   out << "(ms: median; %peak: of the measured FMA peak on " << info.threads
       << " thread(s); valid taps: share of nominal multiply-adds whose tap lands inside the tensor; vs X: X's ms / "
-         "tdconv's ms, >1 means tdconv is faster; workspace: packed weights; ! marks a wrong or non-finite output)\n";
+         "tdconv's ms, >1 means tdconv is faster; workspace: scratch of one forward call at this thread count, packed "
+         "weights not counted; packed: packed weights; ! marks a wrong or non-finite output)\n";
   if (info.onednn.wanted || info.torch.wanted) print_details(out, info, results);
   print_warnings(out, results);
   print_geomeans(out, info, results);

@@ -29,7 +29,8 @@ struct TdconvRun {
   std::string implementation;
   double plan_ms = 0;
   double pack_ms = 0;
-  std::size_t workspace_bytes = 0;  // for now the packed weights' size (PackedWeights::bytes)
+  std::size_t workspace_bytes = 0;  // Plan::forward_workspace_bytes: scratch at this thread count
+  std::size_t packed_bytes = 0;     // PackedWeights::bytes
   Timing timing;
   bool finite = true;  // every output element was written with a finite value
 };

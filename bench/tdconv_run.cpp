@@ -23,7 +23,8 @@ TdconvOutput run_tdconv(const tdconv::Problem& p, const Buffer& src, const Buffe
   t0 = now_seconds();
   const tdconv::PackedWeights packed = plan.pack_weights(tdconv::view(weights.data(), tdconv::weights_shape(p)));
   out.run.pack_ms = (now_seconds() - t0) * 1e3;
-  out.run.workspace_bytes = packed.bytes();
+  out.run.packed_bytes = packed.bytes();
+  out.run.workspace_bytes = plan.forward_workspace_bytes();
 
   const tdconv::TensorView src_view = tdconv::view(src.data(), tdconv::src_shape(p));
   const tdconv::MutableTensorView dst_view = tdconv::mutable_view(out.dst.data(), tdconv::dst_shape(p));

@@ -66,6 +66,9 @@ class Plan {
   // The same with unpacked weights: packs them first (allocates), convenient for one-off calls.
   void forward(const TensorView& src, const TensorView& weights, const TensorView& bias,
                const MutableTensorView& dst) const;
+  // Bytes of scratch forward() uses with the current OpenMP thread count (packed weights not counted): buffers
+  // each executing thread allocates on its first call and keeps.
+  std::size_t forward_workspace_bytes() const;
   // Gradient with respect to src, given the gradient with respect to dst.
   void backward_data(const TensorView& diff_dst, const TensorView& weights, const MutableTensorView& diff_src) const;
   // Gradients with respect to the weights and the bias (`diff_bias.data` may be null).

@@ -31,8 +31,9 @@ constexpr double kStreamBytes = 16.0 * 1024 * 1024;
 // Packed weights of one gemm pass: 32 KiB measured best against 16 and 64 KiB (and no passes) on the suite.
 constexpr std::int64_t kPassBytes = 32 * 1024;
 constexpr std::int64_t kMinChunkChannels = 8;
-// Per-thread scratch for channels_first problems copied into channels_last (source and destination images).
-constexpr double kRelayoutBytes = 16.0 * 1024 * 1024;
+// Scratch for channels_first sources copied into channels_last (a chunk of images, per executing call). 12 MiB, so that with the per-thread staging (kStagedBytes each) a plan's workspace stays within 16 MiB; every
+// suite layer's image fits (the largest, ASPP's, is 8.9 MiB).
+constexpr double kRelayoutBytes = 12.0 * 1024 * 1024;
 // Packed weights of a group up to which every block of them runs on one band of input before the next band (TCN's
 // 256 -> 256 channels, 768 KiB of weights: 115 -> 141 GFLOP/s at batch 8, where the input had been read from memory
 // once per block). Half the 2 MiB L2 of the machine measured, all of the 1 MiB of a Zen 4.
@@ -353,6 +354,29 @@ class Engine final : public detail::Implementation {
     pack(kind_, p, s.inner ? *s.inner : s, static_cast<const float*>(weights), packed->weights);
     packed->bytes = packed->weights.size() * sizeof(float);
     return packed;
+  }
+
+  // The channels_last copy of a chunk of images (channels_first sources), and per thread the buffers of
+  // run_item and run_row.
+  std::size_t forward_workspace_bytes(const Problem& p, const PlanState* state, int threads) const override {
+    const auto& s = static_cast<const State&>(*state);
+    if (s.inner) {
+      const std::int64_t src_image = element_count(src_shape(p), "src") / p.batch;
+      return static_cast<std::size_t>(s.chunk.batch * src_image) * sizeof(float) +
+             forward_workspace_bytes(s.chunk, s.inner.get(), threads);
+    }
+    const std::int64_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2];
+    std::int64_t bytes = taps * 2 * static_cast<std::int64_t>(sizeof(const float*)) +
+                         (s.kernel[0] + s.kernel[1]) * static_cast<std::int64_t>(sizeof(TapHit)) +
+                         s.blocks_per_item * static_cast<std::int64_t>(sizeof(BlockSetup)) +
+                         s.nr * static_cast<std::int64_t>(sizeof(float));
+    if (s.dst_channels_first) {  // the staging of run_item
+      std::int64_t width = 0;
+      for (const Column& c : s.columns) width = std::max(width, c.x_end - c.x_begin);
+      bytes += s.rows_per_item * (s.batch_tiles ? p.batch : 1) * width * s.blocks_per_item * s.nr *
+               static_cast<std::int64_t>(sizeof(float));
+    }
+    return static_cast<std::size_t>(threads * bytes);
   }
 
   void forward(const Problem& p, const ForwardArgs& args) const override {

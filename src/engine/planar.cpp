@@ -95,6 +95,21 @@ class Planar final : public detail::Implementation {
     return packed;
   }
 
+  // Per thread: the Scratch of a work item.
+  std::size_t forward_workspace_bytes(const Problem&, const PlanState* state, int threads) const override {
+    const auto& s = static_cast<const State&>(*state);
+    const auto& sequences = s.axes[2].sequences;
+    const std::int64_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2];
+    std::int64_t bytes = taps * static_cast<std::int64_t>(sizeof(const float*) + sizeof(float)) +
+                         s.kernel[0] * static_cast<std::int64_t>(sizeof(TapHit)) +
+                         static_cast<std::int64_t>(sequences.size() * sizeof(const float*));
+    if (sequences.size() > 1) {
+      bytes += static_cast<std::int64_t>(sequences.size()) * s.rows_per_item * sequences[0].count *
+               static_cast<std::int64_t>(sizeof(float));
+    }
+    return static_cast<std::size_t>(threads * bytes);
+  }
+
   void forward(const Problem& p, const ForwardArgs& args) const override {
     const auto& s = static_cast<const State&>(*args.state);
     const auto& packed = static_cast<const Packed&>(*args.weights);

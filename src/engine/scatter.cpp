@@ -101,6 +101,12 @@ class Scatter final : public detail::Implementation {
     return packed;
   }
 
+  // Per thread: one tile of P (run_band).
+  std::size_t forward_workspace_bytes(const Problem&, const PlanState* state, int threads) const override {
+    const auto& s = static_cast<const State&>(*state);
+    return static_cast<std::size_t>(threads * s.rows * s.blocks * s.nr) * sizeof(float);
+  }
+
   void forward(const Problem& p, const ForwardArgs& args) const override {
     const auto& s = static_cast<const State&>(*args.state);
     const std::int64_t bands = (height(p, s.out) + s.band - 1) / s.band;

@@ -148,6 +148,11 @@ class Winograd final : public detail::Implementation {
     return packed;
   }
 
+  // Per thread: the transformed patches and products of one batch of tiles (run_batch).
+  std::size_t forward_workspace_bytes(const Problem& p, const PlanState*, int threads) const override {
+    return static_cast<std::size_t>(threads * 16 * kTilesPerBatch * (p.in_channels + p.out_channels)) * sizeof(float);
+  }
+
   void forward(const Problem& p, const ForwardArgs& args) const override {
     const auto& s = static_cast<const State&>(*args.state);
     const auto& packed = static_cast<const Packed&>(*args.weights);

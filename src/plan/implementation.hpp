@@ -54,6 +54,9 @@ class Implementation {
   virtual std::shared_ptr<PackedData> pack_weights(const Problem& p, const PlanState* state,
                                                    const void* weights) const = 0;
   virtual void forward(const Problem& p, const ForwardArgs& args) const = 0;
+  // Bytes of scratch that forward() uses with `threads` OpenMP threads, packed weights not counted (each thread
+  // keeps its buffers between calls, so this is also what stays allocated).
+  virtual std::size_t forward_workspace_bytes(const Problem&, const PlanState*, int /*threads*/) const { return 0; }
   virtual void backward_data(const Problem& p, const BackwardDataArgs& args) const = 0;
   virtual void backward_weights(const Problem& p, const BackwardWeightsArgs& args) const = 0;
 };

@@ -1,4 +1,7 @@
 // The planner: validation, the choice of implementation, and the checks every execution makes on its views.
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include "tdconv/plan.hpp"
 
 #include <cstdlib>
@@ -103,6 +106,15 @@ void Plan::forward(const TensorView& src, const PackedWeights& weights, const Te
   check_optional("bias", bias, problem_, bias_shape(problem_));
   check("dst", dst, problem_, dst_shape(problem_));
   impl_->forward(problem_, {state_.get(), src.data, weights.data_.get(), bias.data, dst.data});
+}
+
+std::size_t Plan::forward_workspace_bytes() const {
+#ifdef _OPENMP
+  const int threads = omp_get_max_threads();
+#else
+  const int threads = 1;
+#endif
+  return impl_->forward_workspace_bytes(problem_, state_.get(), threads);
 }
 
 void Plan::forward(const TensorView& src, const TensorView& weights, const TensorView& bias,

@@ -34,6 +34,11 @@ class ReferenceImplementation final : public Implementation {
       reference::forward(p, as<double>(a.src), as<double>(w), as<double>(a.bias), as<double>(a.dst));
     }
   }
+  // Products are summed in double, one accumulator per output element.
+  std::size_t forward_workspace_bytes(const Problem& p, const PlanState*, int) const override {
+    return static_cast<std::size_t>(element_count(dst_shape(p), "dst")) * sizeof(double);
+  }
+
   void backward_data(const Problem& p, const BackwardDataArgs& a) const override {
     if (p.dtype == DType::f32) {
       reference::backward_data(p, as<float>(a.diff_dst), as<float>(a.weights), as<float>(a.diff_src));

@@ -182,6 +182,24 @@ TEST(Engine, PlanarDepthwiseMatchesReference) {
                  "depthwise_planar");
 }
 
+// Workspace as reported: the channels_first copy of a chunk of images is counted, stays within the 16 MiB budget
+// (TCN's batch of 8 x 2 MiB images is copied 4 at a time), and the reference's double accumulators are counted.
+TEST(Engine, ReportsForwardWorkspace) {
+#ifdef _OPENMP
+  omp_set_num_threads(2);
+#endif
+  const Plan tcn(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_cfirst_wtorch"));
+  EXPECT_GE(tcn.forward_workspace_bytes(), 4u * 256 * 2048 * sizeof(float));
+  EXPECT_LE(tcn.forward_workspace_bytes(), 16u << 20);
+  const Plan last(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_clast_wtorch"));
+  EXPECT_LT(last.forward_workspace_bytes(), 64u << 10);
+  const Plan f64(parse_problem("conv_mb1_g1_ic3_oc5_i7x9_k3x3_s1x1_d1x1_p1:1x1:1_f64_clast_wtorch"));
+  EXPECT_EQ(f64.forward_workspace_bytes(), 5u * 7 * 9 * sizeof(double));
+#ifdef _OPENMP
+  omp_set_num_threads(1);
+#endif
+}
+
 TEST(Engine, WinogradMatchesReference) {
   check_winograd({"conv_mb2_g1_ic128_oc128_i11x13_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
                   "conv_mb1_g1_ic128_oc144_i33x31_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtf",
