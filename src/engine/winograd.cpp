@@ -25,6 +25,9 @@ constexpr std::int64_t kTilesPerBatch = 36;
 // the caches) and on a 64-channel context module (1.89x, transforms and small GEMMs dominate).
 constexpr double kMinMultiplicationRatio = 1.6;
 constexpr std::int64_t kMinChannels = 128;
+// channels_first: each image's source is copied into channels_last (at most this much scratch), and outputs are
+// staged per pair of output rows (a tile's two rows) and transposed into the channel planes.
+constexpr double kMaxImageBytes = 12.0 * 1024 * 1024;
 
 // Multiply-adds per channel pair that the gemm path performs: (output, tap) pairs whose input is not padding.
 double valid_taps(const Problem& p) {
@@ -58,11 +61,17 @@ struct TileOrigin {
   std::int64_t oy, ox;  // output of tile element (0, 0); element (i, j) is at (oy + i*dy, ox + j*dx)
 };
 
+// channels_first: the tiles whose top row is oy, tiles [first, first + count) of State::tiles.
+struct RowPair {
+  std::int64_t oy, first, count;
+};
+
 struct State final : PlanState {
   KernelSet kernels;
   int rows = 1, vectors = 1;
   std::int64_t nr = 1, blocks = 1;
   std::vector<TileOrigin> tiles;
+  std::vector<RowPair> row_pairs;  // channels_first only; tiles are then sorted by (oy, ox)
 };
 
 struct Packed final : PackedData {
@@ -98,7 +107,11 @@ class Winograd final : public detail::Implementation {
     if (p.kernel[0] != 3 || p.kernel[1] != 3 || p.stride[0] != 1 || p.stride[1] != 1) {
       return "not a 3x3 kernel at stride 1";
     }
-    if (p.dtype != DType::f32 || p.layout != Layout::channels_last) return "not float32 channels_last";
+    if (p.dtype != DType::f32) return "not float32";
+    if (p.layout == Layout::channels_first &&
+        static_cast<double>(p.in_channels * p.input[0] * p.input[1]) * sizeof(float) > kMaxImageBytes) {
+      return "channels_first with images over 12 MiB";
+    }
     if (p.groups != 1) return "grouped";
     const int lanes = best_kernels().lanes;
     if (p.in_channels % lanes || p.out_channels % lanes) return "channels not a multiple of the vector width";
@@ -123,6 +136,16 @@ class Winograd final : public detail::Implementation {
       for (std::int64_t rx = 0; rx < std::min(dx, out[1]); ++rx)
         for (std::int64_t oy = ry; oy < out[0]; oy += 2 * dy)
           for (std::int64_t ox = rx; ox < out[1]; ox += 2 * dx) s->tiles.push_back({oy, ox});
+    if (p.layout == Layout::channels_first) {
+      std::sort(s->tiles.begin(), s->tiles.end(),
+                [](const TileOrigin& a, const TileOrigin& b) { return a.oy != b.oy ? a.oy < b.oy : a.ox < b.ox; });
+      for (std::int64_t t = 0; t < static_cast<std::int64_t>(s->tiles.size()); ++t) {
+        if (s->row_pairs.empty() || s->row_pairs.back().oy != s->tiles[static_cast<std::size_t>(t)].oy) {
+          s->row_pairs.push_back({s->tiles[static_cast<std::size_t>(t)].oy, t, 0});
+        }
+        ++s->row_pairs.back().count;
+      }
+    }
     return s;
   }
 
@@ -148,19 +171,68 @@ class Winograd final : public detail::Implementation {
     return packed;
   }
 
-  // Per thread: the transformed patches and products of one batch of tiles (run_batch).
+  // Per thread: the transformed patches and products of one batch of tiles (run_batch), and for channels_first
+  // the staged pair of output rows; per call, the channels_last copy of one image.
   std::size_t forward_workspace_bytes(const Problem& p, const PlanState*, int threads) const override {
-    return static_cast<std::size_t>(threads * 16 * kTilesPerBatch * (p.in_channels + p.out_channels)) * sizeof(float);
+    std::int64_t per_thread = 16 * kTilesPerBatch * (p.in_channels + p.out_channels);
+    std::int64_t per_call = 0;
+    if (p.layout == Layout::channels_first) {
+      per_thread += 2 * output_size(p)[1] * p.out_channels;
+      per_call = p.in_channels * p.input[0] * p.input[1];
+    }
+    return static_cast<std::size_t>(threads * per_thread + per_call) * sizeof(float);
   }
 
   void forward(const Problem& p, const ForwardArgs& args) const override {
     const auto& s = static_cast<const State&>(*args.state);
     const auto& packed = static_cast<const Packed&>(*args.weights);
+    if (p.layout == Layout::channels_first) return forward_channels_first(p, s, packed, args);
     const auto tiles = static_cast<std::int64_t>(s.tiles.size());
     const std::int64_t batches = (tiles + kTilesPerBatch - 1) / kTilesPerBatch;
+    const Dims out = output_size(p);
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::int64_t item = 0; item < p.batch * batches; ++item) {
-      run_batch(p, s, packed, args, item / batches, (item % batches) * kTilesPerBatch);
+      const std::int64_t n = item / batches, first = (item % batches) * kTilesPerBatch;
+      const float* src = static_cast<const float*>(args.src) + n * p.input[0] * p.input[1] * p.in_channels;
+      float* dst = static_cast<float*>(args.dst) + n * out[0] * out[1] * p.out_channels;
+      run_batch(p, s, packed, args.bias, src, first, std::min(kTilesPerBatch, static_cast<std::int64_t>(s.tiles.size()) - first),
+                [&](std::int64_t y, std::int64_t x) { return dst + (y * out[1] + x) * p.out_channels; });
+    }
+  }
+
+  // Image by image: the source copied into channels_last; per pair of output rows (the rows of the tiles with one
+  // top row), the tiles' outputs staged in channels_last and transposed into the channel planes.
+  void forward_channels_first(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args) const {
+    const Dims out = output_size(p);
+    const std::int64_t in_pixels = p.input[0] * p.input[1], out_pixels = out[0] * out[1];
+    const std::int64_t ic = p.in_channels, oc = p.out_channels, dy = p.dilation[0];
+    thread_local std::vector<float> src_last;
+    src_last.resize(static_cast<std::size_t>(in_pixels * ic));
+    float* last = src_last.data();
+    for (std::int64_t n = 0; n < p.batch; ++n) {
+      const float* src = static_cast<const float*>(args.src) + n * ic * in_pixels;
+      float* dst = static_cast<float*>(args.dst) + n * oc * out_pixels;
+      constexpr std::int64_t kSlice = 64;
+      const std::int64_t slices = (in_pixels + kSlice - 1) / kSlice;
+#pragma omp parallel for schedule(static)
+      for (std::int64_t t = 0; t < slices; ++t) {
+        const std::int64_t x0 = t * kSlice;
+        s.kernels.transpose(src + x0, in_pixels, last + x0 * ic, ic, std::min(kSlice, in_pixels - x0), ic, false);
+      }
+#pragma omp parallel for schedule(dynamic, 1)
+      for (std::int64_t r = 0; r < static_cast<std::int64_t>(s.row_pairs.size()); ++r) {
+        const RowPair& pair = s.row_pairs[static_cast<std::size_t>(r)];
+        thread_local std::vector<float> staged;  // [row of the pair][x][output channel]
+        staged.resize(static_cast<std::size_t>(2 * out[1] * oc));
+        for (std::int64_t first = pair.first; first < pair.first + pair.count; first += kTilesPerBatch) {
+          run_batch(p, s, packed, args.bias, last, first, std::min(kTilesPerBatch, pair.first + pair.count - first),
+                    [&](std::int64_t y, std::int64_t x) { return staged.data() + ((y - pair.oy) / dy * out[1] + x) * oc; });
+        }
+        for (std::int64_t i = 0; i < 2 && pair.oy + i * dy < out[0]; ++i) {
+          s.kernels.transpose(staged.data() + i * out[1] * oc, oc, dst + (pair.oy + i * dy) * out[1], out_pixels, oc,
+                              out[1], false);
+        }
+      }
     }
   }
 
@@ -172,15 +244,15 @@ class Winograd final : public detail::Implementation {
   }
 
  private:
-  void run_batch(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args, std::int64_t n,
-                 std::int64_t first) const {
-    const std::int64_t count = std::min<std::int64_t>(kTilesPerBatch, static_cast<std::int64_t>(s.tiles.size()) - first);
+  // Tiles [first, first + count) of one image: src is the image in channels_last, out_at(y, x) where output pixel
+  // (y, x) goes (oc consecutive floats).
+  template <class OutAt>
+  void run_batch(const Problem& p, const State& s, const Packed& packed, const void* bias_data, const float* src,
+                 std::int64_t first, std::int64_t count, const OutAt& out_at) const {
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
     const std::int64_t h = p.input[0], w = p.input[1];
     const Dims out = output_size(p);
     const std::int64_t dy = p.dilation[0], dx = p.dilation[1];
-    const float* src = static_cast<const float*>(args.src) + n * h * w * ic;
-    float* dst = static_cast<float*>(args.dst) + n * out[0] * out[1] * oc;
 
     // Per-thread scratch: transformed patches and products, 16 planes each (grows once per thread).
     thread_local std::vector<float> v_buf, m_buf;
@@ -220,14 +292,14 @@ class Winograd final : public detail::Implementation {
         }
       }
 
-    const float* bias = static_cast<const float*>(args.bias);
+    const float* bias = static_cast<const float*>(bias_data);
     for (std::int64_t t = 0; t < count; ++t) {
       const TileOrigin& tile = s.tiles[static_cast<std::size_t>(first + t)];
       float* outputs[4];
       for (int i = 0; i < 2; ++i)
         for (int j = 0; j < 2; ++j) {
           const std::int64_t y = tile.oy + i * dy, x = tile.ox + j * dx;
-          outputs[i * 2 + j] = (y < out[0] && x < out[1]) ? dst + (y * out[1] + x) * oc : nullptr;
+          outputs[i * 2 + j] = (y < out[0] && x < out[1]) ? out_at(y, x) : nullptr;
         }
       s.kernels.winograd_output(m_buf.data() + t * oc, m_plane, oc, bias, outputs);
     }

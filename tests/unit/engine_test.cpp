@@ -217,7 +217,11 @@ TEST(Engine, WinogradMatchesReference) {
   check_winograd({"conv_mb2_g1_ic128_oc128_i11x13_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
                   "conv_mb1_g1_ic128_oc144_i33x31_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtf",
                   "conv_mb1_g1_ic160_oc128_i15x15_k3x3_s1x1_d1x2_p0:2x1:3_f32_clast_wtorch",
-                  "conv_mb1_g1_ic128_oc128_i37x35_k3x3_s1x1_d3x3_p3:3x3:3_f32_clast_wtorch"});
+                  "conv_mb1_g1_ic128_oc128_i37x35_k3x3_s1x1_d3x3_p3:3x3:3_f32_clast_wtorch",
+                  // channels_first: odd sizes, dilation, asymmetric padding, a batch
+                  "conv_mb2_g1_ic128_oc144_i33x31_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtf",
+                  "conv_mb1_g1_ic160_oc128_i15x15_k3x3_s1x1_d1x2_p0:2x1:3_f32_cfirst_wtorch",
+                  "conv_mb1_g1_ic128_oc128_i37x35_k3x3_s1x1_d3x3_p3:3x3:3_f32_cfirst_wtorch"});
 }
 
 // The copies between channels_first and channels_last: every block size's edges (rows and columns not multiples of
@@ -265,7 +269,8 @@ TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
 }
 
 TEST_P(EngineTarget, WinogradMatchesReference) {
-  check_winograd({"conv_mb1_g1_ic128_oc128_i11x13_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"});
+  check_winograd({"conv_mb1_g1_ic128_oc128_i11x13_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
+                  "conv_mb1_g1_ic128_oc128_i21x23_k3x3_s1x1_d2x1_p2:2x1:1_f32_cfirst_wtorch"});
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTargets, EngineTarget, ::testing::ValuesIn(engine::supported_targets()),
