@@ -98,17 +98,10 @@ HWY_NOINLINE void GemmTile(const TileCall& call) {
   if (call.accumulate) {
     LoadTile<M, NV>(d, call, acc);
   } else {
-    if (call.init_rows) {
-      for (int r = 0; r < M; ++r) {
-        const V init = call.init ? hn::Set(d, call.init[r]) : hn::Zero(d);
-        for (int v = 0; v < NV; ++v) acc[r][v] = init;
-      }
-    } else {
-      V init[NV];
-      InitColumns<NV>(d, call, init);
-      for (int r = 0; r < M; ++r)
-        for (int v = 0; v < NV; ++v) acc[r][v] = init[v];
-    }
+    V init[NV];
+    InitColumns<NV>(d, call, init);
+    for (int r = 0; r < M; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] = init[v];
   }
   for (int t = 0; t < call.ntaps; ++t) {
     const float* HWY_RESTRICT a = call.a[t];

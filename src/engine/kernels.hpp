@@ -34,9 +34,6 @@ struct TileCall {
   std::int64_t c_channel_stride = 1;  // gemm only: channels_first output
   int nr_valid = 0;
   bool accumulate = false;  // gemm only: start from c (see above)
-  // gemm only: init holds m values, one per row, instead of NR per column. The channels_first pixel path
-  // (pixel_gemm.cpp) swaps the roles: its rows are output channels and its columns consecutive pixels.
-  bool init_rows = false;
   // Write c with non-temporal stores where it is vector-aligned: for outputs far larger than the caches, which
   // would otherwise be read from memory before every write (the caller issues a store fence afterwards).
   bool stream = false;
