@@ -3,6 +3,7 @@
 // stderr says which option or which layer and field); 3 with --fail-on-mismatch when a peer's output disagreed with
 // tdconv's or an installed peer failed on a layer; 1 an internal error, or tdconv failing on a layer or leaving
 // non-finite output.
+#include <algorithm>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -72,6 +73,7 @@ RunInfo describe_run(const Options& o, const Progress& progress) {
   info.layers_file = o.layers_file;
   info.build = build_description();
   info.rule = {o.min_runs, o.min_seconds};
+  info.rounds = o.rounds;
   progress.say("measuring the FMA peak");
   info.peaks.push_back(measure_fma_peak(1, kPeakSeconds));
   if (o.threads > 1) info.peaks.push_back(measure_fma_peak(o.threads, kPeakSeconds));
@@ -136,6 +138,37 @@ LayerResult measure_layer(const Layer& layer, const RunInfo& info, const std::st
   return r;
 }
 
+// Adds a later round's runs of one layer to the first round's (same implementations, same output checks).
+void pool_timing(Timing& into, const Timing& from) {
+  into.times_ms.insert(into.times_ms.end(), from.times_ms.begin(), from.times_ms.end());
+  into.median_ms = median(into.times_ms);
+  into.other_load = std::max(into.other_load, from.other_load);
+}
+
+void pool_peer(PeerRun& into, const PeerRun& from) {
+  if (!into.available || !from.available) return;
+  pool_timing(into.timing, from.timing);
+  if (from.max_rel_error && (!into.max_rel_error || *from.max_rel_error > *into.max_rel_error)) {
+    into.max_rel_error = from.max_rel_error;
+  }
+  into.failed = into.failed || from.failed;
+}
+
+void pool(LayerResult& into, const LayerResult& from) {
+  if (!into.error.empty() || !into.skip_reason.empty()) return;
+  if (!from.error.empty()) {
+    into.error = from.error;
+    return;
+  }
+  if (into.tdconv && from.tdconv) {
+    pool_timing(into.tdconv->timing, from.tdconv->timing);
+    into.tdconv->finite = into.tdconv->finite && from.tdconv->finite;
+  }
+  pool_peer(into.onednn_any, from.onednn_any);
+  pool_peer(into.onednn_plain, from.onednn_plain);
+  pool_peer(into.torch, from.torch);
+}
+
 std::vector<Layer> selected_layers(const Options& o) {
   std::vector<Layer> layers;
   for (auto& layer : load_layers(o.layers_file)) {
@@ -168,9 +201,17 @@ int run(const Options& o) {
 
   const std::string scratch = make_scratch_dir();
   std::vector<LayerResult> results;
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    progress.say("[" + std::to_string(i + 1) + "/" + std::to_string(layers.size()) + "] " + layers[i].name);
-    results.push_back(measure_layer(layers[i], info, scratch, progress));
+  for (int round = 0; round < o.rounds; ++round) {
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      progress.say((o.rounds > 1 ? "round " + std::to_string(round + 1) + "/" + std::to_string(o.rounds) + " " : "") +
+                   "[" + std::to_string(i + 1) + "/" + std::to_string(layers.size()) + "] " + layers[i].name);
+      LayerResult r = measure_layer(layers[i], info, scratch, progress);
+      if (round == 0) {
+        results.push_back(std::move(r));
+      } else {
+        pool(results[i], r);
+      }
+    }
   }
   std::filesystem::remove_all(scratch);
 

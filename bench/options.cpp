@@ -65,6 +65,8 @@ void apply(Options& o, const std::string& name, const std::string& value) {
     o.layout = parse_layout(value);
   } else if (name == "--runs") {
     o.min_runs = parse_int(name, value, 1);
+  } else if (name == "--rounds") {
+    o.rounds = parse_int(name, value, 1);
   } else if (name == "--min-seconds") {
     o.min_seconds = parse_seconds(name, value);
   } else {
@@ -107,7 +109,7 @@ Options parse_options(int argc, char** argv) {
 std::string usage() {
   return "usage: tdconv-bench [--layers FILE] [--threads N] [--filter SUBSTR] [--json FILE]\n"
          "                    [--peers none|onednn|torch|all] [--layout channels_first|channels_last]\n"
-         "                    [--runs N] [--min-seconds S] [--fail-on-mismatch] [--list]\n"
+         "                    [--runs N] [--min-seconds S] [--rounds N] [--fail-on-mismatch] [--list]\n"
          "\n"
          "Times tdconv's forward pass on every forward layer of the suite (default " TDCONV_BENCH_DEFAULT_LAYERS
          ")\n"
@@ -122,6 +124,9 @@ std::string usage() {
          "  --peers WHICH       which peers to run (default all); a peer that is not installed is reported\n"
          "                      as unavailable, not an error\n"
          "  --layout L          activation layout for every implementation (default channels_first)\n"
+         "  --rounds N          measure the whole suite N times (default 1) and pool each layer's runs: every\n"
+         "                      implementation then samples the same stretches of a shared machine's load,\n"
+         "                      which on a busy machine moves single medians by tens of percent\n"
          "  --list              print the selected layers (problem, GFLOP, valid taps) and exit\n"
          "  --fail-on-mismatch  exit 3 if a peer's output differs from tdconv's (max error > 1e-3 of max |y|)\n"
          "                      or an installed peer fails on a layer it can express\n"

@@ -19,6 +19,7 @@ struct Options {
   tdconv::Layout layout = tdconv::Layout::channels_first;
   int min_runs = 5;
   double min_seconds = 0.5;
+  int rounds = 1;  // passes over the whole suite; each layer's timings are pooled over them
   bool fail_on_mismatch = false;
   bool list = false;  // print the selected layers and exit
   bool help = false;

@@ -256,7 +256,8 @@ void print_header(std::ostream& out, const RunInfo& info) {
   out << "tdconv-bench: " << info.layers_file << "\n"
       << "  threads " << info.threads << ", layout " << info.layout << ", f32, torch weight layout; "
       << "each timing: 1 warm-up, median of >= " << info.rule.min_runs << " runs and >= " << info.rule.min_seconds
-      << " s\n"
+      << " s" << (info.rounds > 1 ? ", pooled over " + std::to_string(info.rounds) + " rounds of the suite" : "")
+      << "\n"
       << "  build: " << info.build << "\n";
   for (const auto& p : info.peaks) {
     out << "  FMA peak (" << p.isa << ", measured): " << number(p.gflops) << " GFLOP/s on " << p.threads
@@ -295,6 +296,7 @@ void write_json(const std::string& path, const RunInfo& info, const std::vector<
   j["build"] = info.build;
   j["min_runs"] = info.rule.min_runs;
   j["min_seconds"] = info.rule.min_seconds;
+  j["rounds"] = info.rounds;
   ordered_json peaks = ordered_json::array();
   for (const auto& p : info.peaks) peaks.push_back({{"isa", p.isa},
                                          {"threads", p.threads},

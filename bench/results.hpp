@@ -69,6 +69,7 @@ struct RunInfo {
   PeerStatus onednn;
   PeerStatus torch;
   TimingRule rule;
+  int rounds = 1;  // passes over the suite whose runs are pooled (--rounds)
   double peak_for_threads() const;
 };
 
