@@ -70,6 +70,22 @@ Axis make_axis(const Problem& p, int d) {
   return axis;
 }
 
+Geometry make_geometry(const Problem& p) {
+  Geometry g;
+  const int lead = kMaxSpatialDims - p.spatial_dims;
+  for (int d = 0; d < kMaxSpatialDims; ++d) {
+    if (d < lead) {
+      g.axes[d].sequences.push_back({0, 1, 1, 0, 1, {{0, 0}}, {{0, 1, 0, 1}}});
+      continue;
+    }
+    g.axes[d] = make_axis(p, d - lead);
+    g.kernel[d] = p.kernel[d - lead];
+    g.in[d] = g.axes[d].input;
+    g.out[d] = g.axes[d].output;
+  }
+  return g;
+}
+
 Axis::Position Axis::locate(std::int64_t o) const {
   const AxisSequence& seq = sequences.size() == 1 ? sequences[0] : sequences[o % sequences.size()];
   const std::int64_t j = (o - seq.out_first) / seq.out_step;

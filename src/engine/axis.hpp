@@ -10,6 +10,7 @@
 //                    with (c + pad_begin - k*dilation) divisible by stride, in_offset (c + pad_begin - k*d)/stride.
 // A sequence is cut into *segments*: runs of j over which the set of taps that land inside the input is the same
 // contiguous range of the tap list. Taps in padding are never visited, and a segment with no taps is bias only.
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -57,5 +58,13 @@ struct Axis {
 
 // Decomposes spatial dimension `d` of a validated problem.
 Axis make_axis(const Problem& p, int d);
+
+// A problem's spatial axes as (z, y, x): 1D and 2D problems get trivial leading axes (one output element reading
+// one input element with one tap), so that engines loop over three dimensions alike.
+struct Geometry {
+  std::array<Axis, 3> axes;
+  Dims kernel{1, 1, 1}, in{1, 1, 1}, out{1, 1, 1};
+};
+Geometry make_geometry(const Problem& p);
 
 }  // namespace tdconv::engine

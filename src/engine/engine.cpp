@@ -42,13 +42,6 @@ constexpr std::int64_t kMinItems = 32;
 // Staged outputs of one work item (channels_first destinations, see run_item): in L2 until written back.
 constexpr std::int64_t kStagedBytes = 256 * 1024;
 
-// An axis that does nothing: one output element reading one input element with one tap.
-Axis trivial_axis() {
-  Axis a;
-  a.sequences.push_back({0, 1, 1, 0, 1, {{0, 0}}, {{0, 1, 0, 1}}});
-  return a;
-}
-
 // Pixels [j_begin, j_end) of one sequence of the x axis.
 struct XBlock {
   int sequence;
@@ -320,17 +313,9 @@ class Engine final : public detail::Implementation {
     }
     auto s = std::make_shared<State>();
     s->kernels = best_kernels();
-    const int lead = kMaxSpatialDims - p.spatial_dims;
-    for (int d = 0; d < kMaxSpatialDims; ++d) {
-      if (d < lead) {
-        s->axes[d] = trivial_axis();
-        continue;
-      }
-      s->axes[d] = make_axis(p, d - lead);
-      s->kernel[d] = p.kernel[d - lead];
-      s->in[d] = s->axes[d].input;
-      s->out[d] = s->axes[d].output;
-    }
+    Geometry geometry = make_geometry(p);
+    s->axes = std::move(geometry.axes);
+    s->kernel = geometry.kernel, s->in = geometry.in, s->out = geometry.out;
     choose_tiles(kind_, p, s->kernel[0] * s->kernel[1] * s->kernel[2], *s);
     const auto& x = s->axes[2];
     std::int64_t pixels = 0, segments = 0;

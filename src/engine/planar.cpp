@@ -24,11 +24,6 @@ using detail::PlanState;
 constexpr std::int64_t kPixelsPerItem = 4096;
 constexpr std::int64_t kMinItems = 32;
 
-Axis trivial_axis() {
-  Axis a;
-  a.sequences.push_back({0, 1, 1, 0, 1, {{0, 0}}, {{0, 1, 0, 1}}});
-  return a;
-}
 
 struct State final : PlanState {
   KernelSet kernels;
@@ -57,17 +52,9 @@ class Planar final : public detail::Implementation {
   std::shared_ptr<const PlanState> prepare(const Problem& p) const override {
     auto s = std::make_shared<State>();
     s->kernels = best_kernels();
-    const int lead = kMaxSpatialDims - p.spatial_dims;
-    for (int d = 0; d < kMaxSpatialDims; ++d) {
-      if (d < lead) {
-        s->axes[d] = trivial_axis();
-        continue;
-      }
-      s->axes[d] = make_axis(p, d - lead);
-      s->kernel[d] = p.kernel[d - lead];
-      s->in[d] = s->axes[d].input;
-      s->out[d] = s->axes[d].output;
-    }
+    Geometry geometry = make_geometry(p);
+    s->axes = std::move(geometry.axes);
+    s->kernel = geometry.kernel, s->in = geometry.in, s->out = geometry.out;
     const std::int64_t rows = s->out[0] * s->out[1];
     const std::int64_t planes = p.batch * p.groups;
     s->rows_per_item = std::clamp<std::int64_t>(kPixelsPerItem / s->out[2], 1, rows);
