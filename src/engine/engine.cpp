@@ -391,24 +391,9 @@ class Engine final : public detail::Implementation {
     const auto* src = static_cast<const float*>(args.src);
     auto* dst = static_cast<float*>(args.dst);
     for (std::int64_t n0 = 0; n0 < p.batch; n0 += chunk.batch) {
-      transpose_images(s.inner->kernels, src + n0 * src_image, src_last.data(), chunk.batch, p.in_channels,
+      to_channels_last(s.inner->kernels, src + n0 * src_image, src_last.data(), chunk.batch, p.in_channels,
                        src_image / p.in_channels);
       forward(chunk, {s.inner.get(), src_last.data(), args.weights, args.bias, dst + n0 * dst_image});
-    }
-  }
-
-  // Channels_first images [channel][pixel] into channels_last [pixel][channel], in slices of pixels shared by the
-  // threads.
-  static void transpose_images(const KernelSet& kernels, const float* in, float* out, std::int64_t images,
-                               std::int64_t channels, std::int64_t pixels) {
-    constexpr std::int64_t kSlice = 64;  // pixels: 64 x 8 channel lines read per strip of the transposition
-    const std::int64_t slices = (pixels + kSlice - 1) / kSlice;
-#pragma omp parallel for schedule(static)
-    for (std::int64_t t = 0; t < images * slices; ++t) {
-      const std::int64_t n = t / slices, x0 = t % slices * kSlice;
-      const std::int64_t count = std::min(kSlice, pixels - x0);
-      kernels.transpose(in + n * channels * pixels + x0, pixels, out + (n * pixels + x0) * channels, channels, count,
-                        channels, false);
     }
   }
 

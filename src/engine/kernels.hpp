@@ -73,6 +73,11 @@ struct KernelSet {
   void (*interleave)(const float* const* part, int parts, float* out, std::int64_t count) = nullptr;
 };
 
+// Channels_first images [channel][pixel] copied into channels_last [pixel][channel] with kernels.transpose, in
+// slices of pixels shared by the OpenMP threads.
+void to_channels_last(const KernelSet& kernels, const float* in, float* out, std::int64_t images,
+                      std::int64_t channels, std::int64_t pixels);
+
 // The kernels of the best target this CPU supports (as limited by force_target, if set).
 KernelSet best_kernels();
 

@@ -212,13 +212,7 @@ class Winograd final : public detail::Implementation {
     for (std::int64_t n = 0; n < p.batch; ++n) {
       const float* src = static_cast<const float*>(args.src) + n * ic * in_pixels;
       float* dst = static_cast<float*>(args.dst) + n * oc * out_pixels;
-      constexpr std::int64_t kSlice = 64;
-      const std::int64_t slices = (in_pixels + kSlice - 1) / kSlice;
-#pragma omp parallel for schedule(static)
-      for (std::int64_t t = 0; t < slices; ++t) {
-        const std::int64_t x0 = t * kSlice;
-        s.kernels.transpose(src + x0, in_pixels, last + x0 * ic, ic, std::min(kSlice, in_pixels - x0), ic, false);
-      }
+      to_channels_last(s.kernels, src, last, 1, ic, in_pixels);
 #pragma omp parallel for schedule(dynamic, 1)
       for (std::int64_t r = 0; r < static_cast<std::int64_t>(s.row_pairs.size()); ++r) {
         const RowPair& pair = s.row_pairs[static_cast<std::size_t>(r)];
