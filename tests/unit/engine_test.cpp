@@ -206,9 +206,9 @@ TEST(Engine, WinogradMatchesReference) {
                   "conv_mb1_g1_ic160_oc128_i15x15_k3x3_s1x1_d1x2_p0:2x1:3_f32_clast_wtorch",
                   "conv_mb1_g1_ic128_oc128_i37x35_k3x3_s1x1_d3x3_p3:3x3:3_f32_clast_wtorch",
                   // channels_first: odd sizes, dilation, asymmetric padding, a batch
-                  "conv_mb2_g1_ic128_oc144_i33x31_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtf",
-                  "conv_mb1_g1_ic160_oc128_i15x15_k3x3_s1x1_d1x2_p0:2x1:3_f32_cfirst_wtorch",
-                  "conv_mb1_g1_ic128_oc128_i37x35_k3x3_s1x1_d3x3_p3:3x3:3_f32_cfirst_wtorch"});
+                  "conv_mb2_g1_ic128_oc144_i17x15_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtf",
+                  "conv_mb1_g1_ic128_oc128_i15x15_k3x3_s1x1_d1x2_p0:2x1:3_f32_cfirst_wtorch",
+                  "conv_mb1_g1_ic128_oc128_i27x25_k3x3_s1x1_d3x3_p3:3x3:3_f32_cfirst_wtorch"});
 }
 
 // The copies between channels_first and channels_last: every block size's edges (rows and columns not multiples of
