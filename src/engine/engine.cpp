@@ -602,7 +602,10 @@ class Engine final : public detail::Implementation {
           const std::int64_t n0 = images * it / image_tiles, n1 = images * (it + 1) / image_tiles;
           const std::int64_t n = s.batch_tiles ? n0 : row_image;
           call.m = static_cast<int>(s.batch_tiles ? n1 - n0 : j_begin + run * (xt + 1) / x_tiles - j);
-          for (std::size_t bi = 0; bi < ctx.setups->size(); ++bi) {
+          // Depthwise: every block of the item in one call (consecutive blocks, NR channels apart everywhere).
+          const bool all_blocks = kind_ == Kind::depthwise;
+          call.blocks = all_blocks ? static_cast<int>(ctx.setups->size()) : 1;
+          for (std::size_t bi = 0; bi < (all_blocks ? 1 : ctx.setups->size()); ++bi) {
             const BlockSetup& b = (*ctx.setups)[bi];
             int t = 0, listed = 0;  // taps in the call, taps of the tile's list seen
             for (int zi = 0; zi < nz; ++zi)

@@ -126,17 +126,16 @@ HWY_NOINLINE void GemmTile(const TileCall& call) {
 
 // Depthwise: channels are lanes; each tap multiplies each pixel's channel vector by the tap's per-channel weights.
 template <int M, int NV>
-HWY_NOINLINE void DepthwiseTile(const TileCall& call) {
-  const D d;
+HWY_INLINE void DepthwiseBlock(const D d, const TileCall& call, std::int64_t offset) {
   const size_t lanes = hn::Lanes(d);
   V init[NV];
-  InitColumns<NV>(d, call, init);
+  for (int v = 0; v < NV; ++v) init[v] = call.init ? hn::LoadU(d, call.init + offset + v * lanes) : hn::Zero(d);
   V acc[M][NV];
   for (int r = 0; r < M; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = init[v];
   for (int t = 0; t < call.ntaps; ++t) {
-    const float* HWY_RESTRICT a = call.a[t];
-    const float* HWY_RESTRICT b = call.b[t];
+    const float* HWY_RESTRICT a = call.a[t] + offset;
+    const float* HWY_RESTRICT b = call.b[t] + offset;
     for (int v = 0; v < NV; ++v) {
       const V bv = hn::LoadU(d, b + v * lanes);
       for (int r = 0; r < M; ++r) {
@@ -146,7 +145,17 @@ HWY_NOINLINE void DepthwiseTile(const TileCall& call) {
       }
     }
   }
-  StoreTile<M, NV>(d, call, acc);
+  if (offset == 0) return StoreTile<M, NV>(d, call, acc);
+  TileCall block = call;
+  block.c = call.c + offset * call.c_channel_stride;
+  StoreTile<M, NV>(d, block, acc);
+}
+
+template <int M, int NV>
+HWY_NOINLINE void DepthwiseTile(const TileCall& call) {
+  const D d;
+  const auto nr = static_cast<std::int64_t>(NV * hn::Lanes(d));
+  for (int block = 0; block < call.blocks; ++block) DepthwiseBlock<M, NV>(d, call, block * nr);
 }
 
 // The first `count` floats at p, zeros after them, without touching memory past p + count: AVX2 and AVX-512 masked

@@ -34,6 +34,10 @@ struct TileCall {
   std::int64_t c_channel_stride = 1;  // gemm only: channels_first output
   int nr_valid = 0;
   bool accumulate = false;  // gemm only: start from c (see above)
+  // depthwise only: this many consecutive blocks of NR channels, block i at a[t] + i * NR, b[t] + i * NR,
+  // c + i * NR * c_channel_stride, init + i * NR (one call per tile instead of one per block: the calls' set-up
+  // was a large share of a memory-bound depthwise layer's instructions).
+  int blocks = 1;
   // Write c with non-temporal stores where it is vector-aligned: for outputs far larger than the caches, which
   // would otherwise be read from memory before every write (the caller issues a store fence afterwards).
   bool stream = false;
