@@ -579,29 +579,43 @@ class Engine final : public detail::Implementation {
     call.c_channel_stride = ctx.staged ? 1 : ctx.dst_channel;
     call.c_pixel_stride = ctx.staged ? (s.batch_tiles ? ctx.staged_image : seq.out_step * ctx.staged_pixel)
                                      : (s.batch_tiles ? ctx.dst_image : seq.out_step * ctx.dst_unit);
-    // A tile is m pixels along x of one image, or one pixel of m images. A run of pixels is cut into tiles of
-    // equal height (21 pixels with 6-row tiles: 6 + 5 + 5 + 5, not 6 + 6 + 6 + 3, whose short tile would waste
-    // its weight loads); tile i of `tiles` covers [count * i / tiles, count * (i + 1) / tiles).
+    // A tile is m pixels along x of one image, or one pixel of m images. A run of pixels (or the batch) is cut
+    // into tiles of equal height, give or take one (21 pixels with 6-row tiles: 6 + 5 + 5 + 5, not 6 + 6 + 6 + 3,
+    // whose short tile would waste its weight loads): the taller ones first, then the others, each group one
+    // kernel call (TileCall::tiles) whose taps are listed once.
     const std::int64_t images = s.batch_tiles ? p.batch : 1;
     auto tiles_for = [&](std::int64_t count) { return (count + s.rows - 1) / s.rows; };
-    const std::int64_t image_tiles = s.batch_tiles ? tiles_for(images) : 1;
+    struct TileGroup {
+      std::int64_t first, tiles;
+      int m;
+    };
+    auto groups_of = [&](std::int64_t count, std::array<TileGroup, 2>& out) {
+      const std::int64_t tiles = tiles_for(count), height = count / tiles, taller = count % tiles;
+      out[0] = {0, taller, static_cast<int>(height + 1)};
+      out[1] = {taller * (height + 1), tiles - taller, static_cast<int>(height)};
+    };
+    std::array<TileGroup, 2> groups{};
+    if (s.batch_tiles) groups_of(images, groups);
     const std::int64_t dst_row = (oz * s.out[1] + oy) * s.out[2];
     const std::int64_t src_c0 = pass.c0 * ctx.src_channel, b_c0 = pass.c0 * s.nr;
     for (const AxisSegment& seg : seq.segments) {
       const std::int64_t j_begin = std::max(seg.j_begin, xblock.j_begin);
       const std::int64_t run = std::max<std::int64_t>(0, std::min(seg.j_end, xblock.j_end) - j_begin);
-      const std::int64_t x_tiles = s.batch_tiles ? run : tiles_for(run);  // across the batch: a pixel per tile
+      if (run == 0) continue;
+      if (!s.batch_tiles) groups_of(run, groups);
+      const std::int64_t positions = s.batch_tiles ? run : 1;  // across the batch: one pixel after the other
       const int seg_taps = nz * ny * (seg.tap_end - seg.tap_begin);
       if (!pass.first && seg_taps <= pass.first_tap) continue;  // this pass has none of the segment's taps
       // Partial sums are read back by later passes: stream only the last one (never into the staging buffer).
       const bool last_pass = seg_taps == 0 || (pass.last_chunk && seg_taps <= pass.end_tap);  // no taps: 1 pass
       call.stream = s.stream && last_pass && ctx.staged == nullptr;
-      for (std::int64_t xt = 0; xt < x_tiles; ++xt)
-        for (std::int64_t it = 0; it < image_tiles; ++it) {
-          const std::int64_t j = j_begin + (s.batch_tiles ? xt : run * xt / x_tiles);
-          const std::int64_t n0 = images * it / image_tiles, n1 = images * (it + 1) / image_tiles;
-          const std::int64_t n = s.batch_tiles ? n0 : row_image;
-          call.m = static_cast<int>(s.batch_tiles ? n1 - n0 : j_begin + run * (xt + 1) / x_tiles - j);
+      for (std::int64_t position = 0; position < positions; ++position)
+        for (const TileGroup& group : groups) {
+          if (group.tiles == 0) continue;
+          const std::int64_t j = j_begin + (s.batch_tiles ? position : group.first);
+          const std::int64_t n = s.batch_tiles ? group.first : row_image;
+          call.m = group.m;
+          call.tiles = static_cast<int>(group.tiles);
           // Depthwise: every block of the item in one call (consecutive blocks, NR channels apart everywhere).
           const bool all_blocks = kind_ == Kind::depthwise;
           call.blocks = all_blocks ? static_cast<int>(ctx.setups->size()) : 1;

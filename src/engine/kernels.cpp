@@ -104,7 +104,7 @@ HWY_NOINLINE void GemmTile(const TileCall& call) {
       for (int v = 0; v < NV; ++v) acc[r][v] = init[v];
   }
   for (int t = 0; t < call.ntaps; ++t) {
-    const float* HWY_RESTRICT a = call.a[t];
+    const float* HWY_RESTRICT a = call.a[t] + call.a_offset;
     const float* HWY_RESTRICT b = call.b[t];
     for (std::int64_t q = 0; q < call.k; ++q) {
       V bv[NV];
@@ -134,7 +134,7 @@ HWY_INLINE void DepthwiseBlock(const D d, const TileCall& call, std::int64_t off
   for (int r = 0; r < M; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = init[v];
   for (int t = 0; t < call.ntaps; ++t) {
-    const float* HWY_RESTRICT a = call.a[t] + offset;
+    const float* HWY_RESTRICT a = call.a[t] + call.a_offset + offset;
     const float* HWY_RESTRICT b = call.b[t] + offset;
     for (int v = 0; v < NV; ++v) {
       const V bv = hn::LoadU(d, b + v * lanes);
@@ -182,7 +182,7 @@ HWY_NOINLINE void DotTile(const TileCall& call) {
   const size_t tail = static_cast<size_t>(call.k) % lanes;
   const std::int64_t blocks = full_blocks + (tail ? 1 : 0);
   for (int t = 0; t < call.ntaps; ++t) {
-    const float* HWY_RESTRICT a = call.a[t];
+    const float* HWY_RESTRICT a = call.a[t] + call.a_offset;
     const float* HWY_RESTRICT b = call.b[t];
     for (std::int64_t blk = 0; blk < blocks; ++blk) {
       V wv[NO];
@@ -233,13 +233,31 @@ HWY_INLINE void DispatchDotRows(const TileCall& call) {
   }
   Dot<M, NO>::Run(call);
 }
+// Every tile of a call (TileCall::tiles), each through `run`.
+template <class Run>
+HWY_INLINE void ForEachTile(const TileCall& call, const Run& run) {
+  if (call.tiles == 1) return run(call);
+  TileCall tile = call;
+  for (int i = 0; i < call.tiles; ++i) {
+    tile.a_offset = i * call.m * call.a_pixel_stride;
+    tile.c = call.c + i * call.m * call.c_pixel_stride;
+    run(tile);
+  }
+}
+
 template <int NO>
-void DotEntry(const TileCall& call) { DispatchDotRows<NO>(call); }
+void DotEntry(const TileCall& call) {
+  ForEachTile(call, [](const TileCall& tile) { DispatchDotRows<NO>(tile); });
+}
 
 template <int NV>
-void GemmEntry(const TileCall& call) { DispatchRows<NV, Gemm>(call); }
+void GemmEntry(const TileCall& call) {
+  ForEachTile(call, [](const TileCall& tile) { DispatchRows<NV, Gemm>(tile); });
+}
 template <int NV>
-void DepthwiseEntry(const TileCall& call) { DispatchRows<NV, Depthwise>(call); }
+void DepthwiseEntry(const TileCall& call) {
+  ForEachTile(call, [](const TileCall& tile) { DispatchRows<NV, Depthwise>(tile); });
+}
 
 #include "engine/winograd_transforms-inl.h"
 

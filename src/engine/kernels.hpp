@@ -38,6 +38,10 @@ struct TileCall {
   // c + i * NR * c_channel_stride, init + i * NR (one call per tile instead of one per block: the calls' set-up
   // was a large share of a memory-bound depthwise layer's instructions).
   int blocks = 1;
+  // The call computes `tiles` tiles of m pixels, tile i reading a[t] + i * m * a_pixel_stride and writing
+  // c + i * m * c_pixel_stride: a run of equal tiles in one call, its taps listed once.
+  int tiles = 1;
+  std::int64_t a_offset = 0;  // set by the kernels for each tile of the call; 0 from the caller
   // Write c with non-temporal stores where it is vector-aligned: for outputs far larger than the caches, which
   // would otherwise be read from memory before every write (the caller issues a store fence afterwards).
   bool stream = false;
