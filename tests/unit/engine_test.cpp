@@ -200,6 +200,19 @@ TEST(Engine, ReportsForwardWorkspace) {
 #endif
 }
 
+// Transposed convolutions with 1 to 4 output channels, a GEMM per input row scattered into the output: both
+// layouts (channels_first rows copied into channels_last first), 1D and 2D, stride larger than the kernel, kernel
+// not a multiple of the stride, padding, output padding, dilation, widths not a multiple of the tile, a batch,
+// both weight layouts.
+TEST(Engine, ScatterMatchesReference) {
+  check_problems({"convT_mb1_g1_ic56_oc1_i37x29_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_cfirst_wtorch",
+                  "convT_mb2_g1_ic64_oc3_i13x11_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
+                  "convT_mb2_g1_ic64_oc3_i13x11_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch",
+                  "convT_mb1_g1_ic21_oc2_i9x10_k3x2_s5x4_d2x3_p2:0x1:3_op1x2_f32_cfirst_wtorch",
+                  "convT_mb1_g1_ic33_oc4_i301_k16_s8_d1_p4:4_op0_f32_cfirst_wtf"},
+                 "scatter_gemm");
+}
+
 TEST(Engine, WinogradMatchesReference) {
   check_winograd({"conv_mb2_g1_ic128_oc128_i11x13_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
                   "conv_mb1_g1_ic128_oc144_i33x31_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtf",
@@ -239,6 +252,12 @@ TEST_P(EngineTarget, PlanarDepthwiseMatchesReference) {
                   "convT_mb1_g2_ic2_oc2_i13x70_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
                   "convT_mb1_g2_ic2_oc2_i9x40_k4x4_s4x4_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtorch"},
                  "depthwise_planar");
+}
+
+TEST_P(EngineTarget, ScatterMatchesReference) {
+  check_problems({"convT_mb1_g1_ic19_oc1_i13x11_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_cfirst_wtorch",
+                  "convT_mb1_g1_ic19_oc3_i13x11_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtf"},
+                 "scatter_gemm");
 }
 
 TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
