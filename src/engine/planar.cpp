@@ -23,7 +23,9 @@ using detail::PlanState;
 // Output pixels per work item, at least: a plane of dw_up2 (16384) is one item; small planes share one.
 constexpr std::int64_t kPixelsPerItem = 4096;
 constexpr std::int64_t kMinItems = 32;
-
+// A transposed convolution's phase buffers hold a row per thread: rows longer than this (4 MiB of floats) go to
+// depthwise_simd, whose scratch does not grow with the row.
+constexpr std::int64_t kMaxPhasedRow = 1 << 20;
 
 struct State final : PlanState {
   KernelSet kernels;
@@ -45,7 +47,11 @@ class Planar final : public detail::Implementation {
     if (p.layout != Layout::channels_first) return "not channels_first";
     if (p.in_channels != p.groups || p.out_channels != p.groups) return "not depthwise (one channel per group)";
     // Pixels a run reads must be consecutive: every x sequence steps its input by 1.
-    if (p.op == Op::conv && p.stride[p.spatial_dims - 1] != 1) return "strided along the last axis";
+    const int x = p.spatial_dims - 1;
+    if (p.op == Op::conv && p.stride[x] != 1) return "strided along the last axis";
+    if (p.op == Op::conv_transpose && p.stride[x] > 1 && output_size(p)[x] > kMaxPhasedRow) {
+      return "transposed with output rows over 2^20 pixels";
+    }
     return std::nullopt;
   }
 

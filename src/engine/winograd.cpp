@@ -112,6 +112,10 @@ class Winograd final : public detail::Implementation {
         static_cast<double>(p.in_channels * p.input[0] * p.input[1]) * sizeof(float) > kMaxImageBytes) {
       return "channels_first with images over 12 MiB";
     }
+    if (p.layout == Layout::channels_first &&
+        static_cast<double>(p.out_channels * output_size(p)[1]) * sizeof(float) > kMaxImageBytes / 6) {
+      return "channels_first with output rows over 2 MiB (each thread stages two)";
+    }
     if (p.groups != 1) return "grouped";
     const int lanes = best_kernels().lanes;
     if (p.in_channels % lanes || p.out_channels % lanes) return "channels not a multiple of the vector width";

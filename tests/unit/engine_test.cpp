@@ -289,6 +289,10 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   EXPECT_EQ(scatter.implementation_name(), "scatter_gemm");
   const Plan dot(parse_problem("conv_mb1_g1_ic56_oc1_i9x9_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"));
   EXPECT_EQ(dot.implementation_name(), "dot_simd");
+  // The planar path's phase buffers are a row long: very long transposed rows go elsewhere.
+  const Plan long_rows(parse_problem("convT_mb1_g16_ic16_oc16_i600000_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch"));
+  EXPECT_NE(long_rows.implementation_name(), "depthwise_planar");
+  EXPECT_EQ(long_rows.candidates()[2].declined_because, "transposed with output rows over 2^20 pixels");
   const Plan f64(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f64_clast_wtorch"));
   EXPECT_EQ(f64.implementation_name(), "reference");
 }
