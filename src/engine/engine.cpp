@@ -31,8 +31,9 @@ constexpr double kStreamBytes = 16.0 * 1024 * 1024;
 // Packed weights of one gemm pass: 32 KiB measured best against 16 and 64 KiB (and no passes) on the suite.
 constexpr std::int64_t kPassBytes = 32 * 1024;
 constexpr std::int64_t kMinChunkChannels = 8;
-// Scratch for channels_first sources copied into channels_last (a chunk of images, per executing call). 12 MiB, so that with the per-thread staging (kStagedBytes each) a plan's workspace stays within 16 MiB; every
-// suite layer's image fits (the largest, ASPP's, is 8.9 MiB).
+// Scratch for channels_first sources copied into channels_last (a chunk of images, per executing call). 12 MiB,
+// so that with the per-thread staging (kStagedBytes each) a plan's workspace stays within 16 MiB; every suite
+// layer's image fits (the largest, ASPP's, is 8.9 MiB).
 constexpr double kRelayoutBytes = 12.0 * 1024 * 1024;
 // Packed weights of a group up to which every block of them runs on one band of input before the next band (TCN's
 // 256 -> 256 channels, 768 KiB of weights: 115 -> 141 GFLOP/s at batch 8, where the input had been read from memory
@@ -238,8 +239,8 @@ void choose_columns(State& s) {
 
 // Images per chunk that a channels_first problem copies into channels_last for the kernels (a divisor of the
 // batch, so that all chunks share one plan state), within kRelayoutBytes of scratch; 0 if one image's source is
-// larger, and then only the gemm kernel runs it, reading channels a plane apart. The destination is never copied:
-// the kernels write it in channels_first (transposed tile stores).
+// larger, and then only the gemm kernel runs it, reading channels a plane apart and storing tiles transposed.
+// The destination is never copied whole: each work item stages its outputs and writes them back (run_item).
 std::int64_t relayout_images(const Problem& p) {
   const double image =
       static_cast<double>(element_count(src_shape(p), "src")) / static_cast<double>(p.batch) * sizeof(float);

@@ -84,9 +84,9 @@ HWY_INLINE void LoadTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
 
 // The tile's starting values, one vector per column: the bias or zero.
 template <int NV>
-HWY_INLINE void InitColumns(const D d, const TileCall& call, V (&init)[NV]) {
+HWY_INLINE void InitColumns(const D d, const TileCall& call, V (&init)[NV], std::int64_t offset = 0) {
   const size_t lanes = hn::Lanes(d);
-  for (int v = 0; v < NV; ++v) init[v] = call.init ? hn::LoadU(d, call.init + v * lanes) : hn::Zero(d);
+  for (int v = 0; v < NV; ++v) init[v] = call.init ? hn::LoadU(d, call.init + offset + v * lanes) : hn::Zero(d);
 }
 
 // m x (NV vectors) tile: broadcast one input channel of each pixel, multiply with NV vectors of packed weights.
@@ -129,7 +129,7 @@ template <int M, int NV>
 HWY_INLINE void DepthwiseBlock(const D d, const TileCall& call, std::int64_t offset) {
   const size_t lanes = hn::Lanes(d);
   V init[NV];
-  for (int v = 0; v < NV; ++v) init[v] = call.init ? hn::LoadU(d, call.init + offset + v * lanes) : hn::Zero(d);
+  InitColumns<NV>(d, call, init, offset);
   V acc[M][NV];
   for (int r = 0; r < M; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = init[v];
