@@ -8,6 +8,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -22,6 +24,7 @@
 #include "tdconv/error.hpp"
 #include "tdconv_run.hpp"
 #include "tensors.hpp"
+#include "timing.hpp"
 #include "torch_peer.hpp"
 
 #if defined(TDCONV_BENCH_OPENMP)
@@ -111,27 +114,44 @@ LayerResult measure_layer(const Layer& layer, const RunInfo& info, const std::st
   const Buffer src = random_buffer(tdconv::element_count(tdconv::src_shape(p), "src"), 1);
   const Buffer weights = random_buffer(tdconv::element_count(tdconv::weights_shape(p), "weights"), 2);
 
-  progress.say(layer.name + ": tdconv");
-  TdconvOutput td;
+  // tdconv and oneDNN's variants are timed in turns (time_in_turns), so that their ratio is not the machine's drift.
+  progress.say(layer.name + (info.onednn.wanted && info.onednn.available ? ": tdconv and oneDNN" : ": tdconv"));
+  std::optional<TdconvContender> td;
   try {
-    td = run_tdconv(p, src, weights, info.rule);
-    r.tdconv = td.run;
+    td.emplace(p, src, weights);
   } catch (const std::exception& e) {
     r.error = e.what();
     return r;
   }
+  std::vector<std::function<void()>> runs{[&] { td->run(); }};
+  std::optional<OneDnnVariant> any, plain;
   if (info.onednn.wanted && info.onednn.available) {
-    progress.say(layer.name + ": oneDNN");
-    const OneDnnRuns runs = run_onednn(p, src, weights, &td.dst, info.rule);
-    r.onednn_any = runs.any;
-    r.onednn_plain = runs.plain;
+    any.emplace(p, true, src, weights);
+    plain.emplace(p, false, src, weights);
+    for (OneDnnVariant* v : {&*any, &*plain}) {
+      if (v->ready()) runs.emplace_back([v] { v->run(); });
+    }
   } else {
     unavailable(r.onednn_any, info.onednn.wanted ? "oneDNN unavailable" : "not requested");
     unavailable(r.onednn_plain, r.onednn_any.reason);
   }
+  std::vector<Timing> timings;
+  try {
+    timings = time_in_turns(runs, info.rule);
+  } catch (const std::exception& e) {
+    r.error = e.what();
+    return r;
+  }
+  r.tdconv = td->result(timings[0]);
+  std::size_t next = 1;
+  for (auto [variant, into] : {std::pair{&any, &r.onednn_any}, std::pair{&plain, &r.onednn_plain}}) {
+    if (!variant->has_value()) continue;
+    const Timing timing = (*variant)->ready() ? timings[next++] : Timing{};
+    *into = (*variant)->result(timing, &td->dst());
+  }
   if (info.torch.wanted && info.torch.available) {
     progress.say(layer.name + ": PyTorch");
-    r.torch = run_torch(layer.name, p, src, weights, &td.dst, info.threads, info.rule, scratch);
+    r.torch = run_torch(layer.name, p, src, weights, &td->dst(), info.threads, info.rule, scratch);
   } else {
     unavailable(r.torch, info.torch.wanted ? "PyTorch unavailable" : "not requested");
   }

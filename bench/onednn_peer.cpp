@@ -152,12 +152,20 @@ memory in_format(memory user, const memory::desc& wanted) {
   return converted;
 }
 
-PeerRun run_variant(const tdconv::Problem& p, bool any_activations, const Buffer& src, const Buffer& weights,
-                    const Buffer* tdconv_dst, const TimingRule& rule) {
-  PeerRun run;
+}  // namespace
+
+struct OneDnnVariant::Prepared {
+  dnnl::primitive primitive;
+  std::unordered_map<int, memory> args;
+  memory dst;
+  memory::desc user_dst;
+};
+
+OneDnnVariant::OneDnnVariant(const tdconv::Problem& p, bool any_activations, const Buffer& src,
+                             const Buffer& weights) {
   if (const std::string why = inexpressible(p); !why.empty()) {
-    run.reason = why;
-    return run;
+    failure_.reason = why;
+    return;
   }
   try {
     const memory::desc user_src = activation_md(p, p.in_channels, p.input);
@@ -165,40 +173,64 @@ PeerRun run_variant(const tdconv::Problem& p, bool any_activations, const Buffer
     const memory::desc user_weights = torch_weights_md(p);
     const auto pd = make_pd(p, any_activations ? any_like(user_src) : user_src, any_like(user_weights),
                             any_activations ? any_like(user_dst) : user_dst);
-
     auto& engine = cpu().engine;
     const memory src_mem = in_format(memory(user_src, engine, const_cast<float*>(src.data())), pd.src_desc(0));
     const memory weights_mem =
         in_format(memory(user_weights, engine, const_cast<float*>(weights.data())), pd.weights_desc(0));
     memory dst_mem(pd.dst_desc(0), engine);
-    const dnnl::primitive primitive(pd);
-    const std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, weights_mem}, {DNNL_ARG_DST, dst_mem}};
+    prepared_ = std::make_unique<Prepared>(
+        Prepared{dnnl::primitive(pd),
+                 {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, weights_mem}, {DNNL_ARG_DST, dst_mem}},
+                 dst_mem,
+                 user_dst});
+    detail_ = std::string(pd.impl_info_str()) + " src " + format_name(pd.src_desc(0)) + " wei " +
+              format_name(pd.weights_desc(0)) + " dst " + format_name(pd.dst_desc(0));
+  } catch (const dnnl::error& e) {
+    refuse(e.what());
+  }
+}
 
-    run.timing = time_runs(
-        [&] {
-          primitive.execute(cpu().stream, args);
-          cpu().stream.wait();
-        },
-        rule);
-    run.available = true;
-    run.detail = std::string(pd.impl_info_str()) + " src " + format_name(pd.src_desc(0)) + " wei " +
-                 format_name(pd.weights_desc(0)) + " dst " + format_name(pd.dst_desc(0));
+OneDnnVariant::~OneDnnVariant() = default;
 
-    if (tdconv_dst != nullptr) {
+void OneDnnVariant::refuse(const std::string& what) {
+  prepared_.reset();
+  failure_ = PeerRun{};
+  failure_.reason = "oneDNN refused: " + what;
+  failure_.failed = true;
+}
+
+void OneDnnVariant::run() {
+  if (!prepared_) return;
+  try {
+    prepared_->primitive.execute(cpu().stream, prepared_->args);
+    cpu().stream.wait();
+  } catch (const dnnl::error& e) {
+    refuse(e.what());
+  }
+}
+
+PeerRun OneDnnVariant::result(const Timing& timing, const Buffer* tdconv_dst) {
+  if (!prepared_) return failure_;
+  PeerRun run;
+  run.available = true;
+  run.timing = timing;
+  run.detail = detail_;
+  if (tdconv_dst != nullptr) {
+    try {
       Buffer out(tdconv_dst->size());
-      memory out_mem(user_dst, engine, out.data());
-      dnnl::reorder(dst_mem, out_mem).execute(cpu().stream, dst_mem, out_mem);
+      memory out_mem(prepared_->user_dst, cpu().engine, out.data());
+      dnnl::reorder(prepared_->dst, out_mem).execute(cpu().stream, prepared_->dst, out_mem);
       cpu().stream.wait();
       run.max_rel_error = max_relative_error(out.data(), tdconv_dst->data(), out.size());
+    } catch (const dnnl::error& e) {
+      refuse(e.what());
+      return failure_;
     }
-  } catch (const dnnl::error& e) {
-    run = PeerRun{};
-    run.reason = std::string("oneDNN refused: ") + e.what();
-    run.failed = true;
   }
   return run;
 }
+
+namespace {
 
 std::string isa_name(dnnl::cpu_isa isa) {
   switch (isa) {
@@ -227,11 +259,6 @@ PeerStatus onednn_status() {
        << ")";
   s.detail = text.str();
   return s;
-}
-
-OneDnnRuns run_onednn(const tdconv::Problem& p, const Buffer& src, const Buffer& weights, const Buffer* tdconv_dst,
-                      const TimingRule& rule) {
-  return {run_variant(p, true, src, weights, tdconv_dst, rule), run_variant(p, false, src, weights, tdconv_dst, rule)};
 }
 
 }  // namespace bench

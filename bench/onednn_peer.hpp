@@ -6,23 +6,37 @@
 // Weights may always take oneDNN's preferred format because they are reordered once, outside the timed region,
 // just as tdconv packs its weights once; activations are reordered outside the timed region too (variant any),
 // which favours oneDNN (a network would pay for them unless every layer agreed on the format).
+#include <memory>
+#include <string>
+
 #include "results.hpp"
 #include "tdconv/problem.hpp"
 #include "tensors.hpp"
 
 namespace bench {
 
-struct OneDnnRuns {
-  PeerRun any;
-  PeerRun plain;
-};
-
-// Whether oneDNN was compiled in, its version and what it will run on.
 PeerStatus onednn_status();
 
-// src and weights in the problem's layouts (torch weights); `tdconv_dst`, when given, is compared with oneDNN's
-// output (max_rel_error in each run) so that a wrongly configured peer shows up.
-OneDnnRuns run_onednn(const tdconv::Problem& p, const Buffer& src, const Buffer& weights, const Buffer* tdconv_dst,
-                      const TimingRule& rule);
+// One oneDNN variant of one layer: the primitive built and its inputs reordered on construction, then run() once
+// per timed run, in turns with tdconv (time_in_turns). When oneDNN cannot express the layer or refuses it, ready()
+// is false and result() says why.
+class OneDnnVariant {
+ public:
+  OneDnnVariant(const tdconv::Problem& p, bool any_activations, const Buffer& src, const Buffer& weights);
+  ~OneDnnVariant();
+  OneDnnVariant(const OneDnnVariant&) = delete;
+  OneDnnVariant& operator=(const OneDnnVariant&) = delete;
+  bool ready() const { return prepared_ != nullptr; }
+  void run();
+  // The record of the runs timed in `timing`, with the largest error against tdconv's output when given.
+  PeerRun result(const Timing& timing, const Buffer* tdconv_dst);
+
+ private:
+  void refuse(const std::string& what);
+  struct Prepared;
+  std::unique_ptr<Prepared> prepared_;
+  std::string detail_;
+  PeerRun failure_;  // why there is no primitive
+};
 
 }  // namespace bench

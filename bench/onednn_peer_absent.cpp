@@ -9,10 +9,14 @@ PeerStatus onednn_status() {
   return s;
 }
 
-OneDnnRuns run_onednn(const tdconv::Problem&, const Buffer&, const Buffer&, const Buffer*, const TimingRule&) {
-  OneDnnRuns runs;
-  runs.any.reason = runs.plain.reason = "oneDNN not compiled in";
-  return runs;
+struct OneDnnVariant::Prepared {};
+
+OneDnnVariant::OneDnnVariant(const tdconv::Problem&, bool, const Buffer&, const Buffer&) {
+  failure_.reason = "oneDNN not compiled in";
 }
+OneDnnVariant::~OneDnnVariant() = default;
+void OneDnnVariant::run() {}
+void OneDnnVariant::refuse(const std::string& what) { failure_.reason = what; }
+PeerRun OneDnnVariant::result(const Timing&, const Buffer*) { return failure_; }
 
 }  // namespace bench

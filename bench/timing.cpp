@@ -50,21 +50,36 @@ double median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
-Timing time_runs(const std::function<void()>& run, const TimingRule& rule) {
-  run();  // warm-up
-  Timing t;
+Timing time_runs(const std::function<void()>& run, const TimingRule& rule) { return time_in_turns({run}, rule)[0]; }
+
+std::vector<Timing> time_in_turns(const std::vector<std::function<void()>>& runs, const TimingRule& rule) {
+  const std::size_t n = runs.size();
+  for (const auto& run : runs) run();  // warm-up
+  std::vector<Timing> timings(n);
+  std::vector<double> totals(n, 0.0);
   const LoadMeter load;
-  double total = 0;
-  while (static_cast<int>(t.times_ms.size()) < rule.min_runs || total < rule.min_seconds) {
-    const double t0 = now_seconds();
-    run();
-    const double dt = now_seconds() - t0;
-    t.times_ms.push_back(dt * 1e3);
-    total += dt;
+  auto done = [&] {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (static_cast<int>(timings[i].times_ms.size()) < rule.min_runs || totals[i] < rule.min_seconds) return false;
+    }
+    return true;
+  };
+  for (std::size_t cycle = 0; !done(); ++cycle) {
+    for (std::size_t turn = 0; turn < n; ++turn) {
+      const std::size_t i = (cycle + turn) % n;
+      const double t0 = now_seconds();
+      runs[i]();
+      const double dt = now_seconds() - t0;
+      timings[i].times_ms.push_back(dt * 1e3);
+      totals[i] += dt;
+    }
   }
-  t.other_load = load.other_load();
-  t.median_ms = median(t.times_ms);
-  return t;
+  const double other = load.other_load();
+  for (Timing& t : timings) {
+    t.other_load = other;
+    t.median_ms = median(t.times_ms);
+  }
+  return timings;
 }
 
 LoadMeter::LoadMeter() : busy0_(machine_busy_seconds()), own0_(own_cpu_seconds()), start_(now_seconds()) {}

@@ -22,6 +22,13 @@ struct Timing {
 
 Timing time_runs(const std::function<void()>& run, const TimingRule& rule);
 
+// Several implementations of one layer timed in turns: one warm-up run each, then cycles in which each runs once
+// (the order rotating from cycle to cycle), until every one has rule.min_runs runs and rule.min_seconds of them.
+// This machine's speed drifts by tens of percent over seconds (a shared core); timed one after the other, two
+// implementations sampled different stretches of it and their ratio moved by as much, timed in turns they sample
+// the same stretches. One Timing per implementation, in the order given.
+std::vector<Timing> time_in_turns(const std::vector<std::function<void()>>& runs, const TimingRule& rule);
+
 // Measures how much CPU time other processes used between its construction and other_load(): what the machine did
 // (/proc/stat) minus what this process and the children it waited for did (getrusage), as a share of all CPUs.
 class LoadMeter {
