@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <string>
 
 #include "engine/kernels.hpp"
 
@@ -20,11 +21,13 @@ using detail::PackedData;
 using detail::PlanState;
 
 constexpr std::int64_t kTilesPerBatch = 36;
-// Measured on the suite (AVX-512, 1 thread): Winograd beat the gemm path on DeepLab's res5 (512 channels, 1.69x
-// fewer multiplications than the valid taps) but lost on ASPP rate 6 (1.46x, its 2048-channel transforms spill
-// the caches) and on a 64-channel context module (1.89x, transforms and small GEMMs dominate).
-constexpr double kMinMultiplicationRatio = 1.6;
-constexpr std::int64_t kMinChannels = 128;
+// Measured on the suite (AVX-512) with the two paths timed in turns, run by run (the machine's speed drifts too much
+// for anything else): Winograd beat the gemm path on DeepLab's res5 (512 channels, 1.69x fewer multiplications
+// than the valid taps), on the 64-channel context module at rate 16 (1.89x fewer; 1.2-1.3x faster at 1 and 2
+// threads, both layouts) and on ASPP rate 6 (1.46x fewer; 1.04-1.16x faster). ASPP rate 18 (fewer products than
+// Winograd's) stays on the gemm path. Below 64 channels nothing was measured.
+constexpr double kMinMultiplicationRatio = 1.4;
+constexpr std::int64_t kMinChannels = 64;
 // channels_first: each image's source is copied into channels_last (at most this much scratch), and outputs are
 // staged per pair of output rows (a tile's two rows) and transposed into the channel planes.
 constexpr double kMaxImageBytes = 12.0 * 1024 * 1024;
@@ -119,7 +122,7 @@ class Winograd final : public detail::Implementation {
     if (p.groups != 1) return "grouped";
     const int lanes = best_kernels().lanes;
     if (p.in_channels % lanes || p.out_channels % lanes) return "channels not a multiple of the vector width";
-    if (p.in_channels < kMinChannels || p.out_channels < kMinChannels) return "fewer than 128 channels";
+    if (p.in_channels < kMinChannels || p.out_channels < kMinChannels) return "fewer than " + std::to_string(kMinChannels) + " channels";
     if (valid_taps(p) < kMinMultiplicationRatio * winograd_products(p)) {
       return "saves too few multiplications over skipping the padded taps";
     }

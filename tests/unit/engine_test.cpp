@@ -221,7 +221,10 @@ TEST(Engine, WinogradMatchesReference) {
                   // channels_first: odd sizes, dilation, asymmetric padding, a batch
                   "conv_mb2_g1_ic128_oc144_i17x15_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtf",
                   "conv_mb1_g1_ic128_oc128_i15x15_k3x3_s1x1_d1x2_p0:2x1:3_f32_cfirst_wtorch",
-                  "conv_mb1_g1_ic128_oc128_i27x25_k3x3_s1x1_d3x3_p3:3x3:3_f32_cfirst_wtorch"});
+                  "conv_mb1_g1_ic128_oc128_i27x25_k3x3_s1x1_d3x3_p3:3x3:3_f32_cfirst_wtorch",
+                  // the fewest channels it takes, output channels not a multiple of the widest tile
+                  "conv_mb1_g1_ic64_oc80_i20x18_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
+                  "conv_mb1_g1_ic64_oc64_i24x22_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtorch"});
 }
 
 // The copies between channels_first and channels_last: every block size's edges (rows and columns not multiples of
@@ -293,6 +296,13 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   const Plan long_rows(parse_problem("convT_mb1_g16_ic16_oc16_i600000_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch"));
   EXPECT_NE(long_rows.implementation_name(), "depthwise_planar");
   EXPECT_EQ(long_rows.candidates()[2].declined_because, "transposed with output rows over 2^20 pixels");
+  // Winograd from 64 channels on (the context module's layer), when it saves enough over skipping padded taps.
+  const Plan context(parse_problem("conv_mb1_g1_ic64_oc64_i128x128_k3x3_s1x1_d16x16_p16:16x16:16_f32_cfirst_wtorch"));
+  EXPECT_EQ(context.implementation_name(), "winograd_f2x3");
+  const Plan narrow(parse_problem("conv_mb1_g1_ic48_oc64_i32x32_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"));
+  EXPECT_EQ(narrow.candidates()[0].declined_because, "fewer than 64 channels");
+  const Plan aspp18(parse_problem("conv_mb1_g1_ic2048_oc256_i33x33_k3x3_s1x1_d18x18_p18:18x18:18_f32_clast_wtorch"));
+  EXPECT_EQ(aspp18.candidates()[0].declined_because, "saves too few multiplications over skipping the padded taps");
   const Plan f64(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f64_clast_wtorch"));
   EXPECT_EQ(f64.implementation_name(), "reference");
 }
