@@ -462,8 +462,10 @@ KernelSet Kernels() {
   set.depthwise[1] = DepthwiseEntry<1>, set.depthwise[2] = DepthwiseEntry<2>;
   set.depthwise[3] = DepthwiseEntry<3>, set.depthwise[4] = DepthwiseEntry<4>;
   for (int o = 1; o <= kMaxVectorsPerTile; ++o) set.dot_mr[o] = TileRows(o);
-  set.winograd_input = WinogradInput;
-  set.winograd_output = WinogradOutput;
+  set.winograd_input[1] = WinogradInput<1>, set.winograd_input[2] = WinogradInput<2>;
+  set.winograd_input[3] = WinogradInput<3>;
+  set.winograd_output[1] = WinogradOutput<1>, set.winograd_output[2] = WinogradOutput<2>;
+  set.winograd_output[3] = WinogradOutput<3>;
   set.transpose = Transpose;
   set.planar_run = PlanarRun;
   set.interleave = Interleave;

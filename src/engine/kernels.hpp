@@ -61,10 +61,11 @@ struct KernelSet {
   // Indexed by output channels (1..kMaxVectorsPerTile).
   int dot_mr[kMaxVectorsPerTile + 1] = {};
   TileFn dot[kMaxVectorsPerTile + 1] = {};
-  // Winograd F(2x2, 3x3) transforms over a multiple of `lanes` channels (see winograd_transforms-inl.h).
-  void (*winograd_input)(const float* const* patch, std::int64_t channels, float* v, std::int64_t e_stride) = nullptr;
-  void (*winograd_output)(const float* m, std::int64_t e_stride, std::int64_t channels, const float* bias,
-                          float* const* out) = nullptr;
+  // Winograd F(2, 3) transforms along every axis of a tile, indexed by the tile's axes (1..3), over a multiple of
+  // `lanes` channels (see winograd_transforms-inl.h): 4^axes patch pointers in, 2^axes output pointers out.
+  void (*winograd_input[4])(const float* const* patch, std::int64_t channels, float* v, std::int64_t e_stride) = {};
+  void (*winograd_output[4])(const float* m, std::int64_t e_stride, std::int64_t channels, const float* bias,
+                             float* const* out) = {};
   // out[i * out_stride + j] = in[j * in_stride + i] for i < rows, j < cols: the copies between channels_first and
   // channels_last, in register-transposed square blocks (8 x 8 with AVX2 and AVX-512, 4 x 4 with SSE). `stream`:
   // non-temporal stores where out is aligned (the caller issues a store fence afterwards).

@@ -188,11 +188,19 @@ TEST(Engine, ReportsForwardWorkspace) {
 #ifdef _OPENMP
   omp_set_num_threads(2);
 #endif
-  const Plan tcn(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_cfirst_wtorch"));
+  PlanOptions gemm;
+  gemm.implementation = "gemm_simd";
+  const Plan tcn(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_cfirst_wtorch"), gemm);
   EXPECT_GE(tcn.forward_workspace_bytes(), 4u * 256 * 2048 * sizeof(float));
   EXPECT_LE(tcn.forward_workspace_bytes(), 16u << 20);
-  const Plan last(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_clast_wtorch"));
+  const Plan last(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_clast_wtorch"), gemm);
   EXPECT_LT(last.forward_workspace_bytes(), 64u << 10);
+  // Winograd: per thread 4^D planes of 36 tiles' transformed inputs and products; channels_first adds the copy of
+  // a chunk of images (4 of TCN's 2 MiB images) and a staged tile row per thread.
+  const Plan winograd(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_cfirst_wtorch"));
+  ASSERT_EQ(winograd.implementation_name(), "winograd_f2x3");
+  EXPECT_EQ(winograd.forward_workspace_bytes(),
+            (2u * (4 * 36 * 512 + 2048 * 256) + 4u * 256 * 2048) * sizeof(float));
   const Plan f64(parse_problem("conv_mb1_g1_ic3_oc5_i7x9_k3x3_s1x1_d1x1_p1:1x1:1_f64_clast_wtorch"));
   EXPECT_EQ(f64.forward_workspace_bytes(), 5u * 7 * 9 * sizeof(double));
 #ifdef _OPENMP
@@ -224,7 +232,12 @@ TEST(Engine, WinogradMatchesReference) {
                   "conv_mb1_g1_ic128_oc128_i27x25_k3x3_s1x1_d3x3_p3:3x3:3_f32_cfirst_wtorch",
                   // the fewest channels it takes, output channels not a multiple of the widest tile
                   "conv_mb1_g1_ic64_oc80_i20x18_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
-                  "conv_mb1_g1_ic64_oc64_i24x22_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtorch"});
+                  "conv_mb1_g1_ic64_oc64_i24x22_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtorch",
+                  // 1D and 3D: odd sizes, asymmetric padding, dilation on some axes, a batch, both weight layouts
+                  "conv_mb2_g1_ic64_oc80_i401_k3_s1_d3_p3:5_f32_clast_wtorch",
+                  "conv_mb3_g1_ic64_oc64_i133_k3_s1_d2_p1:3_f32_cfirst_wtf",
+                  "conv_mb1_g1_ic64_oc64_i9x10x11_k3x3x3_s1x1x1_d2x2x2_p2:2x2:2x2:2_f32_clast_wtorch",
+                  "conv_mb2_g1_ic64_oc80_i7x9x8_k3x3x3_s1x1x1_d1x2x1_p0:2x2:1x1:1_f32_cfirst_wtf"});
 }
 
 // The copies between channels_first and channels_last: every block size's edges (rows and columns not multiples of
@@ -273,7 +286,9 @@ TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
 
 TEST_P(EngineTarget, WinogradMatchesReference) {
   check_winograd({"conv_mb1_g1_ic128_oc128_i11x13_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
-                  "conv_mb1_g1_ic128_oc128_i21x23_k3x3_s1x1_d2x1_p2:2x1:1_f32_cfirst_wtorch"});
+                  "conv_mb1_g1_ic128_oc128_i21x23_k3x3_s1x1_d2x1_p2:2x1:1_f32_cfirst_wtorch",
+                  "conv_mb2_g1_ic64_oc64_i67_k3_s1_d2_p3:1_f32_cfirst_wtorch",
+                  "conv_mb1_g1_ic64_oc64_i7x6x9_k3x3x3_s1x1x1_d1x1x2_p1:1x1:2x2:2_f32_clast_wtf"});
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTargets, EngineTarget, ::testing::ValuesIn(engine::supported_targets()),
@@ -284,7 +299,7 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   EXPECT_EQ(dw.implementation_name(), "depthwise_simd");
   const Plan gemm(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
   EXPECT_EQ(gemm.implementation_name(), "gemm_simd");
-  EXPECT_EQ(gemm.candidates()[0].declined_because, "not a 2D convolution");
+  EXPECT_EQ(gemm.candidates()[0].declined_because, "not a convolution");
   EXPECT_EQ(gemm.candidates()[1].declined_because, "more than 4 output channels");
   EXPECT_EQ(gemm.candidates()[2].declined_because, "not channels_first");
   EXPECT_EQ(gemm.candidates()[3].declined_because, "not depthwise (one channel per group)");
