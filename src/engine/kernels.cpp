@@ -462,10 +462,14 @@ KernelSet Kernels() {
   set.depthwise[1] = DepthwiseEntry<1>, set.depthwise[2] = DepthwiseEntry<2>;
   set.depthwise[3] = DepthwiseEntry<3>, set.depthwise[4] = DepthwiseEntry<4>;
   for (int o = 1; o <= kMaxVectorsPerTile; ++o) set.dot_mr[o] = TileRows(o);
-  set.winograd_input[1] = WinogradInput<1>, set.winograd_input[2] = WinogradInput<2>;
-  set.winograd_input[3] = WinogradInput<3>;
-  set.winograd_output[1] = WinogradOutput<1>, set.winograd_output[2] = WinogradOutput<2>;
-  set.winograd_output[3] = WinogradOutput<3>;
+  set.winograd_input[0][0] = WinogradInput<1, 2>, set.winograd_input[0][1] = WinogradInput<2, 2>;
+  set.winograd_input[0][2] = WinogradInput<3, 2>;
+  set.winograd_input[1][0] = WinogradInput<1, 3>, set.winograd_input[1][1] = WinogradInput<2, 3>;
+  set.winograd_input[1][2] = WinogradInput<3, 3>;
+  set.winograd_output[0][0] = WinogradOutput<1, 2>, set.winograd_output[0][1] = WinogradOutput<2, 2>;
+  set.winograd_output[0][2] = WinogradOutput<3, 2>;
+  set.winograd_output[1][0] = WinogradOutput<1, 3>, set.winograd_output[1][1] = WinogradOutput<2, 3>;
+  set.winograd_output[1][2] = WinogradOutput<3, 3>;
   set.transpose = Transpose;
   set.planar_run = PlanarRun;
   set.interleave = Interleave;

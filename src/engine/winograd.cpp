@@ -1,17 +1,23 @@
-// Winograd F(2, 3) along every axis for convolutions with 3 taps per axis at stride 1 and any dilation, in 1D
-// (TCN), 2D (DeepLab, ASPP, context modules) and 3D (volumetric segmentation).
-//
-// Dilation d splits each axis's outputs into d residue classes, each a dense stride-1 convolution of a sub-sampled
-// input (DESIGN.md); a tile of one class, 2 outputs per axis, reads an input patch of 4 pixels per axis, d apart.
-// Per batch of tiles: transform each patch (4^D values per channel), multiply the 4^D transformed planes by the
-// transformed kernels with the gemm tile kernel (4^D GEMMs of tiles x C_in x C_out), transform back to 2^D outputs.
-// Per output 2^D multiplications instead of 3^D: 1.5x fewer in 1D, 2.25x in 2D, 3.4x in 3D, at an error measured
-// within 1e-4 relative by the differential tests.
+// Winograd F(2, r) along every axis, r = 2 or 3 taps per axis, for the dense stride-1 correlations that the
+// decompositions of DESIGN.md produce, in 1D, 2D and 3D:
+//   - convolutions with r taps per axis at stride 1 and any dilation (TCN, WaveNet, DeepLab, ASPP, context
+//     modules, volumetric segmentation): dilation d splits each axis's outputs into d residue classes, each a dense
+//     correlation of a sub-sampled input (inputs d apart);
+//   - transposed convolutions whose kernel is r times the stride on every axis, dilation 1 (DCGAN's 4x4 at stride
+//     2, HiFi-GAN's upsamplings): stride s splits each axis's outputs into s phases, each a dense correlation of
+//     the input with r of the kernel's taps, reversed.
+// Per axis a class has its first output, the step between its outputs (d or s), how many there are, and where its
+// first tile's input patch starts. A tile of one class computes 2 outputs per axis from r + 1 inputs per axis.
+// Per batch of tiles: transform each patch ((r+1)^D values per channel), multiply the transformed planes by the
+// transformed kernels with the gemm tile kernel ((r+1)^D GEMMs of tiles x C_in x C_out), transform back to 2^D
+// outputs. Per output (r+1)^D / 2^D multiplications instead of r^D: r = 3: 1.5x fewer in 1D, 2.25x in 2D, 3.4x in
+// 3D; r = 2: 1.33x, 1.78x, 2.37x. The error stays within 1e-4 relative in the differential tests.
 #include "engine/winograd.hpp"
 
 #include <algorithm>
 #include <array>
 #include <string>
+#include <vector>
 
 #include "engine/kernels.hpp"
 
@@ -30,9 +36,13 @@ constexpr std::int64_t kTilesPerBatch = 36;
 // Winograd's) stays on the gemm path. Below 64 channels nothing was measured.
 constexpr double kMinMultiplicationRatio = 1.4;
 constexpr std::int64_t kMinChannels = 64;
-// channels_first: chunks of images are copied into channels_last (at most this much scratch), and each tile row's
-// outputs (the up to 2 x 2 output rows of the tiles with one top row) are staged per thread, at most
-// kMaxStagedBytes, and transposed into the channel planes.
+// Tiles per transformed kernel and image: a batch's GEMMs run over the tiles of one kernel, and short runs reload
+// the kernel's weights for few tiles. DCGAN's g2 (4x4 images, 4 tiles per stride phase) ran at 0.45x the gemm path,
+// its g4 (16x16, 64 tiles per phase) at 1.25-1.31x.
+constexpr double kMinTilesPerKernel = 12;
+// channels_first: chunks of images are copied into channels_last (at most this much scratch), and each image's
+// outputs, or when larger each tile row's (the output rows of the tiles with one first row), are staged per thread,
+// at most kMaxStagedBytes, and transposed into the channel planes.
 constexpr double kMaxImageBytes = 12.0 * 1024 * 1024;
 constexpr double kMaxStagedBytes = 2.0 * 1024 * 1024;
 // Transformed input channels per gemm call: the packed weights of one call, kPassChannels x 64 floats, stay in L1
@@ -40,56 +50,107 @@ constexpr double kMaxStagedBytes = 2.0 * 1024 * 1024;
 // and 2048 channels; 64 and 256 channels were no better).
 constexpr std::int64_t kPassChannels = 128;
 
-// The problem's axes as z, y, x: a 1D or 2D problem's leading axes are trivial (size 1, one tap, not transformed).
-struct Axes {
-  int dims = 0;  // transformed axes: the last `dims` of the three
-  std::array<std::int64_t, 3> in{1, 1, 1}, out{1, 1, 1}, dil{1, 1, 1}, pad{0, 0, 0};
-  bool active(int a) const { return a >= 3 - dims; }
+// One class of outputs along one axis: outputs out_first + j * out_step for j < count, where output j of the class
+// is the correlation of inputs in_first + j * in_step + u * in_step (u < r) with kernel taps taps[u].
+struct AxisClass {
+  std::int64_t out_first = 0, count = 1, in_first = 0;
+  std::array<std::int64_t, 3> taps{0, 0, 0};  // kernel index of correlation tap u
 };
 
-Axes axes_of(const Problem& p) {
-  Axes g;
-  g.dims = p.spatial_dims;
-  const Dims out = output_size(p);
+// The problem's axes as z, y, x: a 1D or 2D problem's leading axes are trivial (size 1, one class of one output,
+// not transformed).
+struct Axis {
+  bool active = false;
+  std::int64_t in = 1, out = 1;
+  std::int64_t out_step = 1;  // between consecutive outputs of a class: dilation (conv) or stride (transposed)
+  std::int64_t in_step = 1;   // between consecutive inputs of a class: dilation (conv) or 1 (transposed)
+  std::vector<AxisClass> classes{AxisClass{}};
+};
+
+// Taps per axis Winograd would use (2 or 3), or 0 if the problem is not of a shape it takes.
+int taps_per_axis(const Problem& p) {
+  const std::int64_t r = p.op == Op::conv ? p.kernel[0] : p.kernel[0] / p.stride[0];
+  if (r != 2 && r != 3) return 0;
   for (int d = 0; d < p.spatial_dims; ++d) {
-    const int a = 3 - p.spatial_dims + d;
-    g.in[a] = p.input[d], g.out[a] = out[d], g.dil[a] = p.dilation[d], g.pad[a] = p.pad_begin[d];
+    if (p.op == Op::conv && (p.kernel[d] != r || p.stride[d] != 1)) return 0;
+    if (p.op == Op::conv_transpose && (p.kernel[d] != r * p.stride[d] || p.dilation[d] != 1)) return 0;
   }
-  return g;
+  return static_cast<int>(r);
 }
 
-// Multiply-adds per channel pair that the gemm path performs: (output, tap) pairs whose input is not padding.
-double valid_taps(const Problem& p) {
+std::array<Axis, 3> axes_of(const Problem& p, int r) {
+  std::array<Axis, 3> axes;
   const Dims out = output_size(p);
-  double taps = 1;
   for (int d = 0; d < p.spatial_dims; ++d) {
-    std::int64_t count = 0;
-    for (std::int64_t k = 0; k < p.kernel[d]; ++k) {  // outputs o with 0 <= o + k*dil - pad < input
-      const std::int64_t lo = std::max<std::int64_t>(0, p.pad_begin[d] - k * p.dilation[d]);
-      const std::int64_t hi = std::min<std::int64_t>(out[d], p.input[d] + p.pad_begin[d] - k * p.dilation[d]);
-      count += std::max<std::int64_t>(0, hi - lo);
+    Axis& a = axes[static_cast<std::size_t>(3 - p.spatial_dims + d)];
+    a.active = true, a.in = p.input[d], a.out = out[d];
+    a.classes.clear();
+    if (p.op == Op::conv) {
+      // Residue class c: outputs c + j d read inputs c - pad + (j + u) d, taps u.
+      a.out_step = a.in_step = p.dilation[d];
+      for (std::int64_t c = 0; c < std::min(p.dilation[d], a.out); ++c) {
+        AxisClass k;
+        k.out_first = c, k.count = (a.out - c + a.out_step - 1) / a.out_step, k.in_first = c - p.pad_begin[d];
+        for (int u = 0; u < r; ++u) k.taps[static_cast<std::size_t>(u)] = u;
+        a.classes.push_back(k);
+      }
+    } else {
+      // Phase c: output o = c + j s gets input i = (o + pad - t) / s for the taps t = t0 + s v with
+      // t0 = (c + pad) mod s, i.e. i = j + q - v, q = (c + pad - t0) / s; as a correlation over u = r - 1 - v:
+      // inputs j + q - (r - 1) + u, taps t0 + s (r - 1 - u).
+      const std::int64_t s = p.stride[d];
+      a.out_step = s, a.in_step = 1;
+      for (std::int64_t c = 0; c < std::min(s, a.out); ++c) {
+        AxisClass k;
+        const std::int64_t t0 = (c + p.pad_begin[d]) % s, q = (c + p.pad_begin[d] - t0) / s;
+        k.out_first = c, k.count = (a.out - c + s - 1) / s, k.in_first = q - (r - 1);
+        for (int u = 0; u < r; ++u) k.taps[static_cast<std::size_t>(u)] = t0 + s * (r - 1 - u);
+        a.classes.push_back(k);
+      }
     }
-    taps *= static_cast<double>(count);
   }
-  return taps;
+  return axes;
 }
 
-// Multiply-adds per channel pair of Winograd: 4 per axis per tile (2 outputs per axis) of each residue class.
-double winograd_products(const Problem& p) {
-  const Dims out = output_size(p);
-  double products = 1;
-  for (int d = 0; d < p.spatial_dims; ++d) {
-    std::int64_t tiles = 0;
-    for (std::int64_t r = 0; r < std::min(p.dilation[d], out[d]); ++r) {
-      tiles += ((out[d] - r + p.dilation[d] - 1) / p.dilation[d] + 1) / 2;
+// Multiply-adds per channel pair: those of the gemm path, (output, tap) pairs whose input is not padding, and
+// Winograd's, (r + 1) per axis per tile of 2 outputs per axis.
+struct Products {
+  double valid = 1, winograd = 1;
+};
+
+Products count_products(const std::array<Axis, 3>& axes, int r) {
+  Products n;
+  for (const Axis& a : axes) {
+    if (!a.active) continue;
+    std::int64_t valid = 0, tiles = 0;
+    for (const AxisClass& k : a.classes) {
+      tiles += (k.count + 1) / 2;
+      for (std::int64_t j = 0; j < k.count; ++j)
+        for (int u = 0; u < r; ++u) {
+          const std::int64_t i = k.in_first + (j + u) * a.in_step;
+          valid += i >= 0 && i < a.in ? 1 : 0;
+        }
     }
-    products *= 4.0 * static_cast<double>(tiles);
+    n.valid *= static_cast<double>(valid);
+    n.winograd *= static_cast<double>((r + 1) * tiles);
   }
-  return products;
+  return n;
 }
 
-// Output bytes one tile row stages in channels_first (see forward_channels_first).
+// Output bytes of one image.
+double image_output_bytes(const Problem& p) {
+  return static_cast<double>(element_count(dst_shape(p), "dst") / p.batch) * sizeof(float);
+}
+
+// channels_first: whether each image's outputs are staged whole (when they fit kMaxStagedBytes) rather than tile
+// row by tile row. Whole images let a batch of tiles run long runs of one kernel: DCGAN's g4 tile rows hold 8 tiles
+// per stride phase, and Winograd there ran at half the speed of the gemm path.
+bool stages_images(const Problem& p) { return image_output_bytes(p) <= kMaxStagedBytes; }
+
+// Output bytes a thread stages in channels_first (see forward_channels_first): a whole image, or one tile row (the
+// output rows of the tiles with one first row: 1 in 1D, 2 in 2D, 2 x 2 in 3D).
 double staged_bytes(const Problem& p) {
+  if (stages_images(p)) return image_output_bytes(p);
   const Dims out = output_size(p);
   const double rows = p.spatial_dims == 1 ? 1 : (p.spatial_dims == 2 ? 2 : 4);
   return rows * static_cast<double>(out[p.spatial_dims - 1] * p.out_channels) * sizeof(float);
@@ -105,8 +166,11 @@ std::int64_t chunk_images(const Problem& p) {
   return n;
 }
 
-struct TileOrigin {
-  std::array<std::int64_t, 3> o;  // output of tile element 0; element (i, j, k) at o + (i, j, k) * dilation
+// A tile: the class along each axis, and j of its first output in each class (it computes j and j + 1).
+struct Tile {
+  std::array<std::int32_t, 3> cls;
+  std::array<std::int64_t, 3> j;
+  std::int64_t kernel;  // which transformed kernel: 0 for convolutions, the phase combination for transposed ones
 };
 
 // channels_first: the tiles whose first output row (z, y) is the same, tiles [first, first + count) of
@@ -117,40 +181,60 @@ struct TileRow {
 
 struct State final : PlanState {
   KernelSet kernels;
-  Axes axes;
-  int elements = 16, outputs = 4;  // per tile: 4^dims transformed elements, 2^dims outputs
+  std::array<Axis, 3> axes;
+  int dims = 1, r = 3;
+  int elements = 16, outputs = 4;  // per tile: (r+1)^dims transformed elements, 2^dims outputs
   int rows = 1, vectors = 1;
   std::int64_t nr = 1, blocks = 1;
-  std::vector<TileOrigin> tiles;
-  std::vector<TileRow> tile_rows;  // channels_first only; tiles are then sorted by (oz, oy, ox)
+  std::int64_t kernels_count = 1;  // transformed kernels: 1, or one per phase combination (transposed)
+  std::vector<Tile> tiles;
+  std::vector<TileRow> tile_rows;  // channels_first only; tiles are then sorted by their first output
   std::int64_t images = 1;  // channels_first: images per chunk copied into channels_last
+  bool whole_images = false;  // channels_first: outputs staged an image at a time (stages_images)
+
+  std::int64_t output(const Tile& t, int a, std::int64_t k) const {  // output index of element k along axis a
+    const Axis& axis = axes[static_cast<std::size_t>(a)];
+    return axis.classes[static_cast<std::size_t>(t.cls[static_cast<std::size_t>(a)])].out_first +
+           (t.j[static_cast<std::size_t>(a)] + k) * axis.out_step;
+  }
 };
 
 struct Packed final : PackedData {
-  std::vector<float> u;  // [element e][block][input channel][nr output channels]
+  std::vector<float> u;  // [kernel][element e][block][input channel][nr output channels]
 };
 
-// G g G^T along every axis of one kernel of 3^dims taps (row-major), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]:
-// 4^dims values, row-major.
-std::vector<float> transform_kernel(std::vector<double> g, int dims) {
-  static constexpr double kG[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-  std::array<std::int64_t, 3> shape{3, 3, 3};
+// G g G^T along every axis of one kernel of r^dims taps (row-major), r + 1 values per axis, row-major.
+//   r = 3: G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1];  r = 2: G = [1 0; 1 1; 0 1].
+std::vector<float> transform_kernel(std::vector<double> g, int dims, int r) {
+  static constexpr double kG3[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  static constexpr double kG2[3][3] = {{1, 0, 0}, {1, 1, 0}, {0, 1, 0}};
+  const int alpha = r + 1;
+  std::array<std::int64_t, 3> shape{r, r, r};
   for (int axis = 0; axis < dims; ++axis) {
     std::int64_t outer = 1, inner = 1;
     for (int a = 0; a < axis; ++a) outer *= shape[static_cast<std::size_t>(a)];
     for (int a = axis + 1; a < dims; ++a) inner *= shape[static_cast<std::size_t>(a)];
-    std::vector<double> next(static_cast<std::size_t>(outer * 4 * inner), 0.0);
+    std::vector<double> next(static_cast<std::size_t>(outer * alpha * inner), 0.0);
     for (std::int64_t o = 0; o < outer; ++o)
-      for (int i = 0; i < 4; ++i)
+      for (int i = 0; i < alpha; ++i)
         for (std::int64_t j = 0; j < inner; ++j) {
           double sum = 0;
-          for (int k = 0; k < 3; ++k) sum += kG[i][k] * g[static_cast<std::size_t>((o * 3 + k) * inner + j)];
-          next[static_cast<std::size_t>((o * 4 + i) * inner + j)] = sum;
+          for (int k = 0; k < r; ++k) {
+            sum += (r == 3 ? kG3[i][k] : kG2[i][k]) * g[static_cast<std::size_t>((o * r + k) * inner + j)];
+          }
+          next[static_cast<std::size_t>((o * alpha + i) * inner + j)] = sum;
         }
     g = std::move(next);
-    shape[static_cast<std::size_t>(axis)] = 4;
+    shape[static_cast<std::size_t>(axis)] = alpha;
   }
   return {g.begin(), g.end()};
+}
+
+// Index of weight (input channel q, output channel n, kernel tap) in the user's layout, groups = 1.
+std::int64_t weight_index(const Problem& p, std::int64_t q, std::int64_t n, std::int64_t tap, std::int64_t taps) {
+  const bool torch = p.weight_layout == WeightLayout::torch;
+  if (p.op == Op::conv) return torch ? (n * p.in_channels + q) * taps + tap : (tap * p.in_channels + q) * p.out_channels + n;
+  return torch ? (q * p.out_channels + n) * taps + tap : (tap * p.out_channels + n) * p.in_channels + q;
 }
 
 class Winograd final : public detail::Implementation {
@@ -158,9 +242,10 @@ class Winograd final : public detail::Implementation {
   std::string name() const override { return "winograd_f2x3"; }
 
   std::optional<std::string> declines(const Problem& p) const override {
-    if (p.op != Op::conv) return "not a convolution";
-    for (int d = 0; d < p.spatial_dims; ++d) {
-      if (p.kernel[d] != 3 || p.stride[d] != 1) return "not 3 taps at stride 1 along every axis";
+    const int r = taps_per_axis(p);
+    if (r == 0) {
+      return "neither a convolution with 2 or 3 taps per axis at stride 1 nor a transposed one with 2 or 3 taps per "
+             "stride phase and axis";
     }
     if (p.dtype != DType::f32) return "not float32";
     if (p.layout == Layout::channels_first && chunk_images(p) == 0) return "channels_first with images over 12 MiB";
@@ -173,38 +258,59 @@ class Winograd final : public detail::Implementation {
     if (p.in_channels < kMinChannels || p.out_channels < kMinChannels) {
       return "fewer than " + std::to_string(kMinChannels) + " channels";
     }
-    if (valid_taps(p) < kMinMultiplicationRatio * winograd_products(p)) {
-      return "saves too few multiplications over skipping the padded taps";
+    const auto axes = axes_of(p, r);
+    double tiles = 1, kernels = 1;
+    for (const Axis& a : axes) {
+      std::int64_t axis_tiles = 0;
+      for (const AxisClass& k : a.classes) axis_tiles += (k.count + 1) / 2;
+      tiles *= static_cast<double>(axis_tiles);
+      if (p.op == Op::conv_transpose) kernels *= static_cast<double>(a.classes.size());
     }
+    if (tiles < kMinTilesPerKernel * kernels) return "too few tiles per transformed kernel in an image";
+    const Products n = count_products(axes, r);
+    if (n.valid < kMinMultiplicationRatio * n.winograd) return "saves too few multiplications over skipping the padded taps";
     return std::nullopt;
   }
 
   std::shared_ptr<const PlanState> prepare(const Problem& p) const override {
     auto s = std::make_shared<State>();
     s->kernels = best_kernels();
-    s->axes = axes_of(p);
-    s->elements = 1 << (2 * p.spatial_dims), s->outputs = 1 << p.spatial_dims;
+    s->r = taps_per_axis(p);
+    s->dims = p.spatial_dims;
+    s->axes = axes_of(p, s->r);
+    s->elements = 1, s->outputs = 1;
+    for (int d = 0; d < s->dims; ++d) s->elements *= s->r + 1, s->outputs *= 2;
     s->vectors = static_cast<int>(std::min<std::int64_t>(p.out_channels / s->kernels.lanes, kMaxVectorsPerTile));
     while (p.out_channels % (s->vectors * s->kernels.lanes) != 0) --s->vectors;
     s->rows = s->kernels.mr[s->vectors];
     s->nr = s->vectors * s->kernels.lanes;
     s->blocks = p.out_channels / s->nr;
-    // Tiles of each residue class (r along each axis): outputs r, r + 2d, r + 4d, ...
-    const Axes& g = s->axes;
-    auto classes = [&](int a) { return g.active(a) ? std::min(g.dil[a], g.out[a]) : 1; };
-    auto step = [&](int a) { return g.active(a) ? 2 * g.dil[a] : 1; };
-    for (std::int64_t rz = 0; rz < classes(0); ++rz)
-      for (std::int64_t ry = 0; ry < classes(1); ++ry)
-        for (std::int64_t rx = 0; rx < classes(2); ++rx)
-          for (std::int64_t oz = rz; oz < g.out[0]; oz += step(0))
-            for (std::int64_t oy = ry; oy < g.out[1]; oy += step(1))
-              for (std::int64_t ox = rx; ox < g.out[2]; ox += step(2)) s->tiles.push_back({{oz, oy, ox}});
-    if (p.layout == Layout::channels_first) {
+    const auto& ax = s->axes;
+    const bool phases = p.op == Op::conv_transpose;
+    s->kernels_count = phases ? static_cast<std::int64_t>(ax[0].classes.size() * ax[1].classes.size() * ax[2].classes.size()) : 1;
+    for (std::size_t cz = 0; cz < ax[0].classes.size(); ++cz)
+      for (std::size_t cy = 0; cy < ax[1].classes.size(); ++cy)
+        for (std::size_t cx = 0; cx < ax[2].classes.size(); ++cx) {
+          const std::int64_t kernel = phases ? static_cast<std::int64_t>((cz * ax[1].classes.size() + cy) * ax[2].classes.size() + cx) : 0;
+          for (std::int64_t jz = 0; jz < ax[0].classes[cz].count; jz += 2)
+            for (std::int64_t jy = 0; jy < ax[1].classes[cy].count; jy += 2)
+              for (std::int64_t jx = 0; jx < ax[2].classes[cx].count; jx += 2) {
+                s->tiles.push_back({{static_cast<std::int32_t>(cz), static_cast<std::int32_t>(cy), static_cast<std::int32_t>(cx)},
+                                    {jz, jy, jx}, kernel});
+              }
+        }
+    if (p.layout == Layout::channels_first && stages_images(p)) {
       s->images = chunk_images(p);
-      std::sort(s->tiles.begin(), s->tiles.end(),
-                [](const TileOrigin& a, const TileOrigin& b) { return a.o < b.o; });
+      s->whole_images = true;
+    } else if (p.layout == Layout::channels_first) {
+      s->images = chunk_images(p);
+      const State& st = *s;
+      auto first = [&](const Tile& t) {
+        return std::array<std::int64_t, 3>{st.output(t, 0, 0), st.output(t, 1, 0), st.output(t, 2, 0)};
+      };
+      std::sort(s->tiles.begin(), s->tiles.end(), [&](const Tile& a, const Tile& b) { return first(a) < first(b); });
       for (std::int64_t t = 0; t < static_cast<std::int64_t>(s->tiles.size()); ++t) {
-        const auto& o = s->tiles[static_cast<std::size_t>(t)].o;
+        const auto o = first(s->tiles[static_cast<std::size_t>(t)]);
         if (s->tile_rows.empty() || s->tile_rows.back().oz != o[0] || s->tile_rows.back().oy != o[1]) {
           s->tile_rows.push_back({o[0], o[1], t, 0});
         }
@@ -219,22 +325,43 @@ class Winograd final : public detail::Implementation {
     const auto& s = static_cast<const State&>(*state);
     const auto* w = static_cast<const float*>(weights);
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
-    const int taps = p.spatial_dims == 1 ? 3 : (p.spatial_dims == 2 ? 9 : 27);
+    const std::int64_t taps = p.kernel[0] * (p.spatial_dims > 1 ? p.kernel[1] : 1) * (p.spatial_dims > 2 ? p.kernel[2] : 1);
+    const auto& ax = s.axes;
     auto packed = std::make_shared<Packed>();
-    packed->u.assign(static_cast<std::size_t>(s.elements * ic * oc), 0.0f);
-    std::vector<double> g(static_cast<std::size_t>(taps));
-    for (std::int64_t o = 0; o < oc; ++o)
-      for (std::int64_t q = 0; q < ic; ++q) {
-        for (int t = 0; t < taps; ++t) {
-          g[static_cast<std::size_t>(t)] =
-              p.weight_layout == WeightLayout::torch ? w[(o * ic + q) * taps + t] : w[(t * ic + q) * oc + o];
+    packed->u.assign(static_cast<std::size_t>(s.kernels_count * s.elements * ic * oc), 0.0f);
+    std::vector<double> g(static_cast<std::size_t>(s.elements));  // r^dims used
+    for (std::int64_t kernel = 0; kernel < s.kernels_count; ++kernel) {
+      // The classes of this kernel (any class for a convolution: they all use the whole kernel).
+      const std::array<std::size_t, 3> cls{
+          static_cast<std::size_t>(kernel / static_cast<std::int64_t>(ax[1].classes.size() * ax[2].classes.size())),
+          static_cast<std::size_t>(kernel / static_cast<std::int64_t>(ax[2].classes.size())) % ax[1].classes.size(),
+          static_cast<std::size_t>(kernel) % ax[2].classes.size()};
+      // Kernel tap of correlation tap (uz, uy, ux), as a row-major index over the problem's axes.
+      std::vector<std::int64_t> tap_of;
+      const int rz = ax[0].active ? s.r : 1, ry = ax[1].active ? s.r : 1, rx = ax[2].active ? s.r : 1;
+      for (int uz = 0; uz < rz; ++uz)
+        for (int uy = 0; uy < ry; ++uy)
+          for (int ux = 0; ux < rx; ++ux) {
+            std::int64_t tap = 0;
+            const int u[3] = {uz, uy, ux};
+            for (int a = 0; a < 3; ++a) {
+              if (!ax[static_cast<std::size_t>(a)].active) continue;
+              const int d = a - (3 - p.spatial_dims);
+              tap = tap * p.kernel[d] + ax[static_cast<std::size_t>(a)].classes[cls[static_cast<std::size_t>(a)]].taps[static_cast<std::size_t>(u[a])];
+            }
+            tap_of.push_back(tap);
+          }
+      for (std::int64_t o = 0; o < oc; ++o)
+        for (std::int64_t q = 0; q < ic; ++q) {
+          g.assign(tap_of.size(), 0.0);
+          for (std::size_t t = 0; t < tap_of.size(); ++t) g[t] = w[weight_index(p, q, o, tap_of[t], taps)];
+          const std::vector<float> u = transform_kernel(g, s.dims, s.r);
+          for (int e = 0; e < s.elements; ++e) {
+            packed->u[static_cast<std::size_t>((((kernel * s.elements + e) * s.blocks + o / s.nr) * ic + q) * s.nr + o % s.nr)] =
+                u[static_cast<std::size_t>(e)];
+          }
         }
-        const std::vector<float> u = transform_kernel(g, p.spatial_dims);
-        for (int e = 0; e < s.elements; ++e) {
-          packed->u[static_cast<std::size_t>(((e * s.blocks + o / s.nr) * ic + q) * s.nr + o % s.nr)] =
-              u[static_cast<std::size_t>(e)];
-        }
-      }
+    }
     packed->bytes = packed->u.size() * sizeof(float);
     return packed;
   }
@@ -258,9 +385,9 @@ class Winograd final : public detail::Implementation {
     if (p.layout == Layout::channels_first) return forward_channels_first(p, s, packed, args);
     const auto tiles = static_cast<std::int64_t>(s.tiles.size());
     const std::int64_t batches = (tiles + kTilesPerBatch - 1) / kTilesPerBatch;
-    const Axes& g = s.axes;
-    const std::int64_t src_image = g.in[0] * g.in[1] * g.in[2] * p.in_channels;
-    const std::int64_t dst_image = g.out[0] * g.out[1] * g.out[2] * p.out_channels;
+    const auto& ax = s.axes;
+    const std::int64_t src_image = ax[0].in * ax[1].in * ax[2].in * p.in_channels;
+    const std::int64_t dst_image = ax[0].out * ax[1].out * ax[2].out * p.out_channels;
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::int64_t item = 0; item < p.batch * batches; ++item) {
       const std::int64_t n = item / batches, first = (item % batches) * kTilesPerBatch;
@@ -268,18 +395,18 @@ class Winograd final : public detail::Implementation {
       float* dst = static_cast<float*>(args.dst) + n * dst_image;
       run_batch(p, s, packed, args.bias, src, first, std::min(kTilesPerBatch, tiles - first),
                 [&](std::int64_t z, std::int64_t y, std::int64_t x) {
-                  return dst + ((z * g.out[1] + y) * g.out[2] + x) * p.out_channels;
+                  return dst + ((z * ax[1].out + y) * ax[2].out + x) * p.out_channels;
                 });
     }
   }
 
-  // A chunk of images at a time: the source copied into channels_last; per image and tile row (the tiles with one
-  // top row), the tiles' outputs staged in channels_last and transposed into the channel planes.
+  // A chunk of images at a time: the source copied into channels_last; per image, or per image and tile row (the
+  // tiles with one first row), the tiles' outputs staged in channels_last and transposed into the channel planes.
   void forward_channels_first(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args) const {
-    const Axes& g = s.axes;
-    const std::int64_t in_pixels = g.in[0] * g.in[1] * g.in[2], out_pixels = g.out[0] * g.out[1] * g.out[2];
+    const auto& ax = s.axes;
+    const std::int64_t in_pixels = ax[0].in * ax[1].in * ax[2].in, out_pixels = ax[0].out * ax[1].out * ax[2].out;
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
-    const std::int64_t ny = g.active(1) ? 2 : 1;  // staged rows per staged plane (z)
+    const std::int64_t nz = ax[0].active ? 2 : 1, ny = ax[1].active ? 2 : 1;  // staged rows along z and y
     const auto rows = static_cast<std::int64_t>(s.tile_rows.size());
     thread_local std::vector<float> src_last;
     src_last.resize(static_cast<std::size_t>(s.images * in_pixels * ic));
@@ -287,6 +414,23 @@ class Winograd final : public detail::Implementation {
       to_channels_last(s.kernels, static_cast<const float*>(args.src) + n0 * ic * in_pixels, src_last.data(),
                        s.images, ic, in_pixels);
       const float* last = src_last.data();
+      if (s.whole_images) {
+        const auto tiles = static_cast<std::int64_t>(s.tiles.size());
+#pragma omp parallel for schedule(dynamic, 1)
+        for (std::int64_t i = 0; i < s.images; ++i) {
+          thread_local std::vector<float> staged;  // [pixel][output channel]
+          staged.resize(static_cast<std::size_t>(out_pixels * oc));
+          for (std::int64_t first = 0; first < tiles; first += kTilesPerBatch) {
+            run_batch(p, s, packed, args.bias, last + i * in_pixels * ic, first, std::min(kTilesPerBatch, tiles - first),
+                      [&](std::int64_t z, std::int64_t y, std::int64_t x) {
+                        return staged.data() + ((z * ax[1].out + y) * ax[2].out + x) * oc;
+                      });
+          }
+          s.kernels.transpose(staged.data(), oc, static_cast<float*>(args.dst) + (n0 + i) * oc * out_pixels,
+                              out_pixels, oc, out_pixels, false);
+        }
+        continue;
+      }
 #pragma omp parallel for schedule(dynamic, 1)
       for (std::int64_t item = 0; item < s.images * rows; ++item) {
         const std::int64_t i = item / rows;
@@ -298,15 +442,16 @@ class Winograd final : public detail::Implementation {
           run_batch(p, s, packed, args.bias, last + i * in_pixels * ic, first,
                     std::min(kTilesPerBatch, row.first + row.count - first),
                     [&](std::int64_t z, std::int64_t y, std::int64_t x) {
-                      return staged.data() + (((z - row.oz) / g.dil[0] * ny + (y - row.oy) / g.dil[1]) * g.out[2] + x) * oc;
+                      const std::int64_t staged_row = (z - row.oz) / ax[0].out_step * ny + (y - row.oy) / ax[1].out_step;
+                      return staged.data() + (staged_row * ax[2].out + x) * oc;
                     });
         }
-        for (std::int64_t jz = 0; jz < (g.active(0) ? 2 : 1); ++jz)
+        for (std::int64_t jz = 0; jz < nz; ++jz)
           for (std::int64_t jy = 0; jy < ny; ++jy) {
-            const std::int64_t z = row.oz + jz * g.dil[0], y = row.oy + jy * g.dil[1];
-            if (z >= g.out[0] || y >= g.out[1]) continue;
-            s.kernels.transpose(staged.data() + (jz * ny + jy) * g.out[2] * oc, oc,
-                                dst + (z * g.out[1] + y) * g.out[2], out_pixels, oc, g.out[2], false);
+            const std::int64_t z = row.oz + jz * ax[0].out_step, y = row.oy + jy * ax[1].out_step;
+            if (z >= ax[0].out || y >= ax[1].out) continue;
+            s.kernels.transpose(staged.data() + (jz * ny + jy) * ax[2].out * oc, oc,
+                                dst + (z * ax[1].out + y) * ax[2].out, out_pixels, oc, ax[2].out, false);
           }
       }
     }
@@ -321,12 +466,13 @@ class Winograd final : public detail::Implementation {
 
  private:
   // Tiles [first, first + count) of one image: src is the image in channels_last, out_at(z, y, x) where output
-  // pixel (z, y, x) goes (oc consecutive floats).
+  // pixel (z, y, x) goes (oc consecutive floats). The tiles of one batch may use different kernels (phases).
   template <class OutAt>
   void run_batch(const Problem& p, const State& s, const Packed& packed, const void* bias_data, const float* src,
                  std::int64_t first, std::int64_t count, const OutAt& out_at) const {
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
-    const Axes& g = s.axes;
+    const auto& ax = s.axes;
+    const int alpha = s.r + 1;
 
     // Per-thread scratch: transformed patches and products, one plane per element (grows once per thread).
     thread_local std::vector<float> v_buf, m_buf;
@@ -334,27 +480,28 @@ class Winograd final : public detail::Implementation {
     m_buf.resize(static_cast<std::size_t>(s.elements * kTilesPerBatch * oc));
     const std::int64_t v_plane = kTilesPerBatch * ic, m_plane = kTilesPerBatch * oc;
 
-    // Patch element e (4 per transformed axis, row-major) and output j (2 per axis) as offsets along z, y, x.
+    // Digit of patch element e (alpha per active axis) or output j (2 per active axis) along axis a, row-major.
     const auto digit = [&](int index, int base, int a) {
       int place = 1;
-      for (int b = 2; b > a; --b) place *= g.active(b) ? base : 1;
-      return g.active(a) ? (index / place) % base : 0;
+      for (int b = 2; b > a; --b) place *= ax[static_cast<std::size_t>(b)].active ? base : 1;
+      return ax[static_cast<std::size_t>(a)].active ? (index / place) % base : 0;
     };
     std::array<const float*, 64> patch{};
     std::array<float*, 8> outputs{};
     for (std::int64_t t = 0; t < count; ++t) {
-      const TileOrigin& tile = s.tiles[static_cast<std::size_t>(first + t)];
+      const Tile& tile = s.tiles[static_cast<std::size_t>(first + t)];
       for (int e = 0; e < s.elements; ++e) {
         std::int64_t at = 0;
         bool inside = true;
-        for (int a = 0; a < 3; ++a) {
-          const std::int64_t i = tile.o[a] - g.pad[a] + digit(e, 4, a) * g.dil[a];
-          inside = inside && i >= 0 && i < g.in[a];
-          at = at * g.in[a] + i;
+        for (std::size_t a = 0; a < 3; ++a) {
+          const AxisClass& k = ax[a].classes[static_cast<std::size_t>(tile.cls[a])];
+          const std::int64_t i = k.in_first + (tile.j[a] + digit(e, alpha, static_cast<int>(a))) * ax[a].in_step;
+          inside = inside && i >= 0 && i < ax[a].in;
+          at = at * ax[a].in + i;
         }
         patch[static_cast<std::size_t>(e)] = inside ? src + at * ic : nullptr;
       }
-      s.kernels.winograd_input[g.dims](patch.data(), ic, v_buf.data() + t * ic, v_plane);
+      s.kernels.winograd_input[s.r - 2][s.dims - 1](patch.data(), ic, v_buf.data() + t * ic, v_plane);
     }
 
     TileCall call;
@@ -366,33 +513,42 @@ class Winograd final : public detail::Implementation {
     call.a_pixel_stride = ic;
     call.c_pixel_stride = oc;
     call.nr_valid = static_cast<int>(s.nr);
-    for (int e = 0; e < s.elements; ++e)
-      for (std::int64_t block = 0; block < s.blocks; ++block)
-        for (std::int64_t c0 = 0; c0 < ic; c0 += kPassChannels) {
-          b_ptr = packed.u.data() + ((e * s.blocks + block) * ic + c0) * s.nr;
-          call.k = std::min(kPassChannels, ic - c0);
-          call.accumulate = c0 > 0;
-          for (std::int64_t t = 0; t < count; t += s.rows) {
-            call.m = static_cast<int>(std::min<std::int64_t>(s.rows, count - t));
-            a_ptr = v_buf.data() + e * v_plane + t * ic + c0;
-            call.c = m_buf.data() + e * m_plane + t * oc + block * s.nr;
-            s.kernels.gemm[s.vectors](call);
+    // Runs of consecutive tiles with one kernel share each GEMM (tiles are listed class by class, so runs are long).
+    for (std::int64_t t0 = 0; t0 < count;) {
+      const std::int64_t kernel = s.tiles[static_cast<std::size_t>(first + t0)].kernel;
+      std::int64_t t1 = t0 + 1;
+      while (t1 < count && s.tiles[static_cast<std::size_t>(first + t1)].kernel == kernel) ++t1;
+      for (int e = 0; e < s.elements; ++e)
+        for (std::int64_t block = 0; block < s.blocks; ++block)
+          for (std::int64_t c0 = 0; c0 < ic; c0 += kPassChannels) {
+            b_ptr = packed.u.data() + (((kernel * s.elements + e) * s.blocks + block) * ic + c0) * s.nr;
+            call.k = std::min(kPassChannels, ic - c0);
+            call.accumulate = c0 > 0;
+            for (std::int64_t t = t0; t < t1; t += s.rows) {
+              call.m = static_cast<int>(std::min<std::int64_t>(s.rows, t1 - t));
+              a_ptr = v_buf.data() + e * v_plane + t * ic + c0;
+              call.c = m_buf.data() + e * m_plane + t * oc + block * s.nr;
+              s.kernels.gemm[s.vectors](call);
+            }
           }
-        }
+      t0 = t1;
+    }
 
     const float* bias = static_cast<const float*>(bias_data);
     for (std::int64_t t = 0; t < count; ++t) {
-      const TileOrigin& tile = s.tiles[static_cast<std::size_t>(first + t)];
+      const Tile& tile = s.tiles[static_cast<std::size_t>(first + t)];
       for (int j = 0; j < s.outputs; ++j) {
         std::array<std::int64_t, 3> o{};
         bool inside = true;
         for (int a = 0; a < 3; ++a) {
-          o[static_cast<std::size_t>(a)] = tile.o[a] + digit(j, 2, a) * g.dil[a];
-          inside = inside && o[static_cast<std::size_t>(a)] < g.out[a];
+          const std::int64_t k = digit(j, 2, a);
+          const auto& cls = ax[static_cast<std::size_t>(a)].classes[static_cast<std::size_t>(tile.cls[static_cast<std::size_t>(a)])];
+          inside = inside && tile.j[static_cast<std::size_t>(a)] + k < cls.count;
+          o[static_cast<std::size_t>(a)] = s.output(tile, a, k);
         }
         outputs[static_cast<std::size_t>(j)] = inside ? out_at(o[0], o[1], o[2]) : nullptr;
       }
-      s.kernels.winograd_output[g.dims](m_buf.data() + t * oc, m_plane, oc, bias, outputs.data());
+      s.kernels.winograd_output[s.r - 2][s.dims - 1](m_buf.data() + t * oc, m_plane, oc, bias, outputs.data());
     }
   }
 

@@ -1,58 +1,57 @@
-// Winograd F(2, 3) input and output transforms along every axis of a 1D, 2D or 3D tile, vectorised over channels.
-// Included by kernels.cpp inside its per-target namespace (Highway's "-inl.h" convention: no include guard,
-// compiled once per target).
+// Winograd F(2, r) input and output transforms, r = 2 or 3 taps, along every axis of a 1D, 2D or 3D tile,
+// vectorised over channels. Included by kernels.cpp inside its per-target namespace (Highway's "-inl.h"
+// convention: no include guard, compiled once per target).
 //
-// With B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] and A^T = [1 1 1 0; 0 1 -1 -1], an input patch d of 4 values
-// per axis becomes V = B^T d B (B^T along each axis), and the products M = V . U (U = G g G^T along each axis, the
-// transformed 3-tap kernel) become the outputs A^T M A, 2 per axis, of the correlation
-// y[i] = sum g[a] d[i + a] (a sum over every axis).
+// A tile computes 2 outputs per axis of the correlation y[i] = sum g[a] d[i + a] (a sum over every axis) from an
+// input patch d of r + 1 values per axis: V = B^T d B (B^T along each axis), products M = V . U with U = G g G^T
+// (the transformed kernel, see winograd.cpp), outputs A^T M A.
+//   r = 3: B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1]
+//   r = 2: B^T = [1 -1 0; 0 1 0; 0 -1 1],                 A^T = [1 1 0; 0 1 1]
+// (r = 2: y0 = (d0 - d1) g0 + d1 (g0 + g1), y1 = d1 (g0 + g1) + (d2 - d1) g1.)
 
-// 1D B^T applied to four values.
-HWY_INLINE void InputTransform4(const V d0, const V d1, const V d2, const V d3, V& t0, V& t1, V& t2, V& t3) {
-  t0 = hn::Sub(d0, d2);
-  t1 = hn::Add(d1, d2);
-  t2 = hn::Sub(d2, d1);
-  t3 = hn::Sub(d1, d3);
-}
-
-constexpr int Pow4(int dims) { return dims == 0 ? 1 : 4 * Pow4(dims - 1); }
-constexpr int Pow2(int dims) { return dims == 0 ? 1 : 2 * Pow2(dims - 1); }
-
-// x holds 4^DIMS vectors, element (a0, a1, ...) at a0 * 4^(DIMS-1) + ...; B^T along every axis, in place.
-template <int DIMS>
-HWY_INLINE void InputTransformAll(V* x) {
-  constexpr int kElements = Pow4(DIMS);
-  for (int axis = 0; axis < DIMS; ++axis) {
-    const int step = Pow4(DIMS - 1 - axis);  // distance between consecutive elements along `axis`
-    for (int base = 0; base < kElements; ++base) {
-      if ((base / step) % 4 != 0) continue;  // one line per position of the other axes
-      InputTransform4(x[base], x[base + step], x[base + 2 * step], x[base + 3 * step], x[base], x[base + step],
-                      x[base + 2 * step], x[base + 3 * step]);
-    }
+template <int R>
+HWY_INLINE void InputTransformLine(V* x, int step) {
+  if constexpr (R == 3) {
+    const V d0 = x[0], d1 = x[step], d2 = x[2 * step], d3 = x[3 * step];
+    x[0] = hn::Sub(d0, d2);
+    x[step] = hn::Add(d1, d2);
+    x[2 * step] = hn::Sub(d2, d1);
+    x[3 * step] = hn::Sub(d1, d3);
+  } else {
+    const V d0 = x[0], d1 = x[step], d2 = x[2 * step];
+    x[0] = hn::Sub(d0, d1);
+    x[2 * step] = hn::Sub(d2, d1);
   }
 }
 
-// patch[i]: the input pixel of patch element i (row-major over the DIMS axes, 4 per axis; null: outside the input,
-// read as zero). v[i * e_stride + c] receives element i of the transformed patch, for every channel c.
-template <int DIMS>
+constexpr int IntPow(int base, int exponent) { return exponent == 0 ? 1 : base * IntPow(base, exponent - 1); }
+
+// patch[i]: the input pixel of patch element i (row-major over the DIMS axes, R + 1 per axis; null: outside the
+// input, read as zero). v[i * e_stride + c] receives element i of the transformed patch, for every channel c.
+template <int DIMS, int R>
 void WinogradInput(const float* const* patch, std::int64_t channels, float* v, std::int64_t e_stride) {
-  constexpr int kElements = Pow4(DIMS);
+  constexpr int kAlpha = R + 1, kElements = IntPow(kAlpha, DIMS);
   const D d;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
   for (std::int64_t c = 0; c < channels; c += lanes) {
     V x[kElements];
     for (int i = 0; i < kElements; ++i) x[i] = patch[i] ? hn::LoadU(d, patch[i] + c) : hn::Zero(d);
-    InputTransformAll<DIMS>(x);
+    for (int axis = 0; axis < DIMS; ++axis) {
+      const int step = IntPow(kAlpha, DIMS - 1 - axis);  // distance between consecutive elements along `axis`
+      for (int base = 0; base < kElements; ++base) {
+        if ((base / step) % kAlpha == 0) InputTransformLine<R>(x + base, step);  // one line per other position
+      }
+    }
     for (int i = 0; i < kElements; ++i) hn::StoreU(x[i], d, v + i * e_stride + c);
   }
 }
 
-// m[i * e_stride + c]: the 4^DIMS products. out[j] receives output j (row-major, 2 per axis) for every channel,
-// plus the bias (may be null); a null output pointer is outside the output and skipped.
-template <int DIMS>
+// m[i * e_stride + c]: the (R + 1)^DIMS products. out[j] receives output j (row-major, 2 per axis) for every
+// channel, plus the bias (may be null); a null output pointer is outside the output and skipped.
+template <int DIMS, int R>
 void WinogradOutput(const float* m, std::int64_t e_stride, std::int64_t channels, const float* bias,
                     float* const* out) {
-  constexpr int kElements = Pow4(DIMS);
+  constexpr int kAlpha = R + 1, kElements = IntPow(kAlpha, DIMS);
   const D d;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
   for (std::int64_t c = 0; c < channels; c += lanes) {
@@ -62,19 +61,27 @@ void WinogradOutput(const float* m, std::int64_t e_stride, std::int64_t channels
     // (a0 .. a_{a-1}, j_a .. j_{DIMS-1}) sits at (a0 .. a_{a-1}) * 2^(DIMS-a) + (j_a .. j_{DIMS-1}) in binary.
     int inner = 1;  // 2^(axes done)
     for (int axis = DIMS - 1; axis >= 0; --axis) {
-      const int outer = Pow4(axis);
+      const int outer = IntPow(kAlpha, axis);
       for (int o = 0; o < outer; ++o)
         for (int j = 0; j < inner; ++j) {
-          const V m0 = x[(o * 4 + 0) * inner + j], m1 = x[(o * 4 + 1) * inner + j];
-          const V m2 = x[(o * 4 + 2) * inner + j], m3 = x[(o * 4 + 3) * inner + j];
-          // Written at (o * 2 + k) * inner + j <= (o * 4 + k) * inner + j: never over an element still to be read.
-          x[(o * 2 + 0) * inner + j] = hn::Add(hn::Add(m0, m1), m2);
-          x[(o * 2 + 1) * inner + j] = hn::Sub(hn::Sub(m1, m2), m3);
+          const V* in = x + o * kAlpha * inner + j;
+          V y0, y1;
+          if constexpr (R == 3) {
+            y0 = hn::Add(hn::Add(in[0], in[inner]), in[2 * inner]);
+            y1 = hn::Sub(hn::Sub(in[inner], in[2 * inner]), in[3 * inner]);
+          } else {
+            y0 = hn::Add(in[0], in[inner]);
+            y1 = hn::Add(in[inner], in[2 * inner]);
+          }
+          // Written at (o * 2 + k) * inner + j <= (o * kAlpha + k) * inner + j: never over an element still to be
+          // read (those of this o were read just above, those of earlier o's are done).
+          x[(o * 2 + 0) * inner + j] = y0;
+          x[(o * 2 + 1) * inner + j] = y1;
         }
       inner *= 2;
     }
     const V init = bias ? hn::LoadU(d, bias + c) : hn::Zero(d);
-    for (int j = 0; j < Pow2(DIMS); ++j) {
+    for (int j = 0; j < IntPow(2, DIMS); ++j) {
       if (out[j]) hn::StoreU(hn::Add(init, x[j]), d, out[j] + c);
     }
   }

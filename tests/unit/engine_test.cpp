@@ -237,7 +237,18 @@ TEST(Engine, WinogradMatchesReference) {
                   "conv_mb2_g1_ic64_oc80_i401_k3_s1_d3_p3:5_f32_clast_wtorch",
                   "conv_mb3_g1_ic64_oc64_i133_k3_s1_d2_p1:3_f32_cfirst_wtf",
                   "conv_mb1_g1_ic64_oc64_i9x10x11_k3x3x3_s1x1x1_d2x2x2_p2:2x2:2x2:2_f32_clast_wtorch",
-                  "conv_mb2_g1_ic64_oc80_i7x9x8_k3x3x3_s1x1x1_d1x2x1_p0:2x2:1x1:1_f32_cfirst_wtf"});
+                  "conv_mb2_g1_ic64_oc80_i7x9x8_k3x3x3_s1x1x1_d1x2x1_p0:2x2:1x1:1_f32_cfirst_wtf",
+                  // 2 taps per axis: F(2, 2)
+                  "conv_mb1_g1_ic64_oc64_i21x18_k2x2_s1x1_d2x1_p1:0x1:1_f32_clast_wtorch",
+                  "conv_mb1_g1_ic64_oc80_i6x7x5_k2x2x2_s1x1x1_d1x1x1_p0:1x1:0x1:1_f32_cfirst_wtf",
+                  // transposed, kernel 2 or 3 times the stride: stride phases with different strides per axis,
+                  // asymmetric padding, output padding, 3D, both layouts and weight layouts
+                  "convT_mb2_g1_ic64_oc64_i12x13_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch",
+                  "convT_mb1_g1_ic64_oc80_i9x12_k6x4_s3x2_d1x1_p2:1x1:2_op1x0_f32_cfirst_wtf",
+                  "convT_mb1_g1_ic80_oc64_i8x9_k6x6_s2x2_d1x1_p2:2x2:2_op1x1_f32_clast_wtf",
+                  "convT_mb1_g1_ic64_oc64_i5x4x6_k4x4x4_s2x2x2_d1x1x1_p1:1x1:1x1:1_op0x0x0_f32_cfirst_wtorch",
+                  // channels_first images over 2 MiB of output: staged tile row by tile row, not whole
+                  "conv_mb1_g1_ic64_oc64_i64x130_k2x2_s1x1_d1x1_p0:1x1:0_f32_cfirst_wtorch"});
 }
 
 // The copies between channels_first and channels_last: every block size's edges (rows and columns not multiples of
@@ -288,7 +299,8 @@ TEST_P(EngineTarget, WinogradMatchesReference) {
   check_winograd({"conv_mb1_g1_ic128_oc128_i11x13_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
                   "conv_mb1_g1_ic128_oc128_i21x23_k3x3_s1x1_d2x1_p2:2x1:1_f32_cfirst_wtorch",
                   "conv_mb2_g1_ic64_oc64_i67_k3_s1_d2_p3:1_f32_cfirst_wtorch",
-                  "conv_mb1_g1_ic64_oc64_i7x6x9_k3x3x3_s1x1x1_d1x1x2_p1:1x1:2x2:2_f32_clast_wtf"});
+                  "conv_mb1_g1_ic64_oc64_i7x6x9_k3x3x3_s1x1x1_d1x1x2_p1:1x1:2x2:2_f32_clast_wtf",
+                  "convT_mb1_g1_ic64_oc64_i10x9_k4x6_s2x3_d1x1_p1:2x2:1_op1x0_f32_cfirst_wtorch"});
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTargets, EngineTarget, ::testing::ValuesIn(engine::supported_targets()),
@@ -299,7 +311,9 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   EXPECT_EQ(dw.implementation_name(), "depthwise_simd");
   const Plan gemm(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
   EXPECT_EQ(gemm.implementation_name(), "gemm_simd");
-  EXPECT_EQ(gemm.candidates()[0].declined_because, "not a convolution");
+  EXPECT_EQ(gemm.candidates()[0].declined_because,
+            "neither a convolution with 2 or 3 taps per axis at stride 1 nor a transposed one with 2 or 3 taps per "
+            "stride phase and axis");
   EXPECT_EQ(gemm.candidates()[1].declined_because, "more than 4 output channels");
   EXPECT_EQ(gemm.candidates()[2].declined_because, "not channels_first");
   EXPECT_EQ(gemm.candidates()[3].declined_because, "not depthwise (one channel per group)");
