@@ -1,5 +1,6 @@
 #pragma once
-// Winograd F(2x2, 3x3): 3x3 convolutions at stride 1, any dilation, many channels.
+// Winograd F(2, r) along every axis: convolutions with 2 or 3 taps per axis at stride 1 (any dilation), and
+// transposed convolutions whose kernel is 2 or 3 times the stride, with many channels.
 #include <memory>
 
 #include "plan/implementation.hpp"
