@@ -7,6 +7,7 @@
 #include <hwy/cache_control.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "engine/kernels.hpp"
 

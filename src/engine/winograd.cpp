@@ -480,26 +480,28 @@ class Winograd final : public detail::Implementation {
     m_buf.resize(static_cast<std::size_t>(s.elements * kTilesPerBatch * oc));
     const std::int64_t v_plane = kTilesPerBatch * ic, m_plane = kTilesPerBatch * oc;
 
-    // Digit of patch element e (alpha per active axis) or output j (2 per active axis) along axis a, row-major.
-    const auto digit = [&](int index, int base, int a) {
-      int place = 1;
-      for (int b = 2; b > a; --b) place *= ax[static_cast<std::size_t>(b)].active ? base : 1;
-      return ax[static_cast<std::size_t>(a)].active ? (index / place) % base : 0;
-    };
     std::array<const float*, 64> patch{};
     std::array<float*, 8> outputs{};
+    std::array<std::int64_t, 3> extent{}, step{};  // patch elements per axis, and the input step between them
+    for (std::size_t a = 0; a < 3; ++a) extent[a] = ax[a].active ? alpha : 1, step[a] = ax[a].in_step;
     for (std::int64_t t = 0; t < count; ++t) {
       const Tile& tile = s.tiles[static_cast<std::size_t>(first + t)];
-      for (int e = 0; e < s.elements; ++e) {
-        std::int64_t at = 0;
-        bool inside = true;
-        for (std::size_t a = 0; a < 3; ++a) {
-          const AxisClass& k = ax[a].classes[static_cast<std::size_t>(tile.cls[a])];
-          const std::int64_t i = k.in_first + (tile.j[a] + digit(e, alpha, static_cast<int>(a))) * ax[a].in_step;
-          inside = inside && i >= 0 && i < ax[a].in;
-          at = at * ax[a].in + i;
+      std::array<std::int64_t, 3> i0{};  // input index of the patch's first element along each axis
+      for (std::size_t a = 0; a < 3; ++a) {
+        i0[a] = ax[a].classes[static_cast<std::size_t>(tile.cls[a])].in_first + tile.j[a] * step[a];
+      }
+      int e = 0;  // patch elements row-major
+      for (std::int64_t ez = 0; ez < extent[0]; ++ez) {
+        const std::int64_t iz = i0[0] + ez * step[0];
+        for (std::int64_t ey = 0; ey < extent[1]; ++ey) {
+          const std::int64_t iy = i0[1] + ey * step[1];
+          const bool inside_zy = iz >= 0 && iz < ax[0].in && iy >= 0 && iy < ax[1].in;
+          for (std::int64_t ex = 0; ex < extent[2]; ++ex, ++e) {
+            const std::int64_t ix = i0[2] + ex * step[2];
+            patch[static_cast<std::size_t>(e)] =
+                inside_zy && ix >= 0 && ix < ax[2].in ? src + ((iz * ax[1].in + iy) * ax[2].in + ix) * ic : nullptr;
+          }
         }
-        patch[static_cast<std::size_t>(e)] = inside ? src + at * ic : nullptr;
       }
       s.kernels.winograd_input[s.r - 2][s.dims - 1](patch.data(), ic, v_buf.data() + t * ic, v_plane);
     }
@@ -535,19 +537,22 @@ class Winograd final : public detail::Implementation {
     }
 
     const float* bias = static_cast<const float*>(bias_data);
+    std::array<std::int64_t, 3> outs{};  // outputs per axis of a tile
+    for (std::size_t a = 0; a < 3; ++a) outs[a] = ax[a].active ? 2 : 1;
     for (std::int64_t t = 0; t < count; ++t) {
       const Tile& tile = s.tiles[static_cast<std::size_t>(first + t)];
-      for (int j = 0; j < s.outputs; ++j) {
-        std::array<std::int64_t, 3> o{};
-        bool inside = true;
-        for (int a = 0; a < 3; ++a) {
-          const std::int64_t k = digit(j, 2, a);
-          const auto& cls = ax[static_cast<std::size_t>(a)].classes[static_cast<std::size_t>(tile.cls[static_cast<std::size_t>(a)])];
-          inside = inside && tile.j[static_cast<std::size_t>(a)] + k < cls.count;
-          o[static_cast<std::size_t>(a)] = s.output(tile, a, k);
-        }
-        outputs[static_cast<std::size_t>(j)] = inside ? out_at(o[0], o[1], o[2]) : nullptr;
+      std::array<std::int64_t, 3> left{};  // outputs of the tile's class from the tile's first one on, per axis
+      for (std::size_t a = 0; a < 3; ++a) {
+        left[a] = ax[a].classes[static_cast<std::size_t>(tile.cls[a])].count - tile.j[a];
       }
+      int j = 0;  // outputs row-major
+      for (std::int64_t kz = 0; kz < outs[0]; ++kz)
+        for (std::int64_t ky = 0; ky < outs[1]; ++ky)
+          for (std::int64_t kx = 0; kx < outs[2]; ++kx, ++j) {
+            const bool inside = kz < left[0] && ky < left[1] && kx < left[2];
+            outputs[static_cast<std::size_t>(j)] =
+                inside ? out_at(s.output(tile, 0, kz), s.output(tile, 1, ky), s.output(tile, 2, kx)) : nullptr;
+          }
       s.kernels.winograd_output[s.r - 2][s.dims - 1](m_buf.data() + t * oc, m_plane, oc, bias, outputs.data());
     }
   }
