@@ -8,8 +8,10 @@
 #endif
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
+#include <span>
 
 #include "engine/kernels.hpp"
 #include "reference/reference.hpp"
@@ -52,12 +54,18 @@ Case random_case(std::mt19937_64& rng, int index) {
   return c;
 }
 
-std::vector<float> run_plan(const Case& c, [[maybe_unused]] int threads, std::string* implementation) {
+// `aligned`: the output starts on a 64-byte boundary (where vector stores may stream); otherwise it is where the
+// allocator put it (16 bytes past a page for large outputs).
+std::vector<float> run_plan(const Case& c, [[maybe_unused]] int threads, std::string* implementation,
+                            bool aligned = false) {
   const Problem& p = c.problem;
   const Plan plan(p);
   *implementation = plan.implementation_name();
-  std::vector<float> dst(static_cast<std::size_t>(element_count(dst_shape(p), "t")),
-                         std::numeric_limits<float>::quiet_NaN());
+  const auto count = static_cast<std::size_t>(element_count(dst_shape(p), "t"));
+  std::vector<float> storage(count + 16, std::numeric_limits<float>::quiet_NaN());
+  float* dst_begin = storage.data();
+  while (aligned && reinterpret_cast<std::uintptr_t>(dst_begin) % 64 != 0) ++dst_begin;
+  const std::span<float> dst(dst_begin, count);
 #ifdef _OPENMP
   omp_set_num_threads(threads);
 #endif
@@ -67,7 +75,7 @@ std::vector<float> run_plan(const Case& c, [[maybe_unused]] int threads, std::st
 #ifdef _OPENMP
   omp_set_num_threads(1);
 #endif
-  return dst;
+  return {dst.begin(), dst.end()};
 }
 
 void check_against_reference(const Case& c, const std::vector<float>& got, const std::string& implementation) {
@@ -109,7 +117,7 @@ TEST_P(EngineTarget, MatchesReferenceOnRandomProblemsWithOneAndTwoThreads) {
 }
 
 // Named problems that must take `expected`, against the reference, 1 and 2 threads bitwise equal.
-void check_problems(const std::vector<const char*>& problems, const std::string& expected) {
+void check_problems(const std::vector<const char*>& problems, const std::string& expected, bool aligned = false) {
   std::mt19937_64 rng(31);
   for (const char* text : problems) {
     Case c;
@@ -120,10 +128,10 @@ void check_problems(const std::vector<const char*>& problems, const std::string&
     c.weights = to_float(random_values(rng, weights_shape(p)));
     c.bias = to_float(random_values(rng, bias_shape(p)));
     std::string impl1, impl2;
-    const auto one = run_plan(c, 1, &impl1);
+    const auto one = run_plan(c, 1, &impl1, aligned);
     EXPECT_EQ(impl1, expected) << text;
     check_against_reference(c, one, impl1);
-    const auto two = run_plan(c, 2, &impl2);
+    const auto two = run_plan(c, 2, &impl2, aligned);
     EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << text;
   }
 }
@@ -297,6 +305,17 @@ TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
                   "conv_mb1_g1_ic33_oc67_i301_k3_s1_d7_p9:7_f32_cfirst_wtorch"},
                  "gemm_simd");
   check_problems({"conv_mb1_g32_ic32_oc32_i35x33_k4x4_s2x2_d1x1_p1:1x1:1_f32_cfirst_wtorch"}, "depthwise_simd");
+}
+
+// Outputs over 4 MiB are written with streaming stores by one-pass tiles: a transposed layer (one tap per phase) and
+// a depthwise one, channels_last, whose outputs are 8.1 and 4.1 MiB.
+TEST_P(EngineTarget, StreamedOutputsMatchReference) {
+  for (bool aligned : {true, false}) {
+    check_problems({"convT_mb1_g1_ic16_oc64_i64x124_k2x2_s2x2_d1x1_p0:0x0:0_op0x0_f32_clast_wtorch"}, "gemm_simd",
+                   aligned);
+    check_problems({"convT_mb1_g64_ic64_oc64_i65x65_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch"},
+                   "depthwise_simd", aligned);
+  }
 }
 
 TEST_P(EngineTarget, WinogradMatchesReference) {
