@@ -140,18 +140,18 @@ void check_problems(const std::vector<const char*>& problems, const std::string&
 // a partial last batch of tiles, both weight layouts.
 void check_winograd(const std::vector<const char*>& problems) { check_problems(problems, "winograd_f2x3"); }
 
-// The gemm path adds products in passes (tap groups x input channel chunks) when a tile's weights would not fit in
-// L1: many input channels (several chunks, a partial output block), several taps per pass, border tiles with fewer
+// The gemm path adds products in passes (tap groups x input channel chunks) when a tile's weights exceed 256 KiB
+// (kOnePassBytes; the smaller ones here take one pass): many input channels (several chunks, a partial output block), several taps per pass, border tiles with fewer
 // taps than a pass skips, both layouts, both weight layouts, groups, 1D to 3D, strided transposed.
 TEST(Engine, GemmPassesMatchReference) {
   check_problems({"conv_mb1_g1_ic300_oc70_i7x9_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtorch",
                   "conv_mb1_g1_ic300_oc70_i7x9_k3x3_s1x1_d2x2_p5:1x0:4_f32_cfirst_wtf",
-                  "convT_mb2_g1_ic260_oc40_i5x6_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
-                  "convT_mb3_g1_ic200_oc64_i2x2_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch",
+                  "convT_mb2_g1_ic400_oc40_i5x6_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
+                  "convT_mb3_g1_ic300_oc64_i2x2_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch",
                   "conv_mb1_g2_ic140_oc130_i4x5x6_k3x3x3_s1x1x1_d1x1x1_p1:1x1:1x1:1_f32_clast_wtorch",
                   "conv_mb1_g1_ic40_oc20_i4x5x6_k3x3x3_s1x1x1_d2x1x2_p3:3x1:1x0:2_f32_clast_wtorch",
                   "conv_mb2_g1_ic520_oc33_i37_k5_s2_d3_p7:1_f32_cfirst_wtorch",
-                  "convT_mb7_g1_ic200_oc70_i2x2_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"},
+                  "convT_mb7_g1_ic300_oc70_i2x2_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"},
                  "gemm_simd");
 }
 
