@@ -6,6 +6,7 @@
 #include <hwy/highway.h>
 #include <hwy/cache_control.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 
@@ -430,24 +431,56 @@ void PlanarRun(const float* const* in, std::int64_t in_row_stride, const float* 
   for (std::int64_t r = 0; r < rows; ++r) PlanarRow(d, in, r * in_row_stride, w, taps, init, out + r * out_row_stride, count);
 }
 
-void Interleave(const float* const* part, int parts, float* out, std::int64_t count) {
+// Interleaves pixels [j, j_end) of the parts into out (element j * parts + q), whole vectors of every part at a time;
+// returns the first pixel it left (fewer than a vector remain).
+HWY_INLINE std::int64_t InterleaveVectors(const float* const* part, int parts, float* out, std::int64_t j,
+                                          std::int64_t j_end) {
   const D d;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
-  const std::int64_t whole = count / parts;  // pixels j for which every part has an element
-  std::int64_t j = 0;
   if (parts == 2) {
-    for (; j + lanes <= whole; j += lanes) {
+    for (; j + lanes <= j_end; j += lanes) {
       hn::StoreInterleaved2(hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), d, out + j * 2);
     }
   } else if (parts == 3) {
-    for (; j + lanes <= whole; j += lanes) {
+    for (; j + lanes <= j_end; j += lanes) {
       hn::StoreInterleaved3(hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), hn::LoadU(d, part[2] + j), d,
                             out + j * 3);
     }
   } else if (parts == 4) {
-    for (; j + lanes <= whole; j += lanes) {
+    for (; j + lanes <= j_end; j += lanes) {
       hn::StoreInterleaved4(hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), hn::LoadU(d, part[2] + j),
                             hn::LoadU(d, part[3] + j), d, out + j * 4);
+    }
+  }
+  return j;
+}
+
+// out[i] = in[i] for i < count, with non-temporal stores where out is vector-aligned.
+HWY_INLINE void StreamCopy(const float* HWY_RESTRICT in, float* HWY_RESTRICT out, std::int64_t count) {
+  const D d;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  std::int64_t i = 0;
+  for (; i < count && reinterpret_cast<std::uintptr_t>(out + i) % (lanes * sizeof(float)) != 0; ++i) out[i] = in[i];
+  for (; i + lanes <= count; i += lanes) hn::Stream(hn::LoadU(d, in + i), d, out + i);
+  for (; i < count; ++i) out[i] = in[i];
+}
+
+void Interleave(const float* const* part, int parts, float* out, std::int64_t count, bool stream) {
+  const std::int64_t whole = count / parts;  // pixels j for which every part has an element
+  std::int64_t j = 0;
+  if (!stream) {
+    j = InterleaveVectors(part, parts, out, 0, whole);
+  } else {
+    // Through an L1 buffer, streamed out: the row's lines are not read from memory before being written.
+    constexpr std::int64_t kChunk = 256;  // pixels
+    HWY_ALIGN float buffer[kChunk * 4];
+    while (whole - j >= static_cast<std::int64_t>(hn::Lanes(D()))) {
+      const std::int64_t j_end = std::min(whole, j + kChunk);
+      const float* shifted[4];
+      for (int q = 0; q < parts; ++q) shifted[q] = part[q] + j;
+      const std::int64_t done = InterleaveVectors(shifted, parts, buffer, 0, j_end - j);
+      StreamCopy(buffer, out + j * parts, done * parts);
+      j += done;
     }
   }
   for (; j * parts < count; ++j)

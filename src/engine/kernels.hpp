@@ -79,8 +79,9 @@ struct KernelSet {
   void (*planar_run)(const float* const* in, std::int64_t in_row_stride, const float* w, int taps, float init,
                      float* out, std::int64_t out_row_stride, std::int64_t rows, std::int64_t count) = nullptr;
   // out[j * parts + q] = part[q][j] for every j * parts + q < count: a transposed convolution's phases, computed
-  // one after the other, merged into an output row.
-  void (*interleave)(const float* const* part, int parts, float* out, std::int64_t count) = nullptr;
+  // one after the other, merged into an output row. `stream`: non-temporal stores where out is aligned (the caller
+  // issues a store fence afterwards).
+  void (*interleave)(const float* const* part, int parts, float* out, std::int64_t count, bool stream) = nullptr;
 };
 
 // Channels_first images [channel][pixel] copied into channels_last [pixel][channel] with kernels.transpose, in

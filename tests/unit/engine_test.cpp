@@ -307,14 +307,16 @@ TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
   check_problems({"conv_mb1_g32_ic32_oc32_i35x33_k4x4_s2x2_d1x1_p1:1x1:1_f32_cfirst_wtorch"}, "depthwise_simd");
 }
 
-// Outputs over 4 MiB are written with streaming stores by one-pass tiles: a transposed layer (one tap per phase) and
-// a depthwise one, channels_last, whose outputs are 8.1 and 4.1 MiB.
+// Outputs over 4 MiB are written with streaming stores by one-pass tiles, a transposed layer (one tap per phase) and
+// a depthwise one, channels_last, whose outputs are 8.1 and 4.1 MiB, and by the planar path's interleaved rows.
 TEST_P(EngineTarget, StreamedOutputsMatchReference) {
   for (bool aligned : {true, false}) {
     check_problems({"convT_mb1_g1_ic16_oc64_i64x124_k2x2_s2x2_d1x1_p0:0x0:0_op0x0_f32_clast_wtorch"}, "gemm_simd",
                    aligned);
     check_problems({"convT_mb1_g64_ic64_oc64_i65x65_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch"},
                    "depthwise_simd", aligned);
+    check_problems({"convT_mb1_g64_ic64_oc64_i65x66_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"},
+                   "depthwise_planar", aligned);
   }
 }
 
