@@ -185,9 +185,8 @@ void choose_passes(Kind kind, const Problem& p, State& s) {
       taps *= static_cast<std::int64_t>(most);
     }
     const bool one_pass = taps * s.k * s.nr * static_cast<std::int64_t>(sizeof(float)) <= kOnePassBytes;
-    const std::int64_t steps =
-        one_pass ? taps * s.k
-                 : std::max<std::int64_t>(kMinChunkChannels, kPassBytes / (s.nr * static_cast<std::int64_t>(sizeof(float))));
+    const std::int64_t pass_steps = kPassBytes / (s.nr * static_cast<std::int64_t>(sizeof(float)));
+    const std::int64_t steps = one_pass ? taps * s.k : std::max<std::int64_t>(kMinChunkChannels, pass_steps);
     const std::int64_t chunks = (s.k + steps - 1) / steps;
     s.k_chunk = (s.k + chunks - 1) / chunks;  // equal chunks
     s.taps_per_pass = static_cast<int>(std::clamp<std::int64_t>(steps / s.k_chunk, 1, taps));

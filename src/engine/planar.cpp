@@ -29,7 +29,8 @@ constexpr std::int64_t kMinItems = 32;
 // depthwise_simd, whose scratch does not grow with the row.
 constexpr std::int64_t kMaxPhasedRow = 1 << 20;
 // Outputs over this size have their interleaved rows streamed (as the gemm engine's, engine.cpp): dw_up2's 16 MiB
-// output, timed in turns, 1.28-1.34x faster at 1 and 2 threads (its lines had been read from memory before being written).
+// output, timed in turns, 1.28-1.34x faster at 1 and 2 threads (its lines had been read from memory before being
+// written).
 constexpr double kStreamBytes = 4.0 * 1024 * 1024;
 
 struct State final : PlanState {

@@ -138,11 +138,12 @@ void check_problems(const std::vector<const char*>& problems, const std::string&
 
 // Winograd takes 3x3 stride-1 layers with many channels; tiles cross the image edge, residue classes of odd sizes,
 // a partial last batch of tiles, both weight layouts.
-void check_winograd(const std::vector<const char*>& problems) { check_problems(problems, "winograd_f2x3"); }
+void check_winograd(const std::vector<const char*>& problems) { check_problems(problems, "winograd"); }
 
 // The gemm path adds products in passes (tap groups x input channel chunks) when a tile's weights exceed 256 KiB
-// (kOnePassBytes; the smaller ones here take one pass): many input channels (several chunks, a partial output block), several taps per pass, border tiles with fewer
-// taps than a pass skips, both layouts, both weight layouts, groups, 1D to 3D, strided transposed.
+// (kOnePassBytes; the smaller ones here take one pass): many input channels (several chunks, a partial output
+// block), several taps per pass, border tiles with fewer taps than a pass skips, both layouts, both weight layouts,
+// groups, 1D to 3D, strided transposed.
 TEST(Engine, GemmPassesMatchReference) {
   check_problems({"conv_mb1_g1_ic300_oc70_i7x9_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtorch",
                   "conv_mb1_g1_ic300_oc70_i7x9_k3x3_s1x1_d2x2_p5:1x0:4_f32_cfirst_wtf",
@@ -206,7 +207,7 @@ TEST(Engine, ReportsForwardWorkspace) {
   // Winograd: per thread 4^D planes of 36 tiles' transformed inputs and products; channels_first adds the copy of
   // a chunk of images (4 of TCN's 2 MiB images) and a staged tile row per thread.
   const Plan winograd(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_cfirst_wtorch"));
-  ASSERT_EQ(winograd.implementation_name(), "winograd_f2x3");
+  ASSERT_EQ(winograd.implementation_name(), "winograd");
   EXPECT_EQ(winograd.forward_workspace_bytes(),
             (2u * (4 * 36 * 512 + 2048 * 256) + 4u * 256 * 2048) * sizeof(float));
   const Plan f64(parse_problem("conv_mb1_g1_ic3_oc5_i7x9_k3x3_s1x1_d1x1_p1:1x1:1_f64_clast_wtorch"));
@@ -261,6 +262,8 @@ TEST(Engine, WinogradOtherShapesMatchReference) {
                   "convT_mb1_g1_ic64_oc64_i5x4x6_k4x4x4_s2x2x2_d1x1x1_p1:1x1:1x1:1_op0x0x0_f32_cfirst_wtorch",
                   // channels_first images over 2 MiB of output: staged tile row by tile row, not whole
                   "conv_mb1_g1_ic64_oc64_i64x130_k2x2_s1x1_d1x1_p0:1x1:0_f32_cfirst_wtorch"});
+  // channels_first outputs over 2 MiB are written back with streaming stores, here from whole images
+  check_problems({"conv_mb3_g1_ic64_oc64_i3000_k3_s1_d1_p1:1_f32_cfirst_wtorch"}, "winograd", true);
 }
 
 // The copies between channels_first and channels_last: every block size's edges (rows and columns not multiples of
@@ -352,7 +355,7 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   EXPECT_EQ(long_rows.candidates()[2].declined_because, "transposed with output rows over 2^20 pixels");
   // Winograd from 64 channels on (the context module's layer), when it saves enough over skipping padded taps.
   const Plan context(parse_problem("conv_mb1_g1_ic64_oc64_i128x128_k3x3_s1x1_d16x16_p16:16x16:16_f32_cfirst_wtorch"));
-  EXPECT_EQ(context.implementation_name(), "winograd_f2x3");
+  EXPECT_EQ(context.implementation_name(), "winograd");
   const Plan narrow(parse_problem("conv_mb1_g1_ic48_oc64_i32x32_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"));
   EXPECT_EQ(narrow.candidates()[0].declined_because, "fewer than 64 channels");
   const Plan aspp18(parse_problem("conv_mb1_g1_ic2048_oc256_i33x33_k3x3_s1x1_d18x18_p18:18x18:18_f32_clast_wtorch"));
