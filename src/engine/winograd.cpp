@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,11 @@ using detail::PackedData;
 using detail::PlanState;
 
 constexpr std::int64_t kTilesPerBatch = 36;
+// Every batch of tiles streams all the transformed kernels through its GEMMs: past this size (ASPP's 2048 x 256
+// channels: 32 MiB) that traffic outweighs the saved multiplications. ASPP rate 6 ran no faster than on the gemm
+// path with 36 tiles per batch, and 1.2-1.6x slower with the fewer tiles that would keep its channels_first
+// workspace within 16 MiB. DeepLab's res5 (16 MiB) keeps Winograd.
+constexpr double kMaxTransformedBytes = 16.0 * 1024 * 1024;
 // Measured on the suite (AVX-512) with the two paths timed in turns, run by run (the machine's speed drifts too much
 // for anything else): Winograd beat the gemm path on DeepLab's res5 (512 channels, 1.69x fewer multiplications
 // than the valid taps), on the 64-channel context module at rate 16 (1.89x fewer; 1.2-1.3x faster at 1 and 2
@@ -147,10 +153,13 @@ double image_output_bytes(const Problem& p) {
   return static_cast<double>(element_count(dst_shape(p), "dst") / p.batch) * sizeof(float);
 }
 
-// channels_first: whether each image's outputs are staged whole (when they fit kMaxStagedBytes) rather than tile
-// row by tile row. Whole images let a batch of tiles run long runs of one kernel: DCGAN's g4 tile rows hold 8 tiles
-// per stride phase, and Winograd there ran at half the speed of the gemm path.
-bool stages_images(const Problem& p) { return image_output_bytes(p) <= kMaxStagedBytes; }
+// channels_first: whether each image's outputs are staged whole (transposed convolutions whose image outputs fit
+// kMaxStagedBytes) rather than tile row by tile row. Whole images let a batch of tiles run long runs of one stride
+// phase's kernel: DCGAN's g4 tile rows hold 8 tiles per phase, and Winograd there ran at half the speed of the gemm
+// path. A convolution's tiles all share one kernel, and its tile rows need less scratch.
+bool stages_images(const Problem& p) {
+  return p.op == Op::conv_transpose && image_output_bytes(p) <= kMaxStagedBytes;
+}
 
 // Output bytes a thread stages in channels_first (see forward_channels_first): a whole image, or one tile row (the
 // output rows of the tiles with one first row: 1 in 1D, 2 in 2D, 2 x 2 in 3D).
@@ -196,7 +205,7 @@ struct State final : PlanState {
   std::vector<TileRow> tile_rows;  // channels_first only; tiles are then sorted by their first output
   std::int64_t images = 1;  // channels_first: images per chunk copied into channels_last
   bool whole_images = false;  // channels_first: outputs staged an image at a time (stages_images)
-  bool stream = false;
+  bool stream = false;  // channels_first: the write-back transposes stream (see kStreamBytes)
 
   std::int64_t output(const Tile& t, int a, std::int64_t k) const {  // output index of element k along axis a
     const Axis& axis = axes[static_cast<std::size_t>(a)];
@@ -265,6 +274,10 @@ class Winograd final : public detail::Implementation {
     if (p.in_channels % lanes || p.out_channels % lanes) return "channels not a multiple of the vector width";
     if (p.in_channels < kMinChannels || p.out_channels < kMinChannels) {
       return "fewer than " + std::to_string(kMinChannels) + " channels";
+    }
+    const double elements = std::pow(r + 1, p.spatial_dims);
+    if (elements * static_cast<double>(p.in_channels * p.out_channels) * sizeof(float) > kMaxTransformedBytes) {
+      return "transformed kernels over 16 MiB (every batch of tiles streams them)";
     }
     const auto axes = axes_of(p, r);
     double tiles = 1, kernels = 1;

@@ -210,6 +210,9 @@ TEST(Engine, ReportsForwardWorkspace) {
   ASSERT_EQ(winograd.implementation_name(), "winograd");
   EXPECT_EQ(winograd.forward_workspace_bytes(),
             (2u * (4 * 36 * 512 + 2048 * 256) + 4u * 256 * 2048) * sizeof(float));
+  // ASPP's channels_first plan (its 8.9 MiB image copied) stays within 16 MiB at 2 threads.
+  const Plan aspp(parse_problem("conv_mb1_g1_ic2048_oc256_i33x33_k3x3_s1x1_d6x6_p6:6x6:6_f32_cfirst_wtorch"));
+  EXPECT_LE(aspp.forward_workspace_bytes(), 16u << 20);
   const Plan f64(parse_problem("conv_mb1_g1_ic3_oc5_i7x9_k3x3_s1x1_d1x1_p1:1x1:1_f64_clast_wtorch"));
   EXPECT_EQ(f64.forward_workspace_bytes(), 5u * 7 * 9 * sizeof(double));
 #ifdef _OPENMP
@@ -262,8 +265,8 @@ TEST(Engine, WinogradOtherShapesMatchReference) {
                   "convT_mb1_g1_ic64_oc64_i5x4x6_k4x4x4_s2x2x2_d1x1x1_p1:1x1:1x1:1_op0x0x0_f32_cfirst_wtorch",
                   // channels_first images over 2 MiB of output: staged tile row by tile row, not whole
                   "conv_mb1_g1_ic64_oc64_i64x130_k2x2_s1x1_d1x1_p0:1x1:0_f32_cfirst_wtorch"});
-  // channels_first outputs over 2 MiB are written back with streaming stores, here from whole images
-  check_problems({"conv_mb3_g1_ic64_oc64_i3000_k3_s1_d1_p1:1_f32_cfirst_wtorch"}, "winograd", true);
+  // channels_first outputs over 2 MiB are written back with streaming stores, here from whole images (transposed)
+  check_problems({"convT_mb6_g1_ic64_oc64_i16x24_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"}, "winograd", true);
 }
 
 // The copies between channels_first and channels_last: every block size's edges (rows and columns not multiples of
@@ -358,8 +361,11 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   EXPECT_EQ(context.implementation_name(), "winograd");
   const Plan narrow(parse_problem("conv_mb1_g1_ic48_oc64_i32x32_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"));
   EXPECT_EQ(narrow.candidates()[0].declined_because, "fewer than 64 channels");
-  const Plan aspp18(parse_problem("conv_mb1_g1_ic2048_oc256_i33x33_k3x3_s1x1_d18x18_p18:18x18:18_f32_clast_wtorch"));
+  const Plan aspp18(parse_problem("conv_mb1_g1_ic512_oc256_i33x33_k3x3_s1x1_d18x18_p18:18x18:18_f32_clast_wtorch"));
   EXPECT_EQ(aspp18.candidates()[0].declined_because, "saves too few multiplications over skipping the padded taps");
+  const Plan aspp6(parse_problem("conv_mb1_g1_ic2048_oc256_i33x33_k3x3_s1x1_d6x6_p6:6x6:6_f32_clast_wtorch"));
+  EXPECT_EQ(aspp6.candidates()[0].declined_because,
+            "transformed kernels over 16 MiB (every batch of tiles streams them)");
   const Plan f64(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f64_clast_wtorch"));
   EXPECT_EQ(f64.implementation_name(), "reference");
 }
