@@ -7,6 +7,7 @@
 #include <hwy/cache_control.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <utility>
 
@@ -487,6 +488,30 @@ void Interleave(const float* const* part, int parts, float* out, std::int64_t co
     for (int q = 0; q < parts && j * parts + q < count; ++q) out[j * parts + q] = part[q][j];
 }
 
+// The Winograd transforms of every tile shape the engine uses (see KernelSet::winograd_input): the same 2 or 3 taps
+// on every axis, or 1 or 2 taps on each axis (the stride phases of a transposed convolution whose kernel is longer
+// than the stride but at most twice it, e.g. 3 at stride 2).
+template <int... R>
+void SetWinogradTransform(KernelSet& set) {
+  constexpr std::array<int, 3> kTaps = [] {
+    std::array<int, 3> taps{0, 0, 0};
+    const std::array<int, sizeof...(R)> given{R...};
+    for (std::size_t a = 0; a < given.size(); ++a) taps[3 - given.size() + a] = given[a];
+    return taps;
+  }();
+  set.winograd_input[kTaps[0]][kTaps[1]][kTaps[2]] = WinogradInput<R...>;
+  set.winograd_output[kTaps[0]][kTaps[1]][kTaps[2]] = WinogradOutput<R...>;
+}
+
+void SetWinogradTransforms(KernelSet& set) {
+  SetWinogradTransform<2>(set), SetWinogradTransform<2, 2>(set), SetWinogradTransform<2, 2, 2>(set);
+  SetWinogradTransform<3>(set), SetWinogradTransform<3, 3>(set), SetWinogradTransform<3, 3, 3>(set);
+  SetWinogradTransform<1>(set), SetWinogradTransform<1, 1>(set), SetWinogradTransform<1, 2>(set);
+  SetWinogradTransform<2, 1>(set), SetWinogradTransform<1, 1, 1>(set), SetWinogradTransform<1, 1, 2>(set);
+  SetWinogradTransform<1, 2, 1>(set), SetWinogradTransform<1, 2, 2>(set), SetWinogradTransform<2, 1, 1>(set);
+  SetWinogradTransform<2, 1, 2>(set), SetWinogradTransform<2, 2, 1>(set);
+}
+
 KernelSet Kernels() {
   KernelSet set;
   set.target = hwy::TargetName(HWY_TARGET);
@@ -496,14 +521,7 @@ KernelSet Kernels() {
   set.depthwise[1] = DepthwiseEntry<1>, set.depthwise[2] = DepthwiseEntry<2>;
   set.depthwise[3] = DepthwiseEntry<3>, set.depthwise[4] = DepthwiseEntry<4>;
   for (int o = 1; o <= kMaxVectorsPerTile; ++o) set.dot_mr[o] = TileRows(o);
-  set.winograd_input[0][0] = WinogradInput<1, 2>, set.winograd_input[0][1] = WinogradInput<2, 2>;
-  set.winograd_input[0][2] = WinogradInput<3, 2>;
-  set.winograd_input[1][0] = WinogradInput<1, 3>, set.winograd_input[1][1] = WinogradInput<2, 3>;
-  set.winograd_input[1][2] = WinogradInput<3, 3>;
-  set.winograd_output[0][0] = WinogradOutput<1, 2>, set.winograd_output[0][1] = WinogradOutput<2, 2>;
-  set.winograd_output[0][2] = WinogradOutput<3, 2>;
-  set.winograd_output[1][0] = WinogradOutput<1, 3>, set.winograd_output[1][1] = WinogradOutput<2, 3>;
-  set.winograd_output[1][2] = WinogradOutput<3, 3>;
+  SetWinogradTransforms(set);
   set.transpose = Transpose;
   set.planar_run = PlanarRun;
   set.interleave = Interleave;

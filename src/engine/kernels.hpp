@@ -61,12 +61,15 @@ struct KernelSet {
   // Indexed by output channels (1..kMaxVectorsPerTile).
   int dot_mr[kMaxVectorsPerTile + 1] = {};
   TileFn dot[kMaxVectorsPerTile + 1] = {};
-  // Winograd F(2, r) transforms along every axis of a tile, indexed by [r - 2][axes - 1] (r = 2 or 3 taps, 1..3
-  // axes), over a multiple of `lanes` channels (see winograd_transforms-inl.h): (r + 1)^axes patch pointers in,
-  // 2^axes output pointers out.
-  void (*winograd_input[2][3])(const float* const* patch, std::int64_t channels, float* v, std::int64_t e_stride) = {};
-  void (*winograd_output[2][3])(const float* m, std::int64_t e_stride, std::int64_t channels, const float* bias,
-                                float* const* out) = {};
+  // Winograd F(2, r) transforms along every axis of a tile (see winograd_transforms-inl.h), indexed by the taps
+  // along z, y and x (0: no such axis, so 1D tiles are [0][0][r]), over a multiple of `lanes` channels: a patch
+  // pointer per transformed element in (prod (r + 1) over the axes), 2^axes output pointers out. Compiled for 2 or 3
+  // taps on every axis, and for any mix of 1 and 2 taps; null elsewhere.
+  using WinogradInputFn = void (*)(const float* const* patch, std::int64_t channels, float* v, std::int64_t e_stride);
+  using WinogradOutputFn = void (*)(const float* m, std::int64_t e_stride, std::int64_t channels, const float* bias,
+                                    float* const* out);
+  WinogradInputFn winograd_input[4][4][4] = {};
+  WinogradOutputFn winograd_output[4][4][4] = {};
   // out[i * out_stride + j] = in[j * in_stride + i] for i < rows, j < cols: the copies between channels_first and
   // channels_last, in register-transposed square blocks (8 x 8 with AVX2 and AVX-512, 4 x 4 with SSE). `stream`:
   // non-temporal stores where out is aligned (the caller issues a store fence afterwards).

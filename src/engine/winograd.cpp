@@ -1,17 +1,20 @@
-// Winograd F(2, r) along every axis, r = 2 or 3 taps per axis, for the dense stride-1 correlations that the
+// Winograd F(2, r) along every axis, r = 1, 2 or 3 taps per axis, for the dense stride-1 correlations that the
 // decompositions of DESIGN.md produce, in 1D, 2D and 3D:
 //   - convolutions with r taps per axis at stride 1 and any dilation (TCN, WaveNet, DeepLab, ASPP, context
 //     modules, volumetric segmentation): dilation d splits each axis's outputs into d residue classes, each a dense
 //     correlation of a sub-sampled input (inputs d apart);
-//   - transposed convolutions whose kernel is r times the stride on every axis, dilation 1 (DCGAN's 4x4 at stride
-//     2, HiFi-GAN's upsamplings): stride s splits each axis's outputs into s phases, each a dense correlation of
-//     the input with r of the kernel's taps, reversed.
+//   - transposed convolutions, dilation 1, whose kernel is 2 or 3 times the stride on every axis (DCGAN's 4x4 at
+//     stride 2, HiFi-GAN's upsamplings), or longer than the stride and at most twice it (CycleGAN's and 3D
+//     decoders' 3x3 at stride 2): stride s splits each axis's outputs into s phases, each a dense correlation of
+//     the input with the kernel's taps of that phase, reversed: r of them, or 1 or 2 (3 at stride 2: phases of
+//     2 and 1 taps).
 // Per axis a class has its first output, the step between its outputs (d or s), how many there are, and where its
 // first tile's input patch starts. A tile of one class computes 2 outputs per axis from r + 1 inputs per axis.
-// Per batch of tiles: transform each patch ((r+1)^D values per channel), multiply the transformed planes by the
-// transformed kernels with the gemm tile kernel ((r+1)^D GEMMs of tiles x C_in x C_out), transform back to 2^D
+// Per batch of tiles: transform each patch (prod (r+1) values per channel), multiply the transformed planes by the
+// transformed kernels with the gemm tile kernel (prod (r+1) GEMMs of tiles x C_in x C_out), transform back to 2^D
 // outputs. Per output (r+1)^D / 2^D multiplications instead of r^D: r = 3: 1.5x fewer in 1D, 2.25x in 2D, 3.4x in
-// 3D; r = 2: 1.33x, 1.78x, 2.37x. The error stays within 1e-4 relative in the differential tests.
+// 3D; r = 2: 1.33x, 1.78x, 2.37x; kernel 3 at stride 2 (phases of 2 and 1 taps): 1.2x, 1.44x, 1.73x. The error
+// stays within 1e-4 relative in the differential tests.
 #include "engine/winograd.hpp"
 
 #include <hwy/cache_control.h>
@@ -44,6 +47,11 @@ constexpr double kMaxTransformedBytes = 16.0 * 1024 * 1024;
 // Winograd's) stays on the gemm path. Below 64 channels nothing was measured.
 constexpr double kMinMultiplicationRatio = 1.4;
 constexpr std::int64_t kMinChannels = 64;
+// Transposed convolutions whose phases have 1 or 2 taps (kernel 3 at stride 2) save less (1.44x in 2D) and their
+// 1-tap phases give short GEMMs: timed in turns against the gemm path, CycleGAN's 128 -> 64 channels ran at 0.87-0.95x
+// and the 3D 64 -> 32 one at 0.88-0.95x, while 256 -> 128 and 512 -> 256 (2D) ran 1.07-1.11x faster and
+// 128 -> 128 (3D) 1.19-1.28x.
+constexpr std::int64_t kMinChannelsMixedPhases = 128;
 // Tiles per transformed kernel and image: a batch's GEMMs run over the tiles of one kernel, and short runs reload
 // the kernel's weights for few tiles. DCGAN's g2 (4x4 images, 4 tiles per stride phase) ran at 0.45x the gemm path,
 // its g4 (16x16, 64 tiles per phase) at 1.25-1.31x.
@@ -65,6 +73,7 @@ constexpr double kStreamBytes = 2.0 * 1024 * 1024;
 // is the correlation of inputs in_first + j * in_step + u * in_step (u < r) with kernel taps taps[u].
 struct AxisClass {
   std::int64_t out_first = 0, count = 1, in_first = 0;
+  int r = 0;  // taps: 1 to 3 (0 on an axis the problem does not have)
   std::array<std::int64_t, 3> taps{0, 0, 0};  // kernel index of correlation tap u
 };
 
@@ -78,18 +87,21 @@ struct Axis {
   std::vector<AxisClass> classes{AxisClass{}};
 };
 
-// Taps per axis Winograd would use (2 or 3), or 0 if the problem is not of a shape it takes.
-int taps_per_axis(const Problem& p) {
-  const std::int64_t r = p.op == Op::conv ? p.kernel[0] : p.kernel[0] / p.stride[0];
-  if (r != 2 && r != 3) return 0;
+// Whether Winograd takes the problem's shape: a convolution with 2 or 3 taps on every axis at stride 1, or a
+// transposed one (dilation 1) whose phases have 2 or 3 taps on every axis (kernel r times the stride), or 1 or 2
+// (kernel longer than the stride, at most twice it): the tile shapes compiled (see KernelSet::winograd_input).
+bool winograd_shape(const Problem& p) {
+  bool all_three = true, one_or_two = true, conv = true;
   for (int d = 0; d < p.spatial_dims; ++d) {
-    if (p.op == Op::conv && (p.kernel[d] != r || p.stride[d] != 1)) return 0;
-    if (p.op == Op::conv_transpose && (p.kernel[d] != r * p.stride[d] || p.dilation[d] != 1)) return 0;
+    const std::int64_t k = p.kernel[d], s = p.stride[d];
+    conv = conv && s == 1 && (k == 2 || k == 3) && k == p.kernel[0];
+    all_three = all_three && k == 3 * s && p.dilation[d] == 1;
+    one_or_two = one_or_two && k > s && k <= 2 * s && p.dilation[d] == 1;
   }
-  return static_cast<int>(r);
+  return p.op == Op::conv ? conv : all_three || one_or_two;
 }
 
-std::array<Axis, 3> axes_of(const Problem& p, int r) {
+std::array<Axis, 3> axes_of(const Problem& p) {
   std::array<Axis, 3> axes;
   const Dims out = output_size(p);
   for (int d = 0; d < p.spatial_dims; ++d) {
@@ -102,11 +114,12 @@ std::array<Axis, 3> axes_of(const Problem& p, int r) {
       for (std::int64_t c = 0; c < std::min(p.dilation[d], a.out); ++c) {
         AxisClass k;
         k.out_first = c, k.count = (a.out - c + a.out_step - 1) / a.out_step, k.in_first = c - p.pad_begin[d];
-        for (int u = 0; u < r; ++u) k.taps[static_cast<std::size_t>(u)] = u;
+        k.r = static_cast<int>(p.kernel[d]);
+        for (int u = 0; u < k.r; ++u) k.taps[static_cast<std::size_t>(u)] = u;
         a.classes.push_back(k);
       }
     } else {
-      // Phase c: output o = c + j s gets input i = (o + pad - t) / s for the taps t = t0 + s v with
+      // Phase c: output o = c + j s gets input i = (o + pad - t) / s for the r taps t = t0 + s v < kernel with
       // t0 = (c + pad) mod s, i.e. i = j + q - v, q = (c + pad - t0) / s; as a correlation over u = r - 1 - v:
       // inputs j + q - (r - 1) + u, taps t0 + s (r - 1 - u).
       const std::int64_t s = p.stride[d];
@@ -114,6 +127,7 @@ std::array<Axis, 3> axes_of(const Problem& p, int r) {
       for (std::int64_t c = 0; c < std::min(s, a.out); ++c) {
         AxisClass k;
         const std::int64_t t0 = (c + p.pad_begin[d]) % s, q = (c + p.pad_begin[d] - t0) / s;
+        const int r = k.r = static_cast<int>((p.kernel[d] - t0 + s - 1) / s);
         k.out_first = c, k.count = (a.out - c + s - 1) / s, k.in_first = q - (r - 1);
         for (int u = 0; u < r; ++u) k.taps[static_cast<std::size_t>(u)] = t0 + s * (r - 1 - u);
         a.classes.push_back(k);
@@ -129,21 +143,22 @@ struct Products {
   double valid = 1, winograd = 1;
 };
 
-Products count_products(const std::array<Axis, 3>& axes, int r) {
+// Both counts are products over the axes of per-axis sums over the classes.
+Products count_products(const std::array<Axis, 3>& axes) {
   Products n;
   for (const Axis& a : axes) {
     if (!a.active) continue;
-    std::int64_t valid = 0, tiles = 0;
+    std::int64_t valid = 0, winograd = 0;
     for (const AxisClass& k : a.classes) {
-      tiles += (k.count + 1) / 2;
+      winograd += (k.r + 1) * ((k.count + 1) / 2);
       for (std::int64_t j = 0; j < k.count; ++j)
-        for (int u = 0; u < r; ++u) {
+        for (int u = 0; u < k.r; ++u) {
           const std::int64_t i = k.in_first + (j + u) * a.in_step;
           valid += i >= 0 && i < a.in ? 1 : 0;
         }
     }
     n.valid *= static_cast<double>(valid);
-    n.winograd *= static_cast<double>((r + 1) * tiles);
+    n.winograd *= static_cast<double>(winograd);
   }
   return n;
 }
@@ -193,14 +208,25 @@ struct TileRow {
   std::int64_t oz, oy, first, count;
 };
 
+// One transformed kernel: the taps of its classes along z, y, x (0 on an axis the problem does not have), its
+// elements (prod (r + 1) over the axes), where it starts in Packed::u, and its tiles' transforms.
+struct KernelShape {
+  std::array<int, 3> taps{0, 0, 0};
+  int elements = 1;
+  std::int64_t offset = 0;
+  KernelSet::WinogradInputFn input = nullptr;
+  KernelSet::WinogradOutputFn output = nullptr;
+};
+
 struct State final : PlanState {
   KernelSet kernels;
   std::array<Axis, 3> axes;
-  int dims = 1, r = 3;
-  int elements = 16, outputs = 4;  // per tile: (r+1)^dims transformed elements, 2^dims outputs
+  int dims = 1;
+  int max_elements = 16;  // transformed elements of the largest tile
   int rows = 1, vectors = 1;
   std::int64_t nr = 1, blocks = 1;
   std::int64_t kernels_count = 1;  // transformed kernels: 1, or one per phase combination (transposed)
+  std::vector<KernelShape> shapes;  // per transformed kernel
   std::vector<Tile> tiles;
   std::vector<TileRow> tile_rows;  // channels_first only; tiles are then sorted by their first output
   std::int64_t images = 1;  // channels_first: images per chunk copied into channels_last
@@ -215,17 +241,20 @@ struct State final : PlanState {
 };
 
 struct Packed final : PackedData {
-  std::vector<float> u;  // [kernel][element e][block][input channel][nr output channels]
+  std::vector<float> u;  // per kernel, from its offset: [element e][block][input channel][nr output channels]
 };
 
-// G g G^T along every axis of one kernel of r^dims taps (row-major), r + 1 values per axis, row-major.
-//   r = 3: G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1];  r = 2: G = [1 0; 1 1; 0 1].
-std::vector<float> transform_kernel(std::vector<double> g, int dims, int r) {
+// G g G^T along every axis of one kernel with taps[a] taps along axis a (row-major over the `dims` axes), taps + 1
+// values per axis, row-major.
+//   r = 3: G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1];  r = 2: G = [1 0; 1 1; 0 1];  r = 1: G = [1; 1].
+std::vector<float> transform_kernel(std::vector<double> g, int dims, const std::array<int, 3>& taps) {
   static constexpr double kG3[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   static constexpr double kG2[3][3] = {{1, 0, 0}, {1, 1, 0}, {0, 1, 0}};
-  const int alpha = r + 1;
-  std::array<std::int64_t, 3> shape{r, r, r};
+  static constexpr double kG1[2][3] = {{1, 0, 0}, {1, 0, 0}};
+  std::array<std::int64_t, 3> shape{taps[0], taps[1], taps[2]};
   for (int axis = 0; axis < dims; ++axis) {
+    const int r = taps[static_cast<std::size_t>(axis)], alpha = r + 1;
+    const auto G = [r](int i, int k) { return r == 3 ? kG3[i][k] : (r == 2 ? kG2[i][k] : kG1[i][k]); };
     std::int64_t outer = 1, inner = 1;
     for (int a = 0; a < axis; ++a) outer *= shape[static_cast<std::size_t>(a)];
     for (int a = axis + 1; a < dims; ++a) inner *= shape[static_cast<std::size_t>(a)];
@@ -234,9 +263,7 @@ std::vector<float> transform_kernel(std::vector<double> g, int dims, int r) {
       for (int i = 0; i < alpha; ++i)
         for (std::int64_t j = 0; j < inner; ++j) {
           double sum = 0;
-          for (int k = 0; k < r; ++k) {
-            sum += (r == 3 ? kG3[i][k] : kG2[i][k]) * g[static_cast<std::size_t>((o * r + k) * inner + j)];
-          }
+          for (int k = 0; k < r; ++k) sum += G(i, k) * g[static_cast<std::size_t>((o * r + k) * inner + j)];
           next[static_cast<std::size_t>((o * alpha + i) * inner + j)] = sum;
         }
     g = std::move(next);
@@ -259,15 +286,20 @@ class Winograd final : public detail::Implementation {
   std::string name() const override { return "winograd"; }
 
   std::optional<std::string> declines(const Problem& p) const override {
-    const int r = taps_per_axis(p);
-    if (r == 0) {
-      return "neither a convolution with 2 or 3 taps per axis at stride 1 nor a transposed one with 2 or 3 taps per "
-             "stride phase and axis";
+    if (!winograd_shape(p)) {
+      return "neither a convolution with 2 or 3 taps per axis at stride 1 nor a transposed one whose kernel is 3 "
+             "times the stride or longer than the stride and at most twice it, on every axis";
     }
     if (p.dtype != DType::f32) return "not float32";
     if (p.layout == Layout::channels_first && chunk_images(p) == 0) return "channels_first with images over 12 MiB";
     if (p.layout == Layout::channels_first && staged_bytes(p) > kMaxStagedBytes) {
       return "channels_first with tile rows over 2 MiB of output (each thread stages one)";
+    }
+    // Tile rows of a transposed convolution hold one phase along y (and z): each write-back transposes a few short
+    // rows into planes far apart. Timed in turns, 2.5x slower than the gemm path on a 128 -> 128 channel 4x4
+    // stride-2 layer with 128x128 outputs, 3.5-4.4x with a 3x3 kernel.
+    if (p.layout == Layout::channels_first && p.op == Op::conv_transpose && !stages_images(p)) {
+      return "channels_first transposed with image outputs over 2 MiB (staged tile row by tile row)";
     }
     if (p.groups != 1) return "grouped";
     const int lanes = best_kernels().lanes;
@@ -275,11 +307,20 @@ class Winograd final : public detail::Implementation {
     if (p.in_channels < kMinChannels || p.out_channels < kMinChannels) {
       return "fewer than " + std::to_string(kMinChannels) + " channels";
     }
-    const double elements = std::pow(r + 1, p.spatial_dims);
+    const auto axes = axes_of(p);
+    double elements = 1;  // of the largest tile
+    bool one_tap_phases = false;
+    for (const Axis& a : axes) {
+      int most = 0;
+      for (const AxisClass& k : a.classes) most = std::max(most, k.r), one_tap_phases |= a.active && k.r == 1;
+      elements *= most + 1;
+    }
+    if (one_tap_phases && std::min(p.in_channels, p.out_channels) < kMinChannelsMixedPhases) {
+      return "stride phases of 1 and 2 taps with fewer than " + std::to_string(kMinChannelsMixedPhases) + " channels";
+    }
     if (elements * static_cast<double>(p.in_channels * p.out_channels) * sizeof(float) > kMaxTransformedBytes) {
       return "transformed kernels over 16 MiB (every batch of tiles streams them)";
     }
-    const auto axes = axes_of(p, r);
     double tiles = 1, kernels = 1;
     for (const Axis& a : axes) {
       std::int64_t axis_tiles = 0;
@@ -288,7 +329,7 @@ class Winograd final : public detail::Implementation {
       if (p.op == Op::conv_transpose) kernels *= static_cast<double>(a.classes.size());
     }
     if (tiles < kMinTilesPerKernel * kernels) return "too few tiles per transformed kernel in an image";
-    const Products n = count_products(axes, r);
+    const Products n = count_products(axes);
     if (n.valid < kMinMultiplicationRatio * n.winograd) {
       return "saves too few multiplications over skipping the padded taps";
     }
@@ -298,12 +339,9 @@ class Winograd final : public detail::Implementation {
   std::shared_ptr<const PlanState> prepare(const Problem& p) const override {
     auto s = std::make_shared<State>();
     s->kernels = best_kernels();
-    s->r = taps_per_axis(p);
     s->dims = p.spatial_dims;
-    s->axes = axes_of(p, s->r);
+    s->axes = axes_of(p);
     s->stream = image_output_bytes(p) * static_cast<double>(p.batch) > kStreamBytes;
-    s->elements = 1, s->outputs = 1;
-    for (int d = 0; d < s->dims; ++d) s->elements *= s->r + 1, s->outputs *= 2;
     s->vectors = static_cast<int>(std::min<std::int64_t>(p.out_channels / s->kernels.lanes, kMaxVectorsPerTile));
     while (p.out_channels % (s->vectors * s->kernels.lanes) != 0) --s->vectors;
     s->rows = s->kernels.mr[s->vectors];
@@ -314,6 +352,22 @@ class Winograd final : public detail::Implementation {
     const auto ny = static_cast<std::int32_t>(ax[1].classes.size());
     const auto nx = static_cast<std::int32_t>(ax[2].classes.size());
     s->kernels_count = phases ? static_cast<std::int64_t>(ax[0].classes.size()) * ny * nx : 1;
+    s->max_elements = 1;
+    for (std::int64_t kernel = 0, offset = 0; kernel < s->kernels_count; ++kernel) {
+      KernelShape shape;
+      const std::array<std::int64_t, 3> cls{kernel / (ny * nx), kernel / nx % ny, kernel % nx};
+      for (std::size_t a = 0; a < 3; ++a) {
+        shape.taps[a] = ax[a].active ? ax[a].classes[static_cast<std::size_t>(cls[a])].r : 0;
+        shape.elements *= shape.taps[a] + 1;
+      }
+      shape.offset = offset;
+      offset += shape.elements * p.in_channels * p.out_channels;
+      const auto [z, y, x] = shape.taps;
+      shape.input = s->kernels.winograd_input[z][y][x];
+      shape.output = s->kernels.winograd_output[z][y][x];
+      s->max_elements = std::max(s->max_elements, shape.elements);
+      s->shapes.push_back(shape);
+    }
     for (std::int32_t cz = 0; cz < static_cast<std::int32_t>(ax[0].classes.size()); ++cz)
       for (std::int32_t cy = 0; cy < ny; ++cy)
         for (std::int32_t cx = 0; cx < nx; ++cx) {
@@ -354,9 +408,11 @@ class Winograd final : public detail::Implementation {
     for (int d = 0; d < p.spatial_dims; ++d) taps *= p.kernel[d];
     const auto& ax = s.axes;
     auto packed = std::make_shared<Packed>();
-    packed->u.assign(static_cast<std::size_t>(s.kernels_count * s.elements * ic * oc), 0.0f);
-    std::vector<double> g(static_cast<std::size_t>(s.elements));  // r^dims used
+    const KernelShape& last_shape = s.shapes.back();
+    packed->u.assign(static_cast<std::size_t>(last_shape.offset + last_shape.elements * ic * oc), 0.0f);
+    std::vector<double> g;
     for (std::int64_t kernel = 0; kernel < s.kernels_count; ++kernel) {
+      const KernelShape& shape = s.shapes[static_cast<std::size_t>(kernel)];
       // The classes of this kernel (any class for a convolution: they all use the whole kernel).
       const std::array<std::size_t, 3> cls{
           static_cast<std::size_t>(kernel / static_cast<std::int64_t>(ax[1].classes.size() * ax[2].classes.size())),
@@ -364,7 +420,11 @@ class Winograd final : public detail::Implementation {
           static_cast<std::size_t>(kernel) % ax[2].classes.size()};
       // Kernel tap of correlation tap (uz, uy, ux), as a row-major index over the problem's axes.
       std::vector<std::int64_t> tap_of;
-      const int rz = ax[0].active ? s.r : 1, ry = ax[1].active ? s.r : 1, rx = ax[2].active ? s.r : 1;
+      const int rz = std::max(1, shape.taps[0]), ry = std::max(1, shape.taps[1]), rx = std::max(1, shape.taps[2]);
+      std::array<int, 3> problem_taps{0, 0, 0};  // per axis of the problem, outermost first
+      for (int d = 0; d < s.dims; ++d) {
+        problem_taps[static_cast<std::size_t>(d)] = shape.taps[static_cast<std::size_t>(3 - s.dims + d)];
+      }
       for (int uz = 0; uz < rz; ++uz)
         for (int uy = 0; uy < ry; ++uy)
           for (int ux = 0; ux < rx; ++ux) {
@@ -382,9 +442,9 @@ class Winograd final : public detail::Implementation {
         for (std::int64_t q = 0; q < ic; ++q) {
           g.assign(tap_of.size(), 0.0);
           for (std::size_t t = 0; t < tap_of.size(); ++t) g[t] = w[weight_index(p, q, o, tap_of[t], taps)];
-          const std::vector<float> u = transform_kernel(g, s.dims, s.r);
-          for (int e = 0; e < s.elements; ++e) {
-            const std::int64_t at = (((kernel * s.elements + e) * s.blocks + o / s.nr) * ic + q) * s.nr + o % s.nr;
+          const std::vector<float> u = transform_kernel(g, s.dims, problem_taps);
+          for (int e = 0; e < shape.elements; ++e) {
+            const std::int64_t at = shape.offset + ((e * s.blocks + o / s.nr) * ic + q) * s.nr + o % s.nr;
             packed->u[static_cast<std::size_t>(at)] = u[static_cast<std::size_t>(e)];
           }
         }
@@ -397,7 +457,7 @@ class Winograd final : public detail::Implementation {
   // the staged tile row; per call, the channels_last copy of a chunk of images.
   std::size_t forward_workspace_bytes(const Problem& p, const PlanState* state, int threads) const override {
     const auto& s = static_cast<const State&>(*state);
-    std::int64_t per_thread = s.elements * kTilesPerBatch * (p.in_channels + p.out_channels);
+    std::int64_t per_thread = s.max_elements * kTilesPerBatch * (p.in_channels + p.out_channels);
     std::int64_t per_call = 0;
     if (p.layout == Layout::channels_first) {
       per_thread += static_cast<std::int64_t>(staged_bytes(p) / sizeof(float));
@@ -503,22 +563,23 @@ class Winograd final : public detail::Implementation {
                  std::int64_t first, std::int64_t count, const OutAt& out_at) const {
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
     const auto& ax = s.axes;
-    const int alpha = s.r + 1;
 
     // Per-thread scratch: transformed patches and products, one plane per element (grows once per thread).
     thread_local std::vector<float> v_buf, m_buf;
-    v_buf.resize(static_cast<std::size_t>(s.elements * kTilesPerBatch * ic));
-    m_buf.resize(static_cast<std::size_t>(s.elements * kTilesPerBatch * oc));
+    v_buf.resize(static_cast<std::size_t>(s.max_elements * kTilesPerBatch * ic));
+    m_buf.resize(static_cast<std::size_t>(s.max_elements * kTilesPerBatch * oc));
     const std::int64_t v_plane = kTilesPerBatch * ic, m_plane = kTilesPerBatch * oc;
 
     std::array<const float*, 64> patch{};
     std::array<float*, 8> outputs{};
     std::array<std::int64_t, 3> extent{}, step{};  // patch elements per axis, and the input step between them
-    for (std::size_t a = 0; a < 3; ++a) extent[a] = ax[a].active ? alpha : 1, step[a] = ax[a].in_step;
+    for (std::size_t a = 0; a < 3; ++a) step[a] = ax[a].in_step;
     for (std::int64_t t = 0; t < count; ++t) {
       const Tile& tile = s.tiles[static_cast<std::size_t>(first + t)];
+      const KernelShape& shape = s.shapes[static_cast<std::size_t>(tile.kernel)];
       std::array<std::int64_t, 3> i0{};  // input index of the patch's first element along each axis
       for (std::size_t a = 0; a < 3; ++a) {
+        extent[a] = shape.taps[a] + 1;
         i0[a] = ax[a].classes[static_cast<std::size_t>(tile.cls[a])].in_first + tile.j[a] * step[a];
       }
       int e = 0;  // patch elements row-major
@@ -534,7 +595,7 @@ class Winograd final : public detail::Implementation {
           }
         }
       }
-      s.kernels.winograd_input[s.r - 2][s.dims - 1](patch.data(), ic, v_buf.data() + t * ic, v_plane);
+      shape.input(patch.data(), ic, v_buf.data() + t * ic, v_plane);
     }
 
     TileCall call;
@@ -551,10 +612,11 @@ class Winograd final : public detail::Implementation {
       const std::int64_t kernel = s.tiles[static_cast<std::size_t>(first + t0)].kernel;
       std::int64_t t1 = t0 + 1;
       while (t1 < count && s.tiles[static_cast<std::size_t>(first + t1)].kernel == kernel) ++t1;
-      for (int e = 0; e < s.elements; ++e)
+      const KernelShape& shape = s.shapes[static_cast<std::size_t>(kernel)];
+      for (int e = 0; e < shape.elements; ++e)
         for (std::int64_t block = 0; block < s.blocks; ++block)
           for (std::int64_t c0 = 0; c0 < ic; c0 += kPassChannels) {
-            b_ptr = packed.u.data() + (((kernel * s.elements + e) * s.blocks + block) * ic + c0) * s.nr;
+            b_ptr = packed.u.data() + shape.offset + ((e * s.blocks + block) * ic + c0) * s.nr;
             call.k = std::min(kPassChannels, ic - c0);
             call.accumulate = c0 > 0;
             for (std::int64_t t = t0; t < t1; t += s.rows) {
@@ -584,7 +646,8 @@ class Winograd final : public detail::Implementation {
             outputs[static_cast<std::size_t>(j)] =
                 inside ? out_at(s.output(tile, 0, kz), s.output(tile, 1, ky), s.output(tile, 2, kx)) : nullptr;
           }
-      s.kernels.winograd_output[s.r - 2][s.dims - 1](m_buf.data() + t * oc, m_plane, oc, bias, outputs.data());
+      s.shapes[static_cast<std::size_t>(tile.kernel)].output(m_buf.data() + t * oc, m_plane, oc, bias,
+                                                             outputs.data());
     }
   }
 

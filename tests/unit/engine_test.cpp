@@ -247,6 +247,17 @@ TEST(Engine, WinogradMatchesReference) {
                   "conv_mb1_g1_ic64_oc64_i24x22_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtorch"});
 }
 
+// Transposed, kernel longer than the stride and at most twice it: phases of 1 and 2 taps (3 at stride 2, 5 at
+// stride 3 with two phases of 2 taps), mixed with 2 taps on another axis, asymmetric padding, output padding, 2D and
+// 3D, both layouts and weight layouts (a test of its own, which ctest runs in parallel with the others).
+TEST(Engine, WinogradMixedPhasesMatchReference) {
+  check_winograd({"convT_mb1_g1_ic128_oc128_i32x30_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch",
+                  "convT_mb2_g1_ic128_oc144_i8x9_k5x4_s3x2_d1x1_p2:1x1:2_op1x0_f32_cfirst_wtf",
+                  "convT_mb1_g1_ic128_oc128_i8x9_k5x4_s3x2_d1x1_p2:1x1:2_op1x0_f32_clast_wtf",
+                  "convT_mb1_g1_ic128_oc128_i8x6x6_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtorch",
+                  "convT_mb1_g1_ic128_oc128_i8x8x8_k3x4x3_s2x2x2_d1x1x1_p1:0x1:1x1:1_op0x0x1_f32_clast_wtorch"});
+}
+
 // Winograd beyond 2D 3x3 convolutions (its own test so that ctest runs the two halves in parallel).
 TEST(Engine, WinogradOtherShapesMatchReference) {
   check_winograd({// 1D and 3D: odd sizes, asymmetric padding, dilation on some axes, a batch, both weight layouts
@@ -331,7 +342,8 @@ TEST_P(EngineTarget, WinogradMatchesReference) {
                   "conv_mb1_g1_ic128_oc128_i21x23_k3x3_s1x1_d2x1_p2:2x1:1_f32_cfirst_wtorch",
                   "conv_mb2_g1_ic64_oc64_i67_k3_s1_d2_p3:1_f32_cfirst_wtorch",
                   "conv_mb1_g1_ic64_oc64_i7x6x9_k3x3x3_s1x1x1_d1x1x2_p1:1x1:2x2:2_f32_clast_wtf",
-                  "convT_mb1_g1_ic64_oc64_i10x9_k4x6_s2x3_d1x1_p1:2x2:1_op1x0_f32_cfirst_wtorch"});
+                  "convT_mb1_g1_ic64_oc64_i10x9_k4x6_s2x3_d1x1_p1:2x2:1_op1x0_f32_cfirst_wtorch",
+                  "convT_mb1_g1_ic128_oc128_i8x6x6_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_clast_wtorch"});
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTargets, EngineTarget, ::testing::ValuesIn(engine::supported_targets()),
@@ -340,11 +352,11 @@ INSTANTIATE_TEST_SUITE_P(AllTargets, EngineTarget, ::testing::ValuesIn(engine::s
 TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   const Plan dw(parse_problem("conv_mb1_g32_ic32_oc32_i9x9_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtorch"));
   EXPECT_EQ(dw.implementation_name(), "depthwise_simd");
-  const Plan gemm(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
+  const Plan gemm(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k5x5_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
   EXPECT_EQ(gemm.implementation_name(), "gemm_simd");
   EXPECT_EQ(gemm.candidates()[0].declined_because,
-            "neither a convolution with 2 or 3 taps per axis at stride 1 nor a transposed one with 2 or 3 taps per "
-            "stride phase and axis");
+            "neither a convolution with 2 or 3 taps per axis at stride 1 nor a transposed one whose kernel is 3 "
+            "times the stride or longer than the stride and at most twice it, on every axis");
   EXPECT_EQ(gemm.candidates()[1].declined_because, "more than 4 output channels");
   EXPECT_EQ(gemm.candidates()[2].declined_because, "not channels_first");
   EXPECT_EQ(gemm.candidates()[3].declined_because, "not depthwise (one channel per group)");
@@ -366,6 +378,20 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   const Plan aspp6(parse_problem("conv_mb1_g1_ic2048_oc256_i33x33_k3x3_s1x1_d6x6_p6:6x6:6_f32_clast_wtorch"));
   EXPECT_EQ(aspp6.candidates()[0].declined_because,
             "transformed kernels over 16 MiB (every batch of tiles streams them)");
+  // Phases of 1 and 2 taps (CycleGAN's 3x3 at stride 2) from 128 channels on.
+  const Plan cyclegan(parse_problem("convT_mb1_g1_ic128_oc64_i128x128_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
+  EXPECT_EQ(cyclegan.implementation_name(), "gemm_simd");
+  EXPECT_EQ(cyclegan.candidates()[0].declined_because,
+            "stride phases of 1 and 2 taps with fewer than 128 channels");
+  const Plan wider(parse_problem("convT_mb1_g1_ic256_oc128_i64x64_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
+  EXPECT_EQ(wider.implementation_name(), "winograd");
+  // channels_first transposed layers whose image outputs exceed the whole-image staging (the tile rows of one
+  // phase had run 2.5-4.4x slower than the gemm path).
+  const Plan large_first(
+      parse_problem("convT_mb1_g1_ic128_oc128_i64x64_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"));
+  EXPECT_EQ(large_first.implementation_name(), "gemm_simd");
+  EXPECT_EQ(large_first.candidates()[0].declined_because,
+            "channels_first transposed with image outputs over 2 MiB (staged tile row by tile row)");
   const Plan f64(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f64_clast_wtorch"));
   EXPECT_EQ(f64.implementation_name(), "reference");
 }
