@@ -45,6 +45,24 @@ void add_taps(float* out, const float* contribution, std::int64_t kx_lo, std::in
     for (int o = 0; o < OC; ++o) out[kx * tap_step + o * channel_step] += contribution[kx * OC + o];
 }
 
+// Where the taps of one input row land in an output row.
+struct RowGeometry {
+  std::int64_t kw, sx, dx, px, dst_unit, dst_channel;
+};
+
+// out_row[(ix * sx + kx * dx - px) * dst_unit + o * dst_channel] += tile_row[(ix - ix0) * row_stride + kx * OC + o]
+// for the pixels ix in [begin, end), whose taps all land inside the row: tap by tap, pixels inner.
+template <int OC>
+void add_inner(float* out_row, const float* tile_row, std::int64_t ix0, std::int64_t begin, std::int64_t end,
+               std::int64_t row_stride, const RowGeometry& g) {
+  for (std::int64_t kx = 0; kx < g.kw; ++kx) {
+    float* out = out_row + (begin * g.sx + kx * g.dx - g.px) * g.dst_unit;
+    const float* contribution = tile_row + (begin - ix0) * row_stride + kx * OC;
+    for (std::int64_t ix = begin; ix < end; ++ix, out += g.sx * g.dst_unit, contribution += row_stride)
+      for (int o = 0; o < OC; ++o) out[o * g.dst_channel] += contribution[o];
+  }
+}
+
 class Scatter final : public detail::Implementation {
  public:
   std::string name() const override { return "scatter_gemm"; }
@@ -165,6 +183,10 @@ class Scatter final : public detail::Implementation {
     call.k = ic;
     call.c_pixel_stride = row_stride;
 
+    // Input columns whose taps all land inside the output row (0 <= ix * sx + kx * dx - px < ow for every kx): no
+    // clamping to compute for them (the divisions had taken 11% of FSRCNN's time).
+    const std::int64_t ix_inner_begin = ceil_div(px, sx), ix_inner_end = floor_div(ow - 1 + px - (kw - 1) * dx, sx) + 1;
+    const RowGeometry geometry{kw, sx, dx, px, dst_unit, dst_channel};
     // Input rows whose scatter reaches [oy0, oy1): iy * sy + ky * dy - py in range for some ky.
     const std::int64_t iy_first = std::max<std::int64_t>(0, ceil_div(oy0 + py - (kh - 1) * dy, sy));
     const std::int64_t iy_last = std::min<std::int64_t>(ih - 1, floor_div(oy1 - 1 + py, sy));
@@ -175,9 +197,11 @@ class Scatter final : public detail::Implementation {
         const std::int64_t m = std::min<std::int64_t>(s.rows, iw - ix0);
         call.m = static_cast<int>(m);
         a_ptr = last ? src + (iy * iw + ix0) * src_unit : row_last.data() + ix0 * ic;
+        // Every block is stored whole: the columns past the last tap are zero-weighted padding, which the tile
+        // row has room for (a partial block had been stored element by element: 11% of FSRCNN's time).
+        call.nr_valid = static_cast<int>(s.nr);
         for (std::int64_t block = 0; block < s.blocks; ++block) {
           b_ptr = packed.w.data() + block * ic * s.nr;
-          call.nr_valid = static_cast<int>(std::min<std::int64_t>(s.nr, s.columns - block * s.nr));
           call.c = tile.data() + block * s.nr;
           s.kernels.gemm[s.vectors](call);
         }
@@ -185,13 +209,27 @@ class Scatter final : public detail::Implementation {
           const std::int64_t oy = iy * sy + ky * dy - py;
           if (oy < oy0 || oy >= oy1) continue;
           float* out_row = dst + oy * ow * dst_unit;
+          const float* tile_row = tile.data() + ky * kw * oc;
+          // The tile's inner pixels tap by tap: one tap's adds go to outputs sx apart, independent of each other.
+          // Pixel by pixel, consecutive pixels' taps overlap in the output (kernel longer than the stride) and each
+          // add waited for the store before it: 1.3x slower on FSRCNN.
+          const std::int64_t inner_begin = std::clamp(ix_inner_begin, ix0, ix0 + m);
+          const std::int64_t inner_end = std::clamp(ix_inner_end, inner_begin, ix0 + m);
+          switch (oc) {  // a compile-time channel count lets the compiler unroll the adds
+            case 1: add_inner<1>(out_row, tile_row, ix0, inner_begin, inner_end, row_stride, geometry); break;
+            case 2: add_inner<2>(out_row, tile_row, ix0, inner_begin, inner_end, row_stride, geometry); break;
+            case 3: add_inner<3>(out_row, tile_row, ix0, inner_begin, inner_end, row_stride, geometry); break;
+            default: add_inner<4>(out_row, tile_row, ix0, inner_begin, inner_end, row_stride, geometry); break;
+          }
           for (std::int64_t ix = ix0; ix < ix0 + m; ++ix) {
+            if (ix == inner_begin && inner_begin < inner_end) ix = inner_end;  // done above
+            if (ix >= ix0 + m) break;
             // Taps kx with 0 <= ix*sx + kx*dx - px < ow, then a branch-free run over them.
             const std::int64_t kx_lo = std::max<std::int64_t>(0, ceil_div(px - ix * sx, dx));
             const std::int64_t kx_hi = std::min<std::int64_t>(kw, floor_div(ow - 1 + px - ix * sx, dx) + 1);
-            const float* contribution = tile.data() + (ix - ix0) * row_stride + ky * kw * oc;
+            const float* contribution = tile_row + (ix - ix0) * row_stride;
             float* out = out_row + (ix * sx - px) * dst_unit;
-            switch (oc) {  // a compile-time channel count lets the compiler unroll the adds
+            switch (oc) {
               case 1: add_taps<1>(out, contribution, kx_lo, kx_hi, dx * dst_unit, dst_channel); break;
               case 2: add_taps<2>(out, contribution, kx_lo, kx_hi, dx * dst_unit, dst_channel); break;
               case 3: add_taps<3>(out, contribution, kx_lo, kx_hi, dx * dst_unit, dst_channel); break;
