@@ -461,7 +461,13 @@ class Winograd final : public detail::Implementation {
     std::int64_t per_call = 0;
     if (p.layout == Layout::channels_first) {
       per_thread += static_cast<std::int64_t>(staged_bytes(p) / sizeof(float));
-      per_call = s.images * element_count(src_shape(p), "src") / p.batch;
+      // the source in channels_last: per thread an image (whole images), or per call a chunk of images
+      const std::int64_t image = element_count(src_shape(p), "src") / p.batch;
+      if (s.whole_images) {
+        per_thread += image;
+      } else {
+        per_call = s.images * image;
+      }
     }
     return static_cast<std::size_t>(threads * per_thread + per_call) * sizeof(float);
   }
@@ -487,39 +493,46 @@ class Winograd final : public detail::Implementation {
     }
   }
 
-  // A chunk of images at a time: the source copied into channels_last; per image, or per image and tile row (the
-  // tiles with one first row), the tiles' outputs staged in channels_last and transposed into the channel planes.
+  // Whole images (transposed convolutions with small outputs): per image, the source copied into channels_last and
+  // the outputs staged in channels_last, then transposed into the channel planes. Otherwise a chunk of images at a
+  // time copied into channels_last, and per image and tile row (the tiles with one first row) the outputs staged and
+  // transposed.
   void forward_channels_first(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args) const {
     const auto& ax = s.axes;
     const std::int64_t in_pixels = ax[0].in * ax[1].in * ax[2].in, out_pixels = ax[0].out * ax[1].out * ax[2].out;
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
     const std::int64_t nz = ax[0].active ? 2 : 1, ny = ax[1].active ? 2 : 1;  // staged rows along z and y
     const auto rows = static_cast<std::int64_t>(s.tile_rows.size());
+    if (s.whole_images) {
+      // Each image copied into channels_last by the thread that computes it, just before: its transformed patches
+      // then read it from L2 (copied a chunk of images at a time, the patches of DCGAN's g4 read it from L3 and the
+      // input transform took 16% of the time).
+      const auto tiles = static_cast<std::int64_t>(s.tiles.size());
+#pragma omp parallel for schedule(dynamic, 1)
+      for (std::int64_t n = 0; n < p.batch; ++n) {
+        thread_local std::vector<float> image_last, staged;  // [pixel][input channel], [pixel][output channel]
+        image_last.resize(static_cast<std::size_t>(in_pixels * ic));
+        staged.resize(static_cast<std::size_t>(out_pixels * oc));
+        s.kernels.transpose(static_cast<const float*>(args.src) + n * ic * in_pixels, in_pixels, image_last.data(), ic,
+                            in_pixels, ic, false);
+        for (std::int64_t first = 0; first < tiles; first += kTilesPerBatch) {
+          run_batch(p, s, packed, args.bias, image_last.data(), first, std::min(kTilesPerBatch, tiles - first),
+                    [&](std::int64_t z, std::int64_t y, std::int64_t x) {
+                      return staged.data() + ((z * ax[1].out + y) * ax[2].out + x) * oc;
+                    });
+        }
+        s.kernels.transpose(staged.data(), oc, static_cast<float*>(args.dst) + n * oc * out_pixels, out_pixels, oc,
+                            out_pixels, s.stream);
+        if (s.stream) hwy::FlushStream();  // streamed stores are visible before the threads join
+      }
+      return;
+    }
     thread_local std::vector<float> src_last;
     src_last.resize(static_cast<std::size_t>(s.images * in_pixels * ic));
     for (std::int64_t n0 = 0; n0 < p.batch; n0 += s.images) {
       to_channels_last(s.kernels, static_cast<const float*>(args.src) + n0 * ic * in_pixels, src_last.data(),
                        s.images, ic, in_pixels);
       const float* last = src_last.data();
-      if (s.whole_images) {
-        const auto tiles = static_cast<std::int64_t>(s.tiles.size());
-#pragma omp parallel for schedule(dynamic, 1)
-        for (std::int64_t i = 0; i < s.images; ++i) {
-          thread_local std::vector<float> staged;  // [pixel][output channel]
-          staged.resize(static_cast<std::size_t>(out_pixels * oc));
-          for (std::int64_t first = 0; first < tiles; first += kTilesPerBatch) {
-            run_batch(p, s, packed, args.bias, last + i * in_pixels * ic, first,
-                      std::min(kTilesPerBatch, tiles - first),
-                      [&](std::int64_t z, std::int64_t y, std::int64_t x) {
-                        return staged.data() + ((z * ax[1].out + y) * ax[2].out + x) * oc;
-                      });
-          }
-          s.kernels.transpose(staged.data(), oc, static_cast<float*>(args.dst) + (n0 + i) * oc * out_pixels,
-                              out_pixels, oc, out_pixels, s.stream);
-          if (s.stream) hwy::FlushStream();  // streamed stores are visible before the threads join
-        }
-        continue;
-      }
 #pragma omp parallel for schedule(dynamic, 1)
       for (std::int64_t item = 0; item < s.images * rows; ++item) {
         const std::int64_t i = item / rows;
