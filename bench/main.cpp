@@ -97,6 +97,16 @@ RunInfo describe_run(const Options& o, const Progress& progress) {
   return info;
 }
 
+// The peak again after a round of the suite, keeping the better: the machine's speed drifts over seconds, and one
+// start-of-run measurement read 108 GFLOP/s against 170 in the runs before and after it (every %peak of that run
+// was 1.6x too high). %peak is against what the machine can do.
+void remeasure_peaks(RunInfo& info) {
+  for (Peak& peak : info.peaks) {
+    const Peak again = measure_fma_peak(peak.threads, kPeakSeconds);
+    if (again.gflops > peak.gflops) peak = again;
+  }
+}
+
 void unavailable(PeerRun& run, const std::string& why) { run.reason = why; }
 
 LayerResult measure_layer(const Layer& layer, const RunInfo& info, const std::string& scratch,
@@ -215,7 +225,7 @@ int run(const Options& o) {
   }
   set_threads(o.threads);
   const Progress progress;
-  const RunInfo info = describe_run(o, progress);
+  RunInfo info = describe_run(o, progress);
   print_header(std::cout, info);
   std::cout.flush();
 
@@ -232,6 +242,8 @@ int run(const Options& o) {
         pool(results[i], r);
       }
     }
+    progress.say("measuring the FMA peak again");
+    remeasure_peaks(info);
   }
   std::filesystem::remove_all(scratch);
 
