@@ -95,8 +95,9 @@ bool winograd_shape(const Problem& p) {
   for (int d = 0; d < p.spatial_dims; ++d) {
     const std::int64_t k = p.kernel[d], s = p.stride[d];
     conv = conv && s == 1 && (k == 2 || k == 3) && k == p.kernel[0];
-    all_three = all_three && k == 3 * s && p.dilation[d] == 1;
-    one_or_two = one_or_two && k > s && k <= 2 * s && p.dilation[d] == 1;
+    // Without multiplying the stride, which may be up to 2^62 (3 s and 2 s would overflow).
+    all_three = all_three && k % 3 == 0 && k / 3 == s && p.dilation[d] == 1;
+    one_or_two = one_or_two && k > s && k - s <= s && p.dilation[d] == 1;
   }
   return p.op == Op::conv ? conv : all_three || one_or_two;
 }

@@ -392,6 +392,10 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   EXPECT_EQ(large_first.implementation_name(), "gemm_simd");
   EXPECT_EQ(large_first.candidates()[0].declined_because,
             "channels_first transposed with image outputs over 2 MiB (staged tile row by tile row)");
+  // Strides up to 2^62 are valid: the shape test must not multiply them (it did, an overflow UBSan caught through
+  // the command-line tests).
+  const Plan huge_stride(parse_problem("conv_mb1_g1_ic64_oc64_i9_k3_s4611686018427387904_d1_p0:0_f32_clast_wtorch"));
+  EXPECT_EQ(huge_stride.candidates()[0].declined_because.substr(0, 30), "neither a convolution with 2 o");
   const Plan f64(parse_problem("convT_mb1_g1_ic8_oc8_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f64_clast_wtorch"));
   EXPECT_EQ(f64.implementation_name(), "reference");
 }
