@@ -343,7 +343,7 @@ TEST_P(EngineTarget, WinogradMatchesReference) {
                   "conv_mb2_g1_ic64_oc64_i67_k3_s1_d2_p3:1_f32_cfirst_wtorch",
                   "conv_mb1_g1_ic64_oc64_i7x6x9_k3x3x3_s1x1x1_d1x1x2_p1:1x1:2x2:2_f32_clast_wtf",
                   "convT_mb1_g1_ic64_oc64_i10x9_k4x6_s2x3_d1x1_p1:2x2:1_op1x0_f32_cfirst_wtorch",
-                  "convT_mb1_g1_ic128_oc128_i8x6x6_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_clast_wtorch"});
+                  "convT_mb1_g1_ic128_oc128_i8x9_k5x4_s3x2_d1x1_p2:1x1:2_op1x0_f32_clast_wtorch"});
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTargets, EngineTarget, ::testing::ValuesIn(engine::supported_targets()),
