@@ -21,7 +21,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <string>
 #include <vector>
 
@@ -56,9 +55,10 @@ constexpr std::int64_t kMinChannelsMixedPhases = 128;
 // the kernel's weights for few tiles. DCGAN's g2 (4x4 images, 4 tiles per stride phase) ran at 0.45x the gemm path,
 // its g4 (16x16, 64 tiles per phase) at 1.25-1.31x.
 constexpr double kMinTilesPerKernel = 12;
-// channels_first: chunks of images are copied into channels_last (at most this much scratch), and each image's
-// outputs, or when larger each tile row's (the output rows of the tiles with one first row), are staged per thread,
-// at most kMaxStagedBytes, and transposed into the channel planes.
+// channels_first: transposed convolutions copy each image into channels_last and stage its outputs, per thread (both
+// at most kMaxStagedBytes); convolutions copy chunks of images (at most kMaxImageBytes of scratch) and stage each
+// tile row's outputs (the output rows of the tiles with one first row), at most kMaxStagedBytes per thread. The
+// staged outputs are transposed into the channel planes.
 constexpr double kMaxImageBytes = 12.0 * 1024 * 1024;
 constexpr double kMaxStagedBytes = 2.0 * 1024 * 1024;
 // Transformed input channels per gemm call: the packed weights of one call, kPassChannels x 64 floats, stay in L1
@@ -164,17 +164,22 @@ Products count_products(const std::array<Axis, 3>& axes) {
   return n;
 }
 
-// Output bytes of one image.
+// Output and source bytes of one image.
 double image_output_bytes(const Problem& p) {
   return static_cast<double>(element_count(dst_shape(p), "dst") / p.batch) * sizeof(float);
 }
+double image_source_bytes(const Problem& p) {
+  return static_cast<double>(element_count(src_shape(p), "src") / p.batch) * sizeof(float);
+}
 
-// channels_first: whether each image's outputs are staged whole (transposed convolutions whose image outputs fit
-// kMaxStagedBytes) rather than tile row by tile row. Whole images let a batch of tiles run long runs of one stride
+// channels_first: whether each image is copied and its outputs staged whole, by one thread (transposed convolutions
+// whose image source and outputs each fit kMaxStagedBytes, so that the per-thread scratch stays small), rather than
+// tile row by tile row. Whole images let a batch of tiles run long runs of one stride
 // phase's kernel: DCGAN's g4 tile rows hold 8 tiles per phase, and Winograd there ran at half the speed of the gemm
 // path. A convolution's tiles all share one kernel, and its tile rows need less scratch.
 bool stages_images(const Problem& p) {
-  return p.op == Op::conv_transpose && image_output_bytes(p) <= kMaxStagedBytes;
+  return p.op == Op::conv_transpose && image_output_bytes(p) <= kMaxStagedBytes &&
+         image_source_bytes(p) <= kMaxStagedBytes;
 }
 
 // Output bytes a thread stages in channels_first (see forward_channels_first): a whole image, or one tile row (the
@@ -189,7 +194,7 @@ double staged_bytes(const Problem& p) {
 // Images per chunk of a channels_first source copied into channels_last: a divisor of the batch within
 // kMaxImageBytes (0 if one image is larger).
 std::int64_t chunk_images(const Problem& p) {
-  const double image = static_cast<double>(element_count(src_shape(p), "src") / p.batch) * sizeof(float);
+  const double image = image_source_bytes(p);
   if (image > kMaxImageBytes) return 0;
   std::int64_t n = std::min<std::int64_t>(p.batch, static_cast<std::int64_t>(kMaxImageBytes / image));
   while (p.batch % n != 0) --n;
@@ -209,9 +214,11 @@ struct TileRow {
   std::int64_t oz, oy, first, count;
 };
 
-// One transformed kernel: the taps of its classes along z, y, x (0 on an axis the problem does not have), its
-// elements (prod (r + 1) over the axes), where it starts in Packed::u, and its tiles' transforms.
+// One transformed kernel: its class along z, y, x (any class for a convolution: they all use the whole kernel), their
+// taps (0 on an axis the problem does not have), its elements (prod (r + 1) over the axes), where it starts in
+// Packed::u, and its tiles' transforms.
 struct KernelShape {
+  std::array<std::size_t, 3> classes{0, 0, 0};
   std::array<int, 3> taps{0, 0, 0};
   int elements = 1;
   std::int64_t offset = 0;
@@ -300,7 +307,7 @@ class Winograd final : public detail::Implementation {
     // rows into planes far apart. Timed in turns, 2.5x slower than the gemm path on a 128 -> 128 channel 4x4
     // stride-2 layer with 128x128 outputs, 3.5-4.4x with a 3x3 kernel.
     if (p.layout == Layout::channels_first && p.op == Op::conv_transpose && !stages_images(p)) {
-      return "channels_first transposed with image outputs over 2 MiB (staged tile row by tile row)";
+      return "channels_first transposed with image sources or outputs over 2 MiB (not staged whole)";
     }
     if (p.groups != 1) return "grouped";
     const int lanes = best_kernels().lanes;
@@ -356,9 +363,10 @@ class Winograd final : public detail::Implementation {
     s->max_elements = 1;
     for (std::int64_t kernel = 0, offset = 0; kernel < s->kernels_count; ++kernel) {
       KernelShape shape;
-      const std::array<std::int64_t, 3> cls{kernel / (ny * nx), kernel / nx % ny, kernel % nx};
+      shape.classes = {static_cast<std::size_t>(kernel / (ny * nx)), static_cast<std::size_t>(kernel / nx % ny),
+                       static_cast<std::size_t>(kernel % nx)};
       for (std::size_t a = 0; a < 3; ++a) {
-        shape.taps[a] = ax[a].active ? ax[a].classes[static_cast<std::size_t>(cls[a])].r : 0;
+        shape.taps[a] = ax[a].active ? ax[a].classes[shape.classes[a]].r : 0;
         shape.elements *= shape.taps[a] + 1;
       }
       shape.offset = offset;
@@ -380,7 +388,6 @@ class Winograd final : public detail::Implementation {
               }
         }
     if (p.layout == Layout::channels_first && stages_images(p)) {
-      s->images = chunk_images(p);
       s->whole_images = true;
     } else if (p.layout == Layout::channels_first) {
       s->images = chunk_images(p);
@@ -414,11 +421,6 @@ class Winograd final : public detail::Implementation {
     std::vector<double> g;
     for (std::int64_t kernel = 0; kernel < s.kernels_count; ++kernel) {
       const KernelShape& shape = s.shapes[static_cast<std::size_t>(kernel)];
-      // The classes of this kernel (any class for a convolution: they all use the whole kernel).
-      const std::array<std::size_t, 3> cls{
-          static_cast<std::size_t>(kernel / static_cast<std::int64_t>(ax[1].classes.size() * ax[2].classes.size())),
-          static_cast<std::size_t>(kernel / static_cast<std::int64_t>(ax[2].classes.size())) % ax[1].classes.size(),
-          static_cast<std::size_t>(kernel) % ax[2].classes.size()};
       // Kernel tap of correlation tap (uz, uy, ux), as a row-major index over the problem's axes.
       std::vector<std::int64_t> tap_of;
       const int rz = std::max(1, shape.taps[0]), ry = std::max(1, shape.taps[1]), rx = std::max(1, shape.taps[2]);
@@ -434,7 +436,7 @@ class Winograd final : public detail::Implementation {
             for (int a = 0; a < 3; ++a) {
               if (!ax[static_cast<std::size_t>(a)].active) continue;
               const int d = a - (3 - p.spatial_dims);
-              const AxisClass& k = ax[static_cast<std::size_t>(a)].classes[cls[static_cast<std::size_t>(a)]];
+              const AxisClass& k = ax[static_cast<std::size_t>(a)].classes[shape.classes[static_cast<std::size_t>(a)]];
               tap = tap * p.kernel[d] + k.taps[static_cast<std::size_t>(u[a])];
             }
             tap_of.push_back(tap);

@@ -210,6 +210,11 @@ TEST(Engine, ReportsForwardWorkspace) {
   ASSERT_EQ(winograd.implementation_name(), "winograd");
   EXPECT_EQ(winograd.forward_workspace_bytes(),
             (2u * (4 * 36 * 512 + 2048 * 256) + 4u * 256 * 2048) * sizeof(float));
+  // A transposed channels_first plan with an 8 MiB source image and a 1 MiB output image: each thread copies and
+  // stages whole images only up to 2 MiB each (at 8 MiB per thread, Winograd's plan had reached 23 MiB).
+  const Plan wide_source(
+      parse_problem("convT_mb1_g1_ic2048_oc64_i32x32_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"));
+  EXPECT_LE(wide_source.forward_workspace_bytes(), 16u << 20);
   // ASPP's channels_first plan (its 8.9 MiB image copied) stays within 16 MiB at 2 threads.
   const Plan aspp(parse_problem("conv_mb1_g1_ic2048_oc256_i33x33_k3x3_s1x1_d6x6_p6:6x6:6_f32_cfirst_wtorch"));
   EXPECT_LE(aspp.forward_workspace_bytes(), 16u << 20);
@@ -391,7 +396,7 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
       parse_problem("convT_mb1_g1_ic128_oc128_i64x64_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"));
   EXPECT_EQ(large_first.implementation_name(), "gemm_simd");
   EXPECT_EQ(large_first.candidates()[0].declined_because,
-            "channels_first transposed with image outputs over 2 MiB (staged tile row by tile row)");
+            "channels_first transposed with image sources or outputs over 2 MiB (not staged whole)");
   // Strides up to 2^62 are valid: the shape test must not multiply them (it did, an overflow UBSan caught through
   // the command-line tests).
   const Plan huge_stride(parse_problem("conv_mb1_g1_ic64_oc64_i9_k3_s4611686018427387904_d1_p0:0_f32_clast_wtorch"));
