@@ -222,10 +222,9 @@ class Scatter final : public detail::Implementation {
             case 3: add_inner<3>(out_row, tile_row, ix0, inner_begin, inner_end, row_stride, geometry); break;
             default: add_inner<4>(out_row, tile_row, ix0, inner_begin, inner_end, row_stride, geometry); break;
           }
-          for (std::int64_t ix = ix0; ix < ix0 + m; ++ix) {
-            if (ix == inner_begin && inner_begin < inner_end) ix = inner_end;  // done above
-            if (ix >= ix0 + m) break;
-            // Taps kx with 0 <= ix*sx + kx*dx - px < ow, then a branch-free run over them.
+          // The tile's other pixels, [ix0, inner_begin) and [inner_end, ix0 + m): taps kx with
+          // 0 <= ix*sx + kx*dx - px < ow, then a branch-free run over them.
+          const auto add_edge_pixel = [&](std::int64_t ix) {
             const std::int64_t kx_lo = std::max<std::int64_t>(0, ceil_div(px - ix * sx, dx));
             const std::int64_t kx_hi = std::min<std::int64_t>(kw, floor_div(ow - 1 + px - ix * sx, dx) + 1);
             const float* contribution = tile_row + (ix - ix0) * row_stride;
@@ -236,7 +235,9 @@ class Scatter final : public detail::Implementation {
               case 3: add_taps<3>(out, contribution, kx_lo, kx_hi, dx * dst_unit, dst_channel); break;
               default: add_taps<4>(out, contribution, kx_lo, kx_hi, dx * dst_unit, dst_channel); break;
             }
-          }
+          };
+          for (std::int64_t ix = ix0; ix < inner_begin; ++ix) add_edge_pixel(ix);
+          for (std::int64_t ix = inner_end; ix < ix0 + m; ++ix) add_edge_pixel(ix);
         }
       }
     }
