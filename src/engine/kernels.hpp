@@ -49,6 +49,31 @@ struct TileCall {
 
 using TileFn = void (*)(const TileCall&);
 
+// A planar gemm call: channels_first output rows of one image, pixels as lanes (see planar_gemm.cpp).
+//   c[r * c_channel_stride + j] =
+//       init[r] + sum over taps t, channels q of  b[t][q * b_stride + r] * a[t][q * a_channel_stride + j]
+// for r < m, j < count (with `accumulate`, starting from c instead of init; init null: zero). The kernel computes
+// a fixed number of rows (KernelSet::planar_mr) and whole vectors of pixels: b[t] must hold planar_mr floats per
+// channel (zero past m), and a[t] must be readable a tile's width (planar_mr vectors) past count; it writes only
+// rows r < m and pixels j < count.
+struct PlanarGemmCall {
+  int ntaps = 0;
+  const float* const* a = nullptr;
+  std::int64_t a_channel_stride = 0;
+  std::int64_t k = 0;  // input channels per tap
+  const float* const* b = nullptr;
+  std::int64_t b_stride = 0;
+  int m = 0;
+  const float* init = nullptr;
+  bool accumulate = false;
+  float* c = nullptr;
+  std::int64_t c_channel_stride = 0;
+  std::int64_t count = 0;
+  // Whole vectors at vector-aligned addresses written with non-temporal stores (the caller issues a store fence).
+  bool stream = false;
+};
+using PlanarGemmFn = void (*)(const PlanarGemmCall&);
+
 inline constexpr int kMaxVectorsPerTile = 4;
 
 struct KernelSet {
@@ -68,6 +93,10 @@ struct KernelSet {
   using WinogradInputFn = void (*)(const float* const* patch, std::int64_t channels, float* v, std::int64_t e_stride);
   using WinogradOutputFn = void (*)(const float* m, std::int64_t e_stride, std::int64_t channels, const float* bias,
                                     float* const* out);
+  // Planar gemm (PlanarGemmCall), indexed by vectors of pixels per tile (1..kMaxVectorsPerTile); planar_mr[v]
+  // output channels per tile.
+  int planar_mr[kMaxVectorsPerTile + 1] = {};
+  PlanarGemmFn planar_gemm[kMaxVectorsPerTile + 1] = {};
   WinogradInputFn winograd_input[4][4][4] = {};
   WinogradOutputFn winograd_output[4][4][4] = {};
   // out[i * out_stride + j] = in[j * in_stride + i] for i < rows, j < cols: the copies between channels_first and

@@ -1,6 +1,7 @@
 // The ordered list of implementations. Fast paths are inserted before the reference, most specialised first.
 #include "engine/engine.hpp"
 #include "engine/planar.hpp"
+#include "engine/planar_gemm.hpp"
 #include "engine/scatter.hpp"
 #include "engine/winograd.hpp"
 #include "plan/implementation.hpp"
@@ -72,8 +73,9 @@ std::shared_ptr<const Implementation> reference_implementation() {
 
 const std::vector<std::shared_ptr<const Implementation>>& implementations() {
   static const std::vector<std::shared_ptr<const Implementation>> list{
-      engine::make_winograd_engine(), engine::make_scatter_engine(), engine::make_planar_engine(),
-      engine::make_depthwise_engine(), engine::make_dot_engine(), engine::make_gemm_engine(), reference_implementation()};
+      engine::make_winograd_engine(), engine::make_scatter_engine(),    engine::make_planar_engine(),
+      engine::make_planar_gemm_engine(), engine::make_depthwise_engine(), engine::make_dot_engine(),
+      engine::make_gemm_engine(),        reference_implementation()};
   return list;
 }
 

@@ -191,6 +191,27 @@ TEST(Engine, PlanarDepthwiseMatchesReference) {
                  "depthwise_planar");
 }
 
+// Dense channels_first layers with pixels as lanes (gemm_planar): 1D to 3D, dilation with asymmetric padding, rows
+// cut into chunks (rows over 1024 pixels) with and without phases, transposed strides 2 and 3 with output padding and
+// a stride past the kernel (a phase with no taps), groups, odd channel counts, input channels in several passes
+// with rows whose taps all land in padding, a strided y axis, rows run per segment of equal taps and rows run whole
+// over zero-padded columns, bands of several rows sharing input rows, a batch, both weight layouts.
+const std::vector<const char*> kPlanarGemmProblems = {
+    "conv_mb1_g1_ic33_oc67_i301_k3_s1_d7_p9:7_f32_cfirst_wtorch",
+    "conv_mb2_g1_ic16_oc40_i3000_k2_s1_d256_p256:0_f32_cfirst_wtf",
+    "convT_mb1_g1_ic24_oc17_i1500_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch",
+    "convT_mb1_g1_ic9_oc12_i70_k5_s3_d1_p2:1_op2_f32_cfirst_wtf",
+    "convT_mb1_g2_ic32_oc24_i9x70_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_cfirst_wtorch",
+    "conv_mb1_g1_ic100_oc20_i7x300_k3x3_s1x1_d1x2_p4:2x2:5_f32_cfirst_wtorch",
+    "convT_mb1_g1_ic8_oc8_i3x4x66_k3x3x3_s1x2x2_d1x1x1_p1:1x0:0x1:1_op0x1x1_f32_cfirst_wtorch",
+    "convT_mb1_g1_ic8_oc9_i80_k2_s3_d1_p0:0_op1_f32_cfirst_wtorch",
+    "conv_mb1_g1_ic8_oc8_i5x70_k3x3_s1x1_d1x30_p1:1x30:30_f32_cfirst_wtorch",
+    "conv_mb2_g1_ic8_oc16_i9x64_k3x3_s2x1_d2x1_p2:2x1:1_f32_cfirst_wtf",
+    "conv_mb4_g1_ic8_oc8_i64x100_k3x3_s1x1_d2x1_p2:2x1:1_f32_cfirst_wtorch",
+    "convT_mb2_g1_ic8_oc12_i40x70_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf"};
+
+TEST(Engine, PlanarGemmMatchesReference) { check_problems(kPlanarGemmProblems, "gemm_planar"); }
+
 // Workspace as reported: the channels_first copy of a chunk of images is counted, stays within the 16 MiB budget
 // (TCN's batch of 8 x 2 MiB images is copied 4 at a time), and the reference's double accumulators are counted.
 TEST(Engine, ReportsForwardWorkspace) {
@@ -324,13 +345,16 @@ TEST_P(EngineTarget, ScatterMatchesReference) {
 TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
   check_problems({"convT_mb6_g1_ic12_oc19_i3x3_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
                   "convT_mb2_g1_ic7_oc13_i41x37_k5x5_s3x3_d1x1_p1:1x1:1_op2x1_f32_cfirst_wtf",
-                  "conv_mb1_g1_ic33_oc67_i301_k3_s1_d7_p9:7_f32_cfirst_wtorch"},
+                  "conv_mb1_g1_ic33_oc67_i61_k3_s1_d7_p9:7_f32_cfirst_wtorch"},
                  "gemm_simd");
+  check_problems({kPlanarGemmProblems[0], kPlanarGemmProblems[2], kPlanarGemmProblems[4], kPlanarGemmProblems[8]},
+                 "gemm_planar");
   check_problems({"conv_mb1_g32_ic32_oc32_i35x33_k4x4_s2x2_d1x1_p1:1x1:1_f32_cfirst_wtorch"}, "depthwise_simd");
 }
 
 // Outputs over 4 MiB are written with streaming stores by one-pass tiles, a transposed layer (one tap per phase) and
-// a depthwise one, channels_last, whose outputs are 8.1 and 4.1 MiB, and by the planar path's interleaved rows.
+// a depthwise one, channels_last, whose outputs are 8.1 and 4.1 MiB, by the planar path's interleaved rows, and by
+// gemm_planar's interleaved rows and one-pass tiles (4.2 MiB each).
 TEST_P(EngineTarget, StreamedOutputsMatchReference) {
   for (bool aligned : {true, false}) {
     check_problems({"convT_mb1_g1_ic16_oc64_i64x124_k2x2_s2x2_d1x1_p0:0x0:0_op0x0_f32_clast_wtorch"}, "gemm_simd",
@@ -339,6 +363,9 @@ TEST_P(EngineTarget, StreamedOutputsMatchReference) {
                    "depthwise_simd", aligned);
     check_problems({"convT_mb1_g64_ic64_oc64_i65x66_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"},
                    "depthwise_planar", aligned);
+    check_problems({"convT_mb1_g1_ic8_oc64_i8200_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch",
+                    "conv_mb1_g1_ic8_oc64_i16500_k3_s1_d1_p1:1_f32_cfirst_wtorch"},
+                   "gemm_planar", aligned);
   }
 }
 
@@ -364,7 +391,8 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
             "times the stride or longer than the stride and at most twice it, on every axis");
   EXPECT_EQ(gemm.candidates()[1].declined_because, "more than 4 output channels");
   EXPECT_EQ(gemm.candidates()[2].declined_because, "not channels_first");
-  EXPECT_EQ(gemm.candidates()[3].declined_because, "not depthwise (one channel per group)");
+  EXPECT_EQ(gemm.candidates()[3].declined_because, "not channels_first");
+  EXPECT_EQ(gemm.candidates()[4].declined_because, "not depthwise (one channel per group)");
   const Plan scatter(parse_problem("convT_mb1_g1_ic56_oc1_i9x9_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_clast_wtorch"));
   EXPECT_EQ(scatter.implementation_name(), "scatter_gemm");
   const Plan dot(parse_problem("conv_mb1_g1_ic56_oc1_i9x9_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"));
@@ -394,7 +422,7 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   // phase had run 2.5-4.4x slower than the gemm path).
   const Plan large_first(
       parse_problem("convT_mb1_g1_ic128_oc128_i64x64_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"));
-  EXPECT_EQ(large_first.implementation_name(), "gemm_simd");
+  EXPECT_EQ(large_first.implementation_name(), "gemm_planar");
   EXPECT_EQ(large_first.candidates()[0].declined_because,
             "channels_first transposed with image sources or outputs over 2 MiB (not staged whole)");
   // Strides up to 2^62 are valid: the shape test must not multiply them (it did, an overflow UBSan caught through

@@ -1,0 +1,445 @@
+// Dense convolutions on channels_first tensors with pixels as SIMD lanes: the gemm path's tile turned around
+// (output channels broadcast, consecutive pixels of a row as vectors), so that nothing is transposed. The gemm
+// path copies channels_first sources into channels_last and transposes its tiles back into planes, which cost
+// 25-55% over its channels_last time on the suite's decoder layers (HiFi-GAN, WaveNet, 3D U-Net).
+//
+// A work item is one image's band of output rows (or a chunk of one long row) for one group, all of its output
+// channels. Per pass over a chunk of input channels it copies the input rows the band reads, the window of columns
+// its taps reach, into a panel: contiguous rows a few cache lines apart instead of planes a power of two apart
+// (which share cache sets), read by every block of output channels and every tap. Rows and columns follow the
+// axis decomposition (axis.hpp): taps in padding are never visited, and a transposed convolution's phases along x
+// are computed into per-phase rows and interleaved into the destination.
+#include "engine/planar_gemm.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <span>
+
+#include <hwy/cache_control.h>
+
+#include "engine/axis.hpp"
+#include "engine/kernels.hpp"
+#include "tdconv/shape.hpp"
+
+namespace tdconv::engine {
+namespace {
+
+using detail::ForwardArgs;
+using detail::PackedData;
+using detail::PlanState;
+
+// Output pixels of one image per work item (times all output channels of the group).
+constexpr std::int64_t kPixelsPerItem = 1024;
+constexpr std::int64_t kMinItems = 32;
+// One pass's panel of input rows: in L2 while every block of output channels reads it.
+constexpr std::int64_t kPanelBytes = 256 * 1024;
+// Rows of a sequence shorter than this leave most lanes idle; the gemm path (pixels as tile rows) runs them.
+constexpr std::int64_t kMinRun = 64;
+constexpr std::int64_t kMinChannels = 8;
+// A group's packed weights beyond this do not stay in L2 from one work item to the next, and every item reads them
+// all (ASPP's 18 MiB: 1.4-1.8x slower than the gemm path, which reuses each pass's weights over many pixels).
+constexpr double kMaxWeightBytes = 1024.0 * 1024;
+// Outputs over this size are written with non-temporal stores where they are written once (as in engine.cpp).
+constexpr double kStreamBytes = 4.0 * 1024 * 1024;
+
+// Pixels [j_begin, j_end) of every x sequence, whose taps read input columns [lo, hi).
+struct XChunk {
+  std::int64_t j_begin = 0, j_end = 0, lo = 0, hi = 0;
+};
+
+struct State final : PlanState {
+  KernelSet kernels;
+  std::array<Axis, 3> axes;  // z, y, x
+  Dims kernel{1, 1, 1}, in{1, 1, 1}, out{1, 1, 1};
+  int vectors = 1, mr = 1;  // pixel vectors and output channels of a tile
+  std::int64_t icg = 1, ocg = 1, blocks = 1, taps = 1;
+  std::int64_t rows_per_item = 1;
+  std::vector<XChunk> chunks;
+  std::int64_t k_chunk = 1;    // input channels per pass
+  std::int64_t max_slots = 1;  // distinct input rows one item reads
+  std::int64_t panel_stride = 0;  // floats from one (row, channel) of the panel to the next
+  int parts = 1;  // x sequences, interleaved when more than one
+  std::int64_t phase_stride = 0;  // floats per output channel, row and phase in the phase buffer
+  bool stream = false;  // see kStreamBytes
+  // Whether each row of a phase is one run over all of the phase's taps, reading zeros past the input's edges,
+  // instead of one run per segment of pixels with the same valid taps (see padding_x_pays).
+  bool padded_x = false;
+};
+
+struct Packed final : PackedData {
+  std::vector<float> weights;  // [group][block][tap][input channel][mr]
+};
+
+std::int64_t round_up(std::int64_t a, std::int64_t b) { return (a + b - 1) / b * b; }
+
+// Index of weight (g, input channel q of the group, output channel n of the group, tap) in the user's layout.
+std::int64_t weight_index(const Problem& p, std::int64_t g, std::int64_t q, std::int64_t n, std::int64_t tap,
+                          std::int64_t taps) {
+  const std::int64_t icg = p.in_channels / p.groups, ocg = p.out_channels / p.groups;
+  const bool torch = p.weight_layout == WeightLayout::torch;
+  if (p.op == Op::conv) {
+    return torch ? ((g * ocg + n) * icg + q) * taps + tap : (tap * icg + q) * p.out_channels + g * ocg + n;
+  }
+  return torch ? ((g * icg + q) * ocg + n) * taps + tap : (tap * ocg + n) * p.in_channels + g * icg + q;
+}
+
+// Vectors of pixels per tile: the most lanes doing useful work over runs of `run` pixels and ocg output channels
+// in blocks of planar_mr[v]; one-vector tiles wait on their loads more than they compute, so they count 15% less.
+int choose_vectors(const KernelSet& k, std::int64_t run, std::int64_t ocg) {
+  int best = 1;
+  double best_use = 0;
+  for (int v = 1; v <= kMaxVectorsPerTile; ++v) {
+    const std::int64_t width = v * k.lanes, rows = k.planar_mr[v];
+    const double lanes_used = static_cast<double>(run) / static_cast<double>(round_up(run, width));
+    const double rows_used = static_cast<double>(ocg) / static_cast<double>(round_up(ocg, rows));
+    const double use = lanes_used * rows_used * (v == 1 ? 0.85 : 1.0);
+    if (use > best_use * 1.02) best = v, best_use = use;
+  }
+  return best;
+}
+
+// Whether a row computes fewer vector-taps as one run per phase over all its taps (zeros past the input's edges)
+// than as one run per segment over its valid taps: segments of a pixel or two at the edges of short rows cost a
+// whole tile each (3D U-Net's 32-pixel phases: 31 + 1 pixels, 3 vectors instead of 2), while in small, strongly
+// dilated rows most taps of most pixels land in padding (ASPP's 33 columns at dilation 18).
+bool padding_x_pays(const State& s, std::int64_t chunk_len) {
+  const std::int64_t lanes = s.kernels.lanes;
+  std::int64_t segmented = 0, padded = 0;
+  for (const AxisSequence& seq : s.axes[2].sequences) {
+    for (std::int64_t j0 = 0; j0 < seq.count; j0 += chunk_len) {
+      const std::int64_t j1 = std::min(seq.count, j0 + chunk_len);
+      padded += (j1 - j0 + lanes - 1) / lanes * static_cast<std::int64_t>(seq.taps.size());
+      for (const AxisSegment& seg : seq.segments) {
+        const std::int64_t jb = std::max(seg.j_begin, j0), je = std::min(seg.j_end, j1);
+        if (jb < je) segmented += (je - jb + lanes - 1) / lanes * std::max(1, seg.tap_end - seg.tap_begin);
+      }
+    }
+  }
+  return padded < segmented;
+}
+
+class PlanarGemm final : public detail::Implementation {
+ public:
+  std::string name() const override { return "gemm_planar"; }
+
+  std::optional<std::string> declines(const Problem& p) const override {
+    if (p.dtype != DType::f32) return "float64 runs on the reference";
+    if (p.layout != Layout::channels_first) return "not channels_first";
+    const std::int64_t icg = p.in_channels / p.groups, ocg = p.out_channels / p.groups;
+    if (icg < kMinChannels || ocg < kMinChannels) return "fewer than 8 input or output channels per group";
+    std::int64_t taps = 1;
+    for (int d = 0; d < p.spatial_dims; ++d) taps *= p.kernel[d];
+    if (static_cast<double>(icg * ocg * taps) * sizeof(float) > kMaxWeightBytes) {
+      return "weights of a group over 1 MiB";
+    }
+    const int x = p.spatial_dims - 1;
+    if (p.op == Op::conv && p.stride[x] != 1) return "strided along the last axis";
+    const Axis axis = make_axis(p, x);
+    const auto parts = static_cast<std::int64_t>(axis.sequences.size());
+    if (parts > 4) return "more than 4 phases along the last axis";
+    std::int64_t longest = 0;
+    for (std::int64_t q = 0; q < parts; ++q) {
+      const AxisSequence& seq = axis.sequences[static_cast<std::size_t>(q)];
+      // The phases interleave into the row: sequence q holds columns q, q + parts, ...
+      if (seq.in_step != 1 || seq.out_first != q || seq.out_step != parts) return "phases do not tile the row";
+      longest = std::max(longest, seq.count);
+    }
+    if (longest < kMinRun) return "rows of fewer than 64 pixels per phase";
+    return std::nullopt;
+  }
+
+  std::shared_ptr<const PlanState> prepare(const Problem& p) const override {
+    auto s = std::make_shared<State>();
+    s->kernels = best_kernels();
+    Geometry geometry = make_geometry(p);
+    s->axes = std::move(geometry.axes);
+    s->kernel = geometry.kernel, s->in = geometry.in, s->out = geometry.out;
+    s->icg = p.in_channels / p.groups, s->ocg = p.out_channels / p.groups;
+    s->taps = s->kernel[0] * s->kernel[1] * s->kernel[2];
+    const auto& xs = s->axes[2].sequences;
+    s->parts = static_cast<int>(xs.size());
+    const std::int64_t seq_len = xs[0].count;  // the longest phase
+    const std::int64_t rows = s->out[0] * s->out[1];
+
+    // Work items: bands of whole rows, or chunks of one row when a row is longer than an item.
+    std::int64_t chunk_len = seq_len;
+    if (s->out[2] > kPixelsPerItem) {
+      chunk_len = std::min(seq_len, round_up(kPixelsPerItem / s->parts, 4 * s->kernels.lanes));
+    } else {
+      s->rows_per_item = std::clamp<std::int64_t>(kPixelsPerItem / s->out[2], 1, rows);
+    }
+    const std::int64_t per_band = p.batch * p.groups * ((seq_len + chunk_len - 1) / chunk_len);
+    while (s->rows_per_item > 1 && per_band * ((rows + s->rows_per_item - 1) / s->rows_per_item) < kMinItems) {
+      s->rows_per_item /= 2;
+    }
+    s->vectors = choose_vectors(s->kernels, std::min(chunk_len, seq_len), s->ocg);
+    s->mr = s->kernels.planar_mr[s->vectors];
+    s->blocks = (s->ocg + s->mr - 1) / s->mr;
+
+    // Each chunk's window of input columns: what the valid taps of its pixels read, in every sequence. With
+    // padded_x, every tap of every pixel: the columns outside the input are zeros in the panel.
+    s->padded_x = padding_x_pays(*s, chunk_len);
+    std::int64_t widest = 1;
+    for (std::int64_t j0 = 0; j0 < seq_len; j0 += chunk_len) {
+      XChunk c{j0, std::min(seq_len, j0 + chunk_len), s->in[2], 0};
+      for (const AxisSequence& seq : xs) {
+        for (const AxisSegment& seg : seq.segments) {
+          const std::int64_t jb = std::max(seg.j_begin, c.j_begin), je = std::min(seg.j_end, c.j_end);
+          const int t0 = s->padded_x ? 0 : seg.tap_begin;
+          const int t1 = s->padded_x ? static_cast<int>(seq.taps.size()) : seg.tap_end;
+          for (int t = t0; jb < je && t < t1; ++t) {
+            const std::int64_t offset = seq.in_first + seq.taps[static_cast<std::size_t>(t)].in_offset;
+            c.lo = std::min(c.lo, offset + jb);
+            c.hi = std::max(c.hi, offset + je);
+          }
+        }
+      }
+      if (c.lo >= c.hi) c.lo = c.hi = 0;  // no taps: bias only
+      widest = std::max(widest, c.hi - c.lo);
+      s->chunks.push_back(c);
+    }
+    // Panel rows a whole number of vectors apart, and an odd number of cache lines (64 bytes) so that consecutive
+    // channels do not share cache sets.
+    const std::int64_t line = 64 / static_cast<std::int64_t>(sizeof(float));
+    s->panel_stride = round_up(widest, line);
+    if ((s->panel_stride / line) % 2 == 0) s->panel_stride += line;
+    s->phase_stride = round_up(chunk_len, s->kernels.lanes);
+
+    // The most input rows one band reads, for the panel's size.
+    std::vector<std::int64_t> keys;
+    std::vector<TapHit> z_taps(static_cast<std::size_t>(s->kernel[0])), y_taps(static_cast<std::size_t>(s->kernel[1]));
+    for (std::int64_t r0 = 0; r0 < rows; r0 += s->rows_per_item) {
+      keys.clear();
+      for (std::int64_t r = r0; r < std::min(rows, r0 + s->rows_per_item); ++r) {
+        const int nz = s->axes[0].taps_at(r / s->out[1], z_taps.data());
+        const int ny = s->axes[1].taps_at(r % s->out[1], y_taps.data());
+        for (int zi = 0; zi < nz; ++zi)
+          for (int yi = 0; yi < ny; ++yi) keys.push_back(z_taps[zi].in_index * s->in[1] + y_taps[yi].in_index);
+      }
+      std::sort(keys.begin(), keys.end());
+      s->max_slots = std::max<std::int64_t>(
+          s->max_slots, std::unique(keys.begin(), keys.end()) - keys.begin());
+    }
+    const std::int64_t row_bytes = s->max_slots * s->panel_stride * static_cast<std::int64_t>(sizeof(float));
+    s->k_chunk = std::clamp<std::int64_t>(kPanelBytes / row_bytes, kMinChannels, s->icg);
+    const std::int64_t passes = (s->icg + s->k_chunk - 1) / s->k_chunk;
+    s->k_chunk = (s->icg + passes - 1) / passes;  // equal passes
+    s->stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
+    return s;
+  }
+
+  std::shared_ptr<PackedData> pack_weights(const Problem& p, const PlanState* state,
+                                           const void* weights) const override {
+    const auto& s = static_cast<const State&>(*state);
+    auto packed = std::make_shared<Packed>();
+    const auto* w = static_cast<const float*>(weights);
+    packed->weights.assign(static_cast<std::size_t>(p.groups * s.blocks * s.taps * s.icg * s.mr), 0.0f);
+    for (std::int64_t g = 0; g < p.groups; ++g)
+      for (std::int64_t n = 0; n < s.ocg; ++n)
+        for (std::int64_t t = 0; t < s.taps; ++t)
+          for (std::int64_t q = 0; q < s.icg; ++q) {
+            const std::int64_t at = (((g * s.blocks + n / s.mr) * s.taps + t) * s.icg + q) * s.mr + n % s.mr;
+            packed->weights[static_cast<std::size_t>(at)] = w[weight_index(p, g, q, n, t, s.taps)];
+          }
+    packed->bytes = packed->weights.size() * sizeof(float);
+    return packed;
+  }
+
+  // Per thread: the panel, the phase rows, and the tap lists.
+  std::size_t forward_workspace_bytes(const Problem&, const PlanState* state, int threads) const override {
+    const auto& s = static_cast<const State&>(*state);
+    const std::int64_t floats = panel_floats(s) + phase_floats(s);
+    const std::int64_t others = s.taps * 2 * static_cast<std::int64_t>(sizeof(const float*)) +
+                                s.rows_per_item * s.kernel[0] * s.kernel[1] * 2 *
+                                    static_cast<std::int64_t>(sizeof(std::int64_t)) +
+                                (s.kernel[0] + s.kernel[1]) * static_cast<std::int64_t>(sizeof(TapHit));
+    return static_cast<std::size_t>(threads * (floats * static_cast<std::int64_t>(sizeof(float)) + others));
+  }
+
+  void forward(const Problem& p, const ForwardArgs& args) const override {
+    const auto& s = static_cast<const State&>(*args.state);
+    const auto& packed = static_cast<const Packed&>(*args.weights);
+    const std::int64_t rows = s.out[0] * s.out[1];
+    const std::int64_t bands = (rows + s.rows_per_item - 1) / s.rows_per_item;
+    const auto chunks = static_cast<std::int64_t>(s.chunks.size());
+    const std::int64_t items = p.batch * p.groups * bands * chunks;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::int64_t item = 0; item < items; ++item) {
+      Item it;
+      it.chunk = &s.chunks[static_cast<std::size_t>(item % chunks)];
+      const std::int64_t band = item / chunks % bands;
+      it.g = item / (chunks * bands) % p.groups;
+      it.n = item / (chunks * bands * p.groups);
+      it.row_begin = band * s.rows_per_item;
+      it.row_end = std::min(rows, it.row_begin + s.rows_per_item);
+      thread_local Scratch scratch;
+      run_item(p, s, packed, args, it, scratch);
+      if (s.stream) hwy::FlushStream();  // streamed stores are visible before the threads join
+    }
+  }
+
+  void backward_data(const Problem& p, const detail::BackwardDataArgs& a) const override {
+    reference_->backward_data(p, a);
+  }
+  void backward_weights(const Problem& p, const detail::BackwardWeightsArgs& a) const override {
+    reference_->backward_weights(p, a);
+  }
+
+ private:
+  struct Item {
+    std::int64_t n = 0, g = 0, row_begin = 0, row_end = 0;
+    const XChunk* chunk = nullptr;
+  };
+
+  // One valid (z, y) tap of an output row: which panel row it reads, which kernel row it is.
+  struct RowTap {
+    std::int64_t slot, kernel_row;
+  };
+
+  struct Scratch {
+    std::vector<float> panel, phases;
+    std::vector<std::int64_t> slot_keys;
+    std::vector<RowTap> row_taps;
+    std::vector<std::int64_t> row_tap_begin;  // per row of the band, into row_taps (and one past the last)
+    std::vector<TapHit> z_taps, y_taps;
+    std::vector<const float*> a, b, part;
+  };
+
+  // The kernels read up to a tile's width past a run's last pixel.
+  static std::int64_t panel_floats(const State& s) {
+    return s.max_slots * s.k_chunk * s.panel_stride + kMaxVectorsPerTile * s.kernels.lanes;
+  }
+  static std::int64_t phase_floats(const State& s) {
+    return s.parts > 1 ? s.ocg * s.rows_per_item * s.parts * s.phase_stride : 0;
+  }
+
+  // The input rows each output row of the item reads (slot_keys: z * in_y + y of each panel slot).
+  static void list_row_taps(const State& s, const Item& it, Scratch& sc) {
+    sc.z_taps.resize(static_cast<std::size_t>(s.kernel[0]));
+    sc.y_taps.resize(static_cast<std::size_t>(s.kernel[1]));
+    sc.slot_keys.clear(), sc.row_taps.clear(), sc.row_tap_begin.clear();
+    for (std::int64_t r = it.row_begin; r < it.row_end; ++r) {
+      sc.row_tap_begin.push_back(static_cast<std::int64_t>(sc.row_taps.size()));
+      const int nz = s.axes[0].taps_at(r / s.out[1], sc.z_taps.data());
+      const int ny = s.axes[1].taps_at(r % s.out[1], sc.y_taps.data());
+      for (int zi = 0; zi < nz; ++zi)
+        for (int yi = 0; yi < ny; ++yi) {
+          const std::int64_t key = sc.z_taps[zi].in_index * s.in[1] + sc.y_taps[yi].in_index;
+          auto found = std::find(sc.slot_keys.begin(), sc.slot_keys.end(), key);
+          if (found == sc.slot_keys.end()) found = sc.slot_keys.insert(found, key);
+          sc.row_taps.push_back({found - sc.slot_keys.begin(),
+                                 sc.z_taps[zi].kernel_index * s.kernel[1] + sc.y_taps[yi].kernel_index});
+        }
+    }
+    sc.row_tap_begin.push_back(static_cast<std::int64_t>(sc.row_taps.size()));
+  }
+
+  void run_item(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args, const Item& it,
+                Scratch& sc) const {
+    const XChunk& chunk = *it.chunk;
+    list_row_taps(s, it, sc);
+    sc.panel.resize(static_cast<std::size_t>(panel_floats(s)));
+    sc.phases.resize(static_cast<std::size_t>(phase_floats(s)));
+    sc.a.resize(static_cast<std::size_t>(s.taps));
+    sc.b.resize(static_cast<std::size_t>(s.taps));
+    const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
+    const float* src = static_cast<const float*>(args.src) + (it.n * p.in_channels + it.g * s.icg) * in_plane;
+    float* dst = static_cast<float*>(args.dst) + (it.n * p.out_channels + it.g * s.ocg) * out_plane;
+    const float* bias = args.bias != nullptr ? static_cast<const float*>(args.bias) + it.g * s.ocg : nullptr;
+    const bool phased = s.parts > 1;
+    const std::int64_t band_rows = it.row_end - it.row_begin;
+    // The window's columns outside the input (padded_x only) are zeros.
+    const std::int64_t window = chunk.hi - chunk.lo;
+    const std::int64_t zeros_before = std::clamp<std::int64_t>(-chunk.lo, 0, window);
+    const std::int64_t inside = std::max<std::int64_t>(0, std::min(chunk.hi, s.in[2]) - chunk.lo - zeros_before);
+    const auto slots = static_cast<std::int64_t>(sc.slot_keys.size());
+
+    PlanarGemmCall call;
+    call.a = sc.a.data();
+    call.b = sc.b.data();
+    call.a_channel_stride = s.panel_stride;
+    call.b_stride = s.mr;
+    call.c_channel_stride = phased ? s.rows_per_item * s.parts * s.phase_stride : out_plane;
+    for (std::int64_t c0 = 0; c0 < s.icg; c0 += s.k_chunk) {
+      const std::int64_t kc = std::min(s.k_chunk, s.icg - c0);
+      const bool first = c0 == 0;
+      // The panel: slot-major, then channel, then the chunk's window of columns.
+      for (std::int64_t slot = 0; slot < slots; ++slot)
+        for (std::int64_t q = 0; q < kc; ++q) {
+          float* to = sc.panel.data() + (slot * kc + q) * s.panel_stride;
+          const float* from = src + (c0 + q) * in_plane + sc.slot_keys[static_cast<std::size_t>(slot)] * s.in[2];
+          std::fill(to, to + zeros_before, 0.0f);
+          std::memcpy(to + zeros_before, from + chunk.lo + zeros_before, static_cast<std::size_t>(inside) * sizeof(float));
+          std::fill(to + zeros_before + inside, to + window, 0.0f);
+        }
+      call.k = kc;
+      call.accumulate = !first;
+      // Streamed only where stored once: one pass, straight into the destination.
+      call.stream = s.stream && !phased && kc == s.icg;
+      // Rows outermost: a row's panel rows stay in L1 while every block of output channels reads them.
+      for (std::int64_t r = 0; r < band_rows; ++r) {
+        const std::int64_t row = it.row_begin + r;
+        const std::int64_t tb = sc.row_tap_begin[static_cast<std::size_t>(r)];
+        const std::int64_t te = sc.row_tap_begin[static_cast<std::size_t>(r + 1)];
+        for (std::int64_t block = 0; block < s.blocks; ++block) {
+          const std::int64_t co0 = block * s.mr;
+          call.m = static_cast<int>(std::min<std::int64_t>(s.mr, s.ocg - co0));
+          call.init = first && bias != nullptr ? bias + co0 : nullptr;
+          const float* b_block = packed.weights.data() + ((it.g * s.blocks + block) * s.taps * s.icg + c0) * s.mr;
+          for (int part = 0; part < s.parts; ++part) {
+            const AxisSequence& seq = s.axes[2].sequences[static_cast<std::size_t>(part)];
+            // Phase rows start at the chunk's first pixel; destination rows at column 0.
+            float* c_row = phased ? sc.phases.data() + ((co0 * s.rows_per_item + r) * s.parts + part) * s.phase_stride
+                                  : dst + co0 * out_plane + row * s.out[2];
+            // One run per segment, or with padded_x one run over the chunk with every tap.
+            const AxisSegment whole{0, seq.count, 0, static_cast<int>(seq.taps.size())};
+            const std::span<const AxisSegment> runs =
+                s.padded_x ? std::span<const AxisSegment>(&whole, 1) : std::span<const AxisSegment>(seq.segments);
+            for (const AxisSegment& seg : runs) {
+              const std::int64_t jb = std::max(seg.j_begin, chunk.j_begin), je = std::min(seg.j_end, chunk.j_end);
+              if (jb >= je) continue;
+              int t = 0;
+              for (std::int64_t rt = tb; rt < te; ++rt) {
+                const RowTap& row_tap = sc.row_taps[static_cast<std::size_t>(rt)];
+                const float* panel_row = sc.panel.data() + row_tap.slot * kc * s.panel_stride;
+                for (int xt = seg.tap_begin; xt < seg.tap_end; ++xt, ++t) {
+                  const AxisTap& tap = seq.taps[static_cast<std::size_t>(xt)];
+                  sc.a[static_cast<std::size_t>(t)] = panel_row + seq.in_first + jb + tap.in_offset - chunk.lo;
+                  sc.b[static_cast<std::size_t>(t)] =
+                      b_block + (row_tap.kernel_row * s.kernel[2] + tap.kernel_index) * s.icg * s.mr;
+                }
+              }
+              if (t == 0 && !first) continue;  // no taps: the first pass stored the bias
+              call.ntaps = t;
+              call.c = c_row + (phased ? jb - chunk.j_begin : seq.out_first + jb * seq.out_step);
+              call.count = je - jb;
+              s.kernels.planar_gemm[s.vectors](call);
+            }
+          }
+        }
+      }
+    }
+    if (!phased) return;
+    const std::int64_t x0 = chunk.j_begin * s.parts;
+    const std::int64_t count = std::min(s.out[2], chunk.j_end * s.parts) - x0;
+    sc.part.resize(static_cast<std::size_t>(s.parts));
+    for (std::int64_t co = 0; co < s.ocg; ++co)
+      for (std::int64_t r = 0; r < band_rows; ++r) {
+        for (int part = 0; part < s.parts; ++part) {
+          sc.part[static_cast<std::size_t>(part)] =
+              sc.phases.data() + ((co * s.rows_per_item + r) * s.parts + part) * s.phase_stride;
+        }
+        s.kernels.interleave(sc.part.data(), s.parts, dst + co * out_plane + (it.row_begin + r) * s.out[2] + x0,
+                             count, s.stream);
+      }
+  }
+
+  std::shared_ptr<const detail::Implementation> reference_ = detail::reference_implementation();
+};
+
+}  // namespace
+
+std::shared_ptr<const detail::Implementation> make_planar_gemm_engine() { return std::make_shared<PlanarGemm>(); }
+
+}  // namespace tdconv::engine
