@@ -437,12 +437,17 @@ void PlanarRun(const float* const* in, std::int64_t in_row_stride, const float* 
 // channels_first tensors need no relayout. `n` holds the pixels of each vector when the tile is the partial last
 // one of a run (null: all full); vectors past the run compute on whatever a[t] holds there and are not stored.
 template <int M, int NV>
-HWY_INLINE void PlanarGemmTile(const D d, const PlanarGemmCall& call, std::int64_t x, const size_t* n) {
+HWY_INLINE void PlanarGemmTile(const D d, const PlanarGemmCall& call, std::int64_t x, const size_t* n,
+                               int block) {
   const size_t lanes = hn::Lanes(d);
+  // Block `block` of M rows: the last one has call.m.
+  const int m = block == call.blocks - 1 ? call.m : M;
+  float* const c_block = call.c + block * M * call.c_channel_stride + x;
+  const std::int64_t b_offset = block * call.b_block_stride;
   V acc[M][NV];
   if (call.accumulate) {
     for (int r = 0; r < M; ++r) {
-      const float* c = call.c + (r < call.m ? r : 0) * call.c_channel_stride + x;
+      const float* c = c_block + (r < m ? r : 0) * call.c_channel_stride;
       for (int v = 0; v < NV; ++v) {
         acc[r][v] = n == nullptr || n[v] == lanes ? hn::LoadU(d, c + v * lanes)
                     : n[v] > 0                    ? LoadPartial(d, c + v * lanes, n[v])
@@ -451,13 +456,13 @@ HWY_INLINE void PlanarGemmTile(const D d, const PlanarGemmCall& call, std::int64
     }
   } else {
     for (int r = 0; r < M; ++r) {
-      const V init = call.init != nullptr && r < call.m ? hn::Set(d, call.init[r]) : hn::Zero(d);
+      const V init = call.init != nullptr && r < m ? hn::Set(d, call.init[block * M + r]) : hn::Zero(d);
       for (int v = 0; v < NV; ++v) acc[r][v] = init;
     }
   }
   for (int t = 0; t < call.ntaps; ++t) {
     const float* HWY_RESTRICT a = call.a[t] + x;
-    const float* HWY_RESTRICT b = call.b[t];
+    const float* HWY_RESTRICT b = call.b[t] + b_offset;
     for (std::int64_t q = 0; q < call.k; ++q) {
       V av[NV];
       for (int v = 0; v < NV; ++v) av[v] = hn::LoadU(d, a + q * call.a_channel_stride + v * lanes);
@@ -468,8 +473,8 @@ HWY_INLINE void PlanarGemmTile(const D d, const PlanarGemmCall& call, std::int64
       }
     }
   }
-  for (int r = 0; r < M && r < call.m; ++r) {
-    float* c = call.c + r * call.c_channel_stride + x;
+  for (int r = 0; r < M && r < m; ++r) {
+    float* c = c_block + r * call.c_channel_stride;
     for (int v = 0; v < NV; ++v) {
       if (n == nullptr || n[v] == lanes) {
         if (call.stream && reinterpret_cast<std::uintptr_t>(c + v * lanes) % (lanes * sizeof(float)) == 0) {
@@ -488,14 +493,18 @@ HWY_INLINE void PlanarGemmTile(const D d, const PlanarGemmCall& call, std::int64
 // 64-channel decoder layers with 32-pixel phases (3D U-Net) and measured 170 GFLOP/s from L1, the best of the four.
 constexpr int PlanarRows(int vectors) { return vectors == 2 && TileRows(2) > 8 ? 8 : TileRows(vectors); }
 
-// A run of call.count pixels: whole tiles of NV vectors, then the rest in the fewest vectors that hold it.
+// A run of call.count pixels: whole tiles of NV vectors, then the rest in the fewest vectors that hold it. Every
+// block of rows computes a tile before the next tile starts, so the tile's input columns are read from L1 by all of
+// them (blocks outermost, each block swept the whole run's panel from L2).
 template <int NV>
 HWY_NOINLINE void PlanarGemm(const PlanarGemmCall& call) {
   const D d;
   constexpr int M = PlanarRows(NV);
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
   std::int64_t x = 0;
-  for (; x + NV * lanes <= call.count; x += NV * lanes) PlanarGemmTile<M, NV>(d, call, x, nullptr);
+  for (; x + NV * lanes <= call.count; x += NV * lanes) {
+    for (int block = 0; block < call.blocks; ++block) PlanarGemmTile<M, NV>(d, call, x, nullptr, block);
+  }
   const std::int64_t left = call.count - x;
   if (left == 0) return;
   size_t n[NV];
@@ -504,17 +513,28 @@ HWY_NOINLINE void PlanarGemm(const PlanarGemmCall& call) {
     n[v] = static_cast<size_t>(in_vector <= 0 ? 0 : (in_vector < lanes ? in_vector : lanes));
   }
   const std::int64_t vectors = (left + lanes - 1) / lanes;
-  // Fewer vectors than NV: the same M rows over fewer columns (the weights are packed for M rows).
-  if constexpr (NV >= 2) {
-    if (vectors == 1) return PlanarGemmTile<M, 1>(d, call, x, n);
+  for (int block = 0; block < call.blocks; ++block) {
+    // Fewer vectors than NV: the same M rows over fewer columns (the weights are packed for M rows).
+    if constexpr (NV >= 2) {
+      if (vectors == 1) {
+        PlanarGemmTile<M, 1>(d, call, x, n, block);
+        continue;
+      }
+    }
+    if constexpr (NV >= 3) {
+      if (vectors == 2) {
+        PlanarGemmTile<M, 2>(d, call, x, n, block);
+        continue;
+      }
+    }
+    if constexpr (NV >= 4) {
+      if (vectors == 3) {
+        PlanarGemmTile<M, 3>(d, call, x, n, block);
+        continue;
+      }
+    }
+    PlanarGemmTile<M, NV>(d, call, x, n, block);
   }
-  if constexpr (NV >= 3) {
-    if (vectors == 2) return PlanarGemmTile<M, 2>(d, call, x, n);
-  }
-  if constexpr (NV >= 4) {
-    if (vectors == 3) return PlanarGemmTile<M, 3>(d, call, x, n);
-  }
-  PlanarGemmTile<M, NV>(d, call, x, n);
 }
 
 // Interleaves pixels [j, j_end) of the parts into out (element j * parts + q), whole vectors of every part at a time;

@@ -52,10 +52,10 @@ using TileFn = void (*)(const TileCall&);
 // A planar gemm call: channels_first output rows of one image, pixels as lanes (see planar_gemm.cpp).
 //   c[r * c_channel_stride + j] =
 //       init[r] + sum over taps t, channels q of  b[t][q * b_stride + r] * a[t][q * a_channel_stride + j]
-// for r < m, j < count (with `accumulate`, starting from c instead of init; init null: zero). The kernel computes
-// a fixed number of rows (KernelSet::planar_mr) and whole vectors of pixels: b[t] must hold planar_mr floats per
-// channel (zero past m), and a[t] must be readable a tile's width (planar_mr vectors) past count; it writes only
-// rows r < m and pixels j < count.
+// for j < count and the rows r of every block (below); with `accumulate` starting from c instead of init (null
+// init: zero). Tiles are planar_mr rows by whole vectors of pixels: b[t] holds planar_mr floats per channel (zero
+// past the last block's m rows), and a[t] must be readable a tile's width (4 vectors) past count. Only the rows of
+// the blocks and pixels j < count are written.
 struct PlanarGemmCall {
   int ntaps = 0;
   const float* const* a = nullptr;
@@ -63,6 +63,10 @@ struct PlanarGemmCall {
   std::int64_t k = 0;  // input channels per tap
   const float* const* b = nullptr;
   std::int64_t b_stride = 0;
+  // `blocks` blocks of planar_mr rows, block i reading weights b[t] + i * b_block_stride and writing rows from
+  // i * planar_mr on (init likewise); the last block has m rows, the others planar_mr.
+  int blocks = 1;
+  std::int64_t b_block_stride = 0;
   int m = 0;
   const float* init = nullptr;
   bool accumulate = false;

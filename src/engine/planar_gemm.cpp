@@ -377,45 +377,44 @@ class PlanarGemm final : public detail::Implementation {
       call.accumulate = !first;
       // Streamed only where stored once: one pass, straight into the destination.
       call.stream = s.stream && !phased && kc == s.icg;
-      // Rows outermost: a row's panel rows stay in L1 while every block of output channels reads them.
+      // One call per row, phase and run computes every block of output channels, a tile of pixels at a time (see
+      // PlanarGemm in kernels.cpp).
+      const float* b_group = packed.weights.data() + (it.g * s.blocks * s.taps * s.icg + c0) * s.mr;
+      call.blocks = static_cast<int>(s.blocks);
+      call.b_block_stride = s.taps * s.icg * s.mr;
+      call.m = static_cast<int>(s.ocg - (s.blocks - 1) * s.mr);
+      call.init = first ? bias : nullptr;
       for (std::int64_t r = 0; r < band_rows; ++r) {
         const std::int64_t row = it.row_begin + r;
         const std::int64_t tb = sc.row_tap_begin[static_cast<std::size_t>(r)];
         const std::int64_t te = sc.row_tap_begin[static_cast<std::size_t>(r + 1)];
-        for (std::int64_t block = 0; block < s.blocks; ++block) {
-          const std::int64_t co0 = block * s.mr;
-          call.m = static_cast<int>(std::min<std::int64_t>(s.mr, s.ocg - co0));
-          call.init = first && bias != nullptr ? bias + co0 : nullptr;
-          const float* b_block = packed.weights.data() + ((it.g * s.blocks + block) * s.taps * s.icg + c0) * s.mr;
-          for (int part = 0; part < s.parts; ++part) {
-            const AxisSequence& seq = s.axes[2].sequences[static_cast<std::size_t>(part)];
-            // Phase rows start at the chunk's first pixel; destination rows at column 0.
-            float* c_row = phased ? sc.phases.data() + ((co0 * s.rows_per_item + r) * s.parts + part) * s.phase_stride
-                                  : dst + co0 * out_plane + row * s.out[2];
-            // One run per segment, or with padded_x one run over the chunk with every tap.
-            const AxisSegment whole{0, seq.count, 0, static_cast<int>(seq.taps.size())};
-            const std::span<const AxisSegment> runs =
-                s.padded_x ? std::span<const AxisSegment>(&whole, 1) : std::span<const AxisSegment>(seq.segments);
-            for (const AxisSegment& seg : runs) {
-              const std::int64_t jb = std::max(seg.j_begin, chunk.j_begin), je = std::min(seg.j_end, chunk.j_end);
-              if (jb >= je) continue;
-              int t = 0;
-              for (std::int64_t rt = tb; rt < te; ++rt) {
-                const RowTap& row_tap = sc.row_taps[static_cast<std::size_t>(rt)];
-                const float* panel_row = sc.panel.data() + row_tap.slot * kc * s.panel_stride;
-                for (int xt = seg.tap_begin; xt < seg.tap_end; ++xt, ++t) {
-                  const AxisTap& tap = seq.taps[static_cast<std::size_t>(xt)];
-                  sc.a[static_cast<std::size_t>(t)] = panel_row + seq.in_first + jb + tap.in_offset - chunk.lo;
-                  sc.b[static_cast<std::size_t>(t)] =
-                      b_block + (row_tap.kernel_row * s.kernel[2] + tap.kernel_index) * s.icg * s.mr;
-                }
+        for (int part = 0; part < s.parts; ++part) {
+          const AxisSequence& seq = s.axes[2].sequences[static_cast<std::size_t>(part)];
+          // Phase rows start at the chunk's first pixel; destination rows at column 0.
+          float* c_row = phased ? sc.phases.data() + (r * s.parts + part) * s.phase_stride : dst + row * s.out[2];
+          // One run per segment, or with padded_x one run over the chunk with every tap.
+          const AxisSegment whole{0, seq.count, 0, static_cast<int>(seq.taps.size())};
+          const std::span<const AxisSegment> runs =
+              s.padded_x ? std::span<const AxisSegment>(&whole, 1) : std::span<const AxisSegment>(seq.segments);
+          for (const AxisSegment& seg : runs) {
+            const std::int64_t jb = std::max(seg.j_begin, chunk.j_begin), je = std::min(seg.j_end, chunk.j_end);
+            if (jb >= je) continue;
+            int t = 0;
+            for (std::int64_t rt = tb; rt < te; ++rt) {
+              const RowTap& row_tap = sc.row_taps[static_cast<std::size_t>(rt)];
+              const float* panel_row = sc.panel.data() + row_tap.slot * kc * s.panel_stride;
+              for (int xt = seg.tap_begin; xt < seg.tap_end; ++xt, ++t) {
+                const AxisTap& tap = seq.taps[static_cast<std::size_t>(xt)];
+                sc.a[static_cast<std::size_t>(t)] = panel_row + seq.in_first + jb + tap.in_offset - chunk.lo;
+                sc.b[static_cast<std::size_t>(t)] =
+                    b_group + (row_tap.kernel_row * s.kernel[2] + tap.kernel_index) * s.icg * s.mr;
               }
-              if (t == 0 && !first) continue;  // no taps: the first pass stored the bias
-              call.ntaps = t;
-              call.c = c_row + (phased ? jb - chunk.j_begin : seq.out_first + jb * seq.out_step);
-              call.count = je - jb;
-              s.kernels.planar_gemm[s.vectors](call);
             }
+            if (t == 0 && !first) continue;  // no taps: the first pass stored the bias
+            call.ntaps = t;
+            call.c = c_row + (phased ? jb - chunk.j_begin : seq.out_first + jb * seq.out_step);
+            call.count = je - jb;
+            s.kernels.planar_gemm[s.vectors](call);
           }
         }
       }
