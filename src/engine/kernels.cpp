@@ -436,31 +436,13 @@ void PlanarRun(const float* const* in, std::int64_t in_row_stride, const float* 
 // packed weights and loads NV vectors of one input channel's row, the transpose of GemmTile's roles, so that
 // channels_first tensors need no relayout. `n` holds the pixels of each vector when the tile is the partial last
 // one of a run (null: all full); vectors past the run compute on whatever a[t] holds there and are not stored.
+// The sums of taps [t_begin, t_end) for rows `block * M + r`, pixels x + v * lanes + lane, added to acc.
 template <int M, int NV>
-HWY_INLINE void PlanarGemmTile(const D d, const PlanarGemmCall& call, std::int64_t x, const size_t* n,
-                               int block) {
+HWY_INLINE void PlanarGemmSums(const D d, const PlanarGemmCall& call, std::int64_t x, int block, int t_begin,
+                               int t_end, V (&acc)[M][NV]) {
   const size_t lanes = hn::Lanes(d);
-  // Block `block` of M rows: the last one has call.m.
-  const int m = block == call.blocks - 1 ? call.m : M;
-  float* const c_block = call.c + block * M * call.c_channel_stride + x;
   const std::int64_t b_offset = block * call.b_block_stride;
-  V acc[M][NV];
-  if (call.accumulate) {
-    for (int r = 0; r < M; ++r) {
-      const float* c = c_block + (r < m ? r : 0) * call.c_channel_stride;
-      for (int v = 0; v < NV; ++v) {
-        acc[r][v] = n == nullptr || n[v] == lanes ? hn::LoadU(d, c + v * lanes)
-                    : n[v] > 0                    ? LoadPartial(d, c + v * lanes, n[v])
-                                                  : hn::Zero(d);
-      }
-    }
-  } else {
-    for (int r = 0; r < M; ++r) {
-      const V init = call.init != nullptr && r < m ? hn::Set(d, call.init[block * M + r]) : hn::Zero(d);
-      for (int v = 0; v < NV; ++v) acc[r][v] = init;
-    }
-  }
-  for (int t = 0; t < call.ntaps; ++t) {
+  for (int t = t_begin; t < t_end; ++t) {
     const float* HWY_RESTRICT a = call.a[t] + x;
     const float* HWY_RESTRICT b = call.b[t] + b_offset;
     for (std::int64_t q = 0; q < call.k; ++q) {
@@ -473,6 +455,38 @@ HWY_INLINE void PlanarGemmTile(const D d, const PlanarGemmCall& call, std::int64
       }
     }
   }
+}
+
+// The bias of each of the block's m rows, or zero.
+template <int M, int NV>
+HWY_INLINE void PlanarGemmInit(const D d, const PlanarGemmCall& call, int block, int m, V (&acc)[M][NV]) {
+  for (int r = 0; r < M; ++r) {
+    const V init = call.init != nullptr && r < m ? hn::Set(d, call.init[block * M + r]) : hn::Zero(d);
+    for (int v = 0; v < NV; ++v) acc[r][v] = init;
+  }
+}
+
+template <int M, int NV>
+HWY_INLINE void PlanarGemmTile(const D d, const PlanarGemmCall& call, std::int64_t x, const size_t* n,
+                               int block) {
+  const size_t lanes = hn::Lanes(d);
+  // Block `block` of M rows: the last one has call.m.
+  const int m = block == call.blocks - 1 ? call.m : M;
+  float* const c_block = call.c + block * M * call.c_channel_stride + x;
+  V acc[M][NV];
+  if (call.accumulate) {
+    for (int r = 0; r < M; ++r) {
+      const float* c = c_block + (r < m ? r : 0) * call.c_channel_stride;
+      for (int v = 0; v < NV; ++v) {
+        acc[r][v] = n == nullptr || n[v] == lanes ? hn::LoadU(d, c + v * lanes)
+                    : n[v] > 0                    ? LoadPartial(d, c + v * lanes, n[v])
+                                                  : hn::Zero(d);
+      }
+    }
+  } else {
+    PlanarGemmInit<M, NV>(d, call, block, m, acc);
+  }
+  PlanarGemmSums<M, NV>(d, call, x, block, 0, call.ntaps, acc);
   for (int r = 0; r < M && r < m; ++r) {
     float* c = c_block + r * call.c_channel_stride;
     for (int v = 0; v < NV; ++v) {
@@ -484,6 +498,69 @@ HWY_INLINE void PlanarGemmTile(const D d, const PlanarGemmCall& call, std::int64
         }
       } else if (n[v] > 0) {
         StorePartial(d, acc[r][v], c + v * lanes, n[v]);
+      }
+    }
+  }
+}
+
+// Vector v of every part, interleaved into out[0, parts * lanes).
+HWY_INLINE void StorePartsInterleaved(const D d, const float* parts_at, size_t part_stride, int parts, float* out) {
+  if (parts == 2) {
+    hn::StoreInterleaved2(hn::Load(d, parts_at), hn::Load(d, parts_at + part_stride), d, out);
+  } else if (parts == 3) {
+    hn::StoreInterleaved3(hn::Load(d, parts_at), hn::Load(d, parts_at + part_stride),
+                          hn::Load(d, parts_at + 2 * part_stride), d, out);
+  } else {
+    hn::StoreInterleaved4(hn::Load(d, parts_at), hn::Load(d, parts_at + part_stride),
+                          hn::Load(d, parts_at + 2 * part_stride), hn::Load(d, parts_at + 3 * part_stride), d, out);
+  }
+}
+
+// A tile of every part (call.parts), its rows stored interleaved: pixels x.. of each part go to outputs
+// x * parts.., of which `outputs` exist (fewer than the tile's in the last one).
+template <int M, int NV>
+HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std::int64_t x, std::int64_t outputs,
+                                     int block) {
+  const size_t lanes = hn::Lanes(d);
+  const int m = block == call.blocks - 1 ? call.m : M;
+  // The parts' accumulators, row by row: [part][r][v][lane].
+  constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
+  HWY_ALIGN float parts_buf[4 * M * NV * kMaxLanes];
+  const size_t part_stride = M * NV * lanes;
+  for (int p = 0; p < call.parts; ++p) {
+    V acc[M][NV];
+    PlanarGemmInit<M, NV>(d, call, block, m, acc);
+    PlanarGemmSums<M, NV>(d, call, x, block, call.part_taps[p], call.part_taps[p + 1], acc);
+    for (int r = 0; r < M; ++r)
+      for (int v = 0; v < NV; ++v) hn::Store(acc[r][v], d, parts_buf + p * part_stride + (r * NV + v) * lanes);
+  }
+  const auto parts = static_cast<std::int64_t>(call.parts);
+  const auto vector_outputs = static_cast<std::int64_t>(lanes) * parts;
+  HWY_ALIGN float row_buf[4 * kMaxLanes];
+  for (int r = 0; r < m; ++r) {
+    float* c = call.c + (block * M + r) * call.c_channel_stride + x * parts;
+    for (int v = 0; v < NV; ++v) {
+      const std::int64_t left = outputs - v * vector_outputs;
+      if (left <= 0) break;
+      const float* at = parts_buf + (r * NV + v) * lanes;
+      if (left >= vector_outputs && !call.stream) {
+        StorePartsInterleaved(d, at, part_stride, call.parts, c + v * vector_outputs);
+        continue;
+      }
+      StorePartsInterleaved(d, at, part_stride, call.parts, row_buf);
+      float* out = c + v * vector_outputs;
+      if (left >= vector_outputs) {  // streamed where aligned
+        const bool aligned = reinterpret_cast<std::uintptr_t>(out) % (lanes * sizeof(float)) == 0;
+        for (std::int64_t i = 0; i < parts; ++i) {
+          if (aligned) {
+            hn::Stream(hn::Load(d, row_buf + i * lanes), d, out + i * lanes);
+          } else {
+            hn::StoreU(hn::Load(d, row_buf + i * lanes), d, out + i * lanes);
+          }
+        }
+      } else {
+        const std::int64_t n = left < vector_outputs ? left : vector_outputs;
+        for (std::int64_t i = 0; i < n; ++i) out[i] = row_buf[i];
       }
     }
   }
@@ -501,6 +578,14 @@ HWY_NOINLINE void PlanarGemm(const PlanarGemmCall& call) {
   const D d;
   constexpr int M = PlanarRows(NV);
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  if (call.parts > 1) {
+    const std::int64_t tile_outputs = NV * lanes * call.parts;
+    for (std::int64_t x = 0; x * call.parts < call.count; x += NV * lanes) {
+      const std::int64_t outputs = std::min(tile_outputs, call.count - x * call.parts);
+      for (int block = 0; block < call.blocks; ++block) PlanarGemmPhasedTile<M, NV>(d, call, x, outputs, block);
+    }
+    return;
+  }
   std::int64_t x = 0;
   for (; x + NV * lanes <= call.count; x += NV * lanes) {
     for (int block = 0; block < call.blocks; ++block) PlanarGemmTile<M, NV>(d, call, x, nullptr, block);

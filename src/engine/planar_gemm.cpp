@@ -33,7 +33,7 @@ using detail::PlanState;
 constexpr std::int64_t kPixelsPerItem = 1024;
 constexpr std::int64_t kMinItems = 32;
 // One pass's panel of input rows: in L2 while every block of output channels reads it.
-constexpr std::int64_t kPanelBytes = 256 * 1024;
+constexpr std::int64_t kPanelBytes = 512 * 1024;
 // Rows of a sequence shorter than this leave most lanes idle; the gemm path (pixels as tile rows) runs them.
 constexpr std::int64_t kMinRun = 64;
 constexpr std::int64_t kMinChannels = 8;
@@ -65,6 +65,9 @@ struct State final : PlanState {
   // Whether each row of a phase is one run over all of the phase's taps, reading zeros past the input's edges,
   // instead of one run per segment of pixels with the same valid taps (see padding_x_pays).
   bool padded_x = false;
+  // Phases computed together and interleaved as they are stored (PlanarGemmCall::parts), with no phase rows: when
+  // every phase runs whole (padded_x) in one pass.
+  bool fused_phases = false;
 };
 
 struct Packed final : PackedData {
@@ -116,7 +119,7 @@ bool padding_x_pays(const State& s, std::int64_t chunk_len) {
       }
     }
   }
-  return padded < segmented;
+  return padded <= segmented;  // a tie: whole runs, which fused_phases needs
 }
 
 class PlanarGemm final : public detail::Implementation {
@@ -226,6 +229,7 @@ class PlanarGemm final : public detail::Implementation {
     const std::int64_t passes = (s->icg + s->k_chunk - 1) / s->k_chunk;
     s->k_chunk = (s->icg + passes - 1) / passes;  // equal passes
     s->stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
+    s->fused_phases = s->parts > 1 && s->padded_x && s->k_chunk == s->icg;
     return s;
   }
 
@@ -251,6 +255,7 @@ class PlanarGemm final : public detail::Implementation {
     const auto& s = static_cast<const State&>(*state);
     const std::int64_t floats = panel_floats(s) + phase_floats(s);
     const std::int64_t others = s.taps * 2 * static_cast<std::int64_t>(sizeof(const float*)) +
+                                (s.parts + 1) * static_cast<std::int64_t>(sizeof(int)) +
                                 s.rows_per_item * s.kernel[0] * s.kernel[1] * 2 *
                                     static_cast<std::int64_t>(sizeof(std::int64_t)) +
                                 (s.kernel[0] + s.kernel[1]) * static_cast<std::int64_t>(sizeof(TapHit));
@@ -304,6 +309,7 @@ class PlanarGemm final : public detail::Implementation {
     std::vector<std::int64_t> row_tap_begin;  // per row of the band, into row_taps (and one past the last)
     std::vector<TapHit> z_taps, y_taps;
     std::vector<const float*> a, b, part;
+    std::vector<int> part_taps;
   };
 
   // The kernels read up to a tile's width past a run's last pixel.
@@ -311,7 +317,7 @@ class PlanarGemm final : public detail::Implementation {
     return s.max_slots * s.k_chunk * s.panel_stride + kMaxVectorsPerTile * s.kernels.lanes;
   }
   static std::int64_t phase_floats(const State& s) {
-    return s.parts > 1 ? s.ocg * s.rows_per_item * s.parts * s.phase_stride : 0;
+    return s.parts > 1 && !s.fused_phases ? s.ocg * s.rows_per_item * s.parts * s.phase_stride : 0;
   }
 
   // The input rows each output row of the item reads (slot_keys: z * in_y + y of each panel slot).
@@ -335,6 +341,35 @@ class PlanarGemm final : public detail::Implementation {
     sc.row_tap_begin.push_back(static_cast<std::int64_t>(sc.row_taps.size()));
   }
 
+  // Every phase of one output row in one call (fused_phases): each phase over the chunk with all its taps, stored
+  // interleaved into the destination row (dst_row: column 0).
+  static void run_fused_row(const State& s, Scratch& sc, PlanarGemmCall& call, const float* b_group,
+                            const XChunk& chunk, std::int64_t kc, std::int64_t tb, std::int64_t te, float* dst_row) {
+    int t = 0;
+    for (int part = 0; part < s.parts; ++part) {
+      sc.part_taps[static_cast<std::size_t>(part)] = t;
+      const AxisSequence& seq = s.axes[2].sequences[static_cast<std::size_t>(part)];
+      for (std::int64_t rt = tb; rt < te; ++rt) {
+        const RowTap& row_tap = sc.row_taps[static_cast<std::size_t>(rt)];
+        const float* panel_row = sc.panel.data() + row_tap.slot * kc * s.panel_stride;
+        for (const AxisTap& tap : seq.taps) {
+          sc.a[static_cast<std::size_t>(t)] = panel_row + seq.in_first + chunk.j_begin + tap.in_offset - chunk.lo;
+          sc.b[static_cast<std::size_t>(t)] =
+              b_group + (row_tap.kernel_row * s.kernel[2] + tap.kernel_index) * s.icg * s.mr;
+          ++t;
+        }
+      }
+    }
+    sc.part_taps[static_cast<std::size_t>(s.parts)] = t;
+    PlanarGemmCall fused = call;
+    fused.parts = s.parts;
+    fused.part_taps = sc.part_taps.data();
+    fused.ntaps = t;
+    fused.c = dst_row + chunk.j_begin * s.parts;
+    fused.count = std::min(s.out[2], chunk.j_end * s.parts) - chunk.j_begin * s.parts;
+    s.kernels.planar_gemm[s.vectors](fused);
+  }
+
   void run_item(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args, const Item& it,
                 Scratch& sc) const {
     const XChunk& chunk = *it.chunk;
@@ -343,6 +378,7 @@ class PlanarGemm final : public detail::Implementation {
     sc.phases.resize(static_cast<std::size_t>(phase_floats(s)));
     sc.a.resize(static_cast<std::size_t>(s.taps));
     sc.b.resize(static_cast<std::size_t>(s.taps));
+    sc.part_taps.resize(static_cast<std::size_t>(s.parts + 1));
     const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
     const float* src = static_cast<const float*>(args.src) + (it.n * p.in_channels + it.g * s.icg) * in_plane;
     float* dst = static_cast<float*>(args.dst) + (it.n * p.out_channels + it.g * s.ocg) * out_plane;
@@ -360,7 +396,7 @@ class PlanarGemm final : public detail::Implementation {
     call.b = sc.b.data();
     call.a_channel_stride = s.panel_stride;
     call.b_stride = s.mr;
-    call.c_channel_stride = phased ? s.rows_per_item * s.parts * s.phase_stride : out_plane;
+    call.c_channel_stride = phased && !s.fused_phases ? s.rows_per_item * s.parts * s.phase_stride : out_plane;
     for (std::int64_t c0 = 0; c0 < s.icg; c0 += s.k_chunk) {
       const std::int64_t kc = std::min(s.k_chunk, s.icg - c0);
       const bool first = c0 == 0;
@@ -376,7 +412,7 @@ class PlanarGemm final : public detail::Implementation {
       call.k = kc;
       call.accumulate = !first;
       // Streamed only where stored once: one pass, straight into the destination.
-      call.stream = s.stream && !phased && kc == s.icg;
+      call.stream = s.stream && (!phased || s.fused_phases) && kc == s.icg;
       // One call per row, phase and run computes every block of output channels, a tile of pixels at a time (see
       // PlanarGemm in kernels.cpp).
       const float* b_group = packed.weights.data() + (it.g * s.blocks * s.taps * s.icg + c0) * s.mr;
@@ -388,6 +424,10 @@ class PlanarGemm final : public detail::Implementation {
         const std::int64_t row = it.row_begin + r;
         const std::int64_t tb = sc.row_tap_begin[static_cast<std::size_t>(r)];
         const std::int64_t te = sc.row_tap_begin[static_cast<std::size_t>(r + 1)];
+        if (s.fused_phases) {
+          run_fused_row(s, sc, call, b_group, chunk, kc, tb, te, dst + row * s.out[2]);
+          continue;
+        }
         for (int part = 0; part < s.parts; ++part) {
           const AxisSequence& seq = s.axes[2].sequences[static_cast<std::size_t>(part)];
           // Phase rows start at the chunk's first pixel; destination rows at column 0.
@@ -419,7 +459,7 @@ class PlanarGemm final : public detail::Implementation {
         }
       }
     }
-    if (!phased) return;
+    if (!phased || s.fused_phases) return;
     const std::int64_t x0 = chunk.j_begin * s.parts;
     const std::int64_t count = std::min(s.out[2], chunk.j_end * s.parts) - x0;
     sc.part.resize(static_cast<std::size_t>(s.parts));

@@ -193,7 +193,8 @@ TEST(Engine, PlanarDepthwiseMatchesReference) {
 
 // Dense channels_first layers with pixels as lanes (gemm_planar): 1D to 3D, dilation with asymmetric padding, rows
 // cut into chunks (rows over 1024 pixels) with and without phases, transposed strides 2 and 3 with output padding and
-// a stride past the kernel (a phase with no taps), groups, odd channel counts, input channels in several passes
+// a stride past the kernel (a phase with no taps), phases stored interleaved by the kernel (one pass) or through
+// phase rows (several passes, or runs per segment), groups, odd channel counts, input channels in several passes
 // with rows whose taps all land in padding, a strided y axis, rows run per segment of equal taps and rows run whole
 // over zero-padded columns, bands of several rows sharing input rows, a batch, both weight layouts.
 const std::vector<const char*> kPlanarGemmProblems = {
@@ -208,7 +209,8 @@ const std::vector<const char*> kPlanarGemmProblems = {
     "conv_mb1_g1_ic8_oc8_i5x70_k3x3_s1x1_d1x30_p1:1x30:30_f32_cfirst_wtorch",
     "conv_mb2_g1_ic8_oc16_i9x64_k3x3_s2x1_d2x1_p2:2x1:1_f32_cfirst_wtf",
     "conv_mb4_g1_ic8_oc8_i64x100_k3x3_s1x1_d2x1_p2:2x1:1_f32_cfirst_wtorch",
-    "convT_mb2_g1_ic8_oc12_i40x70_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf"};
+    "convT_mb2_g1_ic8_oc12_i40x70_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
+    "convT_mb1_g1_ic200_oc16_i5x300_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"};
 
 TEST(Engine, PlanarGemmMatchesReference) { check_problems(kPlanarGemmProblems, "gemm_planar"); }
 
