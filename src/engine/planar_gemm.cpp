@@ -35,7 +35,7 @@ constexpr std::int64_t kMinItems = 32;
 // One pass's panel of input rows: in L2 while every block of output channels reads it.
 constexpr std::int64_t kPanelBytes = 512 * 1024;
 // Rows of a sequence shorter than this leave most lanes idle; the gemm path (pixels as tile rows) runs them.
-constexpr std::int64_t kMinRun = 64;
+constexpr std::int64_t kMinRun = 32;
 constexpr std::int64_t kMinChannels = 8;
 // A group's packed weights beyond this do not stay in L2 from one work item to the next, and every item reads them
 // all (ASPP's 18 MiB: 1.4-1.8x slower than the gemm path, which reuses each pass's weights over many pixels).
@@ -148,7 +148,7 @@ class PlanarGemm final : public detail::Implementation {
       if (seq.in_step != 1 || seq.out_first != q || seq.out_step != parts) return "phases do not tile the row";
       longest = std::max(longest, seq.count);
     }
-    if (longest < kMinRun) return "rows of fewer than 64 pixels per phase";
+    if (longest < kMinRun) return "rows of fewer than 32 pixels per phase";
     return std::nullopt;
   }
 

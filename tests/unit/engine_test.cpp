@@ -210,7 +210,8 @@ const std::vector<const char*> kPlanarGemmProblems = {
     "conv_mb2_g1_ic8_oc16_i9x64_k3x3_s2x1_d2x1_p2:2x1:1_f32_cfirst_wtf",
     "conv_mb4_g1_ic8_oc8_i64x100_k3x3_s1x1_d2x1_p2:2x1:1_f32_cfirst_wtorch",
     "convT_mb2_g1_ic8_oc12_i40x70_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
-    "convT_mb1_g1_ic200_oc16_i5x300_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"};
+    "convT_mb1_g1_ic200_oc16_i5x300_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
+    "convT_mb1_g1_ic16_oc32_i4x5x33_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtorch"};
 
 TEST(Engine, PlanarGemmMatchesReference) { check_problems(kPlanarGemmProblems, "gemm_planar"); }
 
@@ -347,7 +348,7 @@ TEST_P(EngineTarget, ScatterMatchesReference) {
 TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
   check_problems({"convT_mb6_g1_ic12_oc19_i3x3_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
                   "convT_mb2_g1_ic7_oc13_i41x37_k5x5_s3x3_d1x1_p1:1x1:1_op2x1_f32_cfirst_wtf",
-                  "conv_mb1_g1_ic33_oc67_i61_k3_s1_d7_p9:7_f32_cfirst_wtorch"},
+                  "conv_mb1_g1_ic33_oc67_i21_k3_s1_d7_p9:7_f32_cfirst_wtorch"},
                  "gemm_simd");
   check_problems({kPlanarGemmProblems[0], kPlanarGemmProblems[2], kPlanarGemmProblems[4], kPlanarGemmProblems[8]},
                  "gemm_planar");
