@@ -501,12 +501,14 @@ class Engine final : public detail::Implementation {
     ctx.setups = &setups;
 
     // Passes outermost: every tile of the item adds one pass's products before the next pass starts, so that
-    // the pass's packed weights are read from L1 by all of them (see choose_passes). Each output element still
-    // sums its products in one fixed order, whatever the thread count.
+    // the pass's packed weights are read from L1 by all of them (see choose_passes). Channel chunks outside tap
+    // groups: every tap reads the chunk's slice of the input while it is in L2 (ASPP's 2048 channels, taps outside,
+    // had streamed the item's 2 MiB of input from L3 once per tap; 1-3% faster, the other multi-pass layers
+    // unchanged). Each output element still sums its products in one fixed order, whatever the thread count.
     const std::int64_t chunks = (s.k + s.k_chunk - 1) / s.k_chunk;
     const std::int64_t row_end = std::min(rows_total, (band + 1) * s.rows_per_item);
-    for (int tap_group = 0; tap_group < s.tap_groups; ++tap_group)
-      for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+    for (std::int64_t chunk = 0; chunk < chunks; ++chunk)
+      for (int tap_group = 0; tap_group < s.tap_groups; ++tap_group) {
         Pass pass;
         pass.first_tap = tap_group * s.taps_per_pass;
         pass.end_tap = pass.first_tap + s.taps_per_pass;
