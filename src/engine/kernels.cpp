@@ -1,5 +1,7 @@
 // Per-target microkernels. Highway compiles this file once per SIMD target (foreach_target.h) and dispatches at
-// run time; each target contributes only its tile kernels and their sizes.
+// run time; each target contributes only its tile kernels and their sizes. The planar kernels (pixels as lanes) and
+// the Winograd transforms are in planar_kernels.cpp and winograd_kernels.cpp: separate translation units compile in
+// parallel (this one file had become the longest step of every build, a minute per configuration).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "engine/kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -19,14 +21,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 using D = hn::ScalableTag<float>;
 using V = hn::Vec<D>;
 
-// Vector registers of the target: 32 with AVX-512, 16 otherwise (x86 AVX2/SSE; NEON has 32 but stays safe).
-constexpr int kRegisters = (HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL) ? 32 : 16;
+#include "engine/simd_common-inl.h"
 
-// Tile height for `vectors` accumulator columns: as many rows as leave room for the b vectors and a broadcast.
-constexpr int TileRows(int vectors) {
-  const int rows = (kRegisters - vectors - 2) / vectors;
-  return rows < 1 ? 1 : (rows > 16 ? 16 : rows);
-}
 
 // Writes a tile that is not a plain run of full vectors per pixel: partial channel blocks, or channels_first
 // (each output channel a plane, so the tile is written transposed). `tile` holds the accumulators row by row.
@@ -161,18 +157,6 @@ HWY_NOINLINE void DepthwiseTile(const TileCall& call) {
   for (int block = 0; block < call.blocks; ++block) DepthwiseBlock<M, NV>(d, call, block * nr);
 }
 
-// The first `count` floats at p, zeros after them, without touching memory past p + count: AVX2 and AVX-512 masked
-// loads suppress faults; other targets copy through a buffer.
-HWY_INLINE V LoadPartial(const D d, const float* HWY_RESTRICT p, size_t count) {
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
-  return hn::MaskedLoad(hn::FirstN(d, count), d, p);
-#else
-  HWY_ALIGN float buffer[HWY_MAX_BYTES / sizeof(float)] = {};
-  for (size_t i = 0; i < count; ++i) buffer[i] = p[i];
-  return hn::Load(d, buffer);
-#endif
-}
-
 // Few output channels: input channels are lanes; NO outputs per pixel, each reduced horizontally at the end.
 template <int M, int NO>
 HWY_NOINLINE void DotTile(const TileCall& call) {
@@ -262,7 +246,6 @@ void DepthwiseEntry(const TileCall& call) {
   ForEachTile(call, [](const TileCall& tile) { DispatchRows<NV, Depthwise>(tile); });
 }
 
-#include "engine/winograd_transforms-inl.h"
 
 // Square blocks of kBlock x kBlock floats transposed in registers: 16 x 16 with AVX-512 (each output row a whole
 // cache line, which non-temporal stores need: streaming half lines ran 2x slower than plain stores on 3D U-Net's
@@ -370,338 +353,6 @@ void Transpose(const float* in, std::int64_t in_stride, float* out, std::int64_t
   TransposeStrips<false>(in, in_stride, out, out_stride, rows, cols);
 }
 
-// The first `count` lanes of v stored at p, nothing past them (a masked store may not exist, and an emulated one
-// would write the neighbours' values back: a race with the thread that owns them).
-HWY_INLINE void StorePartial(const D d, V v, float* HWY_RESTRICT p, size_t count) {
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
-  hn::BlendedStore(v, hn::FirstN(d, count), d, p);  // vmaskmovps / masked vmovups: lanes past count untouched
-#else
-  HWY_ALIGN float buffer[HWY_MAX_BYTES / sizeof(float)];
-  hn::Store(v, d, buffer);
-  for (size_t i = 0; i < count; ++i) p[i] = buffer[i];
-#endif
-}
-
-// One row of PlanarRun: out[j] = init + sum_t w[t] * in[t][offset + j]. Four vectors of pixels at a time, each
-// summing its taps in a chain: a run shorter than four vectors (62 pixels in dw_up2's phases) still gets four
-// independent chains, its missing vectors masked, since one chain alone waits on the FMA latency at every tap.
-HWY_INLINE void PlanarRow(const D d, const float* const* in, std::int64_t offset, const float* w, int taps,
-                          float init, float* HWY_RESTRICT out, std::int64_t count) {
-  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
-  constexpr int kVectors = 4;
-  std::int64_t j = 0;
-  for (; j + kVectors * lanes <= count; j += kVectors * lanes) {
-    V acc[kVectors];
-    for (int v = 0; v < kVectors; ++v) acc[v] = hn::Set(d, init);
-    for (int t = 0; t < taps; ++t) {
-      const V wv = hn::Set(d, w[t]);
-      const float* HWY_RESTRICT p = in[t] + offset + j;
-      for (int v = 0; v < kVectors; ++v) acc[v] = hn::MulAdd(wv, hn::LoadU(d, p + v * lanes), acc[v]);
-    }
-    for (int v = 0; v < kVectors; ++v) hn::StoreU(acc[v], d, out + j + v * lanes);
-  }
-  if (j == count) return;
-  size_t n[kVectors];  // pixels of each remaining vector: full ones, then a partial one, then none
-  for (int v = 0; v < kVectors; ++v) {
-    const std::int64_t left = count - j - v * lanes;
-    n[v] = static_cast<size_t>(left <= 0 ? 0 : (left < lanes ? left : lanes));
-  }
-  V acc[kVectors];
-  for (int v = 0; v < kVectors; ++v) acc[v] = hn::Set(d, init);
-  for (int t = 0; t < taps; ++t) {
-    const V wv = hn::Set(d, w[t]);
-    const float* HWY_RESTRICT p = in[t] + offset + j;
-    for (int v = 0; v < kVectors; ++v) {
-      const V x =
-          n[v] == static_cast<size_t>(lanes) ? hn::LoadU(d, p + v * lanes) : LoadPartial(d, p + v * lanes, n[v]);
-      acc[v] = hn::MulAdd(wv, x, acc[v]);
-    }
-  }
-  for (int v = 0; v < kVectors; ++v) {
-    if (n[v] == static_cast<size_t>(lanes)) {
-      hn::StoreU(acc[v], d, out + j + v * lanes);
-    } else if (n[v] > 0) {
-      StorePartial(d, acc[v], out + j + v * lanes, n[v]);
-    }
-  }
-}
-
-void PlanarRun(const float* const* in, std::int64_t in_row_stride, const float* w, int taps, float init, float* out,
-               std::int64_t out_row_stride, std::int64_t rows, std::int64_t count) {
-  const D d;
-  for (std::int64_t r = 0; r < rows; ++r) PlanarRow(d, in, r * in_row_stride, w, taps, init, out + r * out_row_stride, count);
-}
-
-// Planar gemm (PlanarGemmCall): M output channels x NV vectors of consecutive pixels. Each step broadcasts M
-// packed weights and loads NV vectors of one input channel's row, the transpose of GemmTile's roles, so that
-// channels_first tensors need no relayout. `n` holds the pixels of each vector when the tile is the partial last
-// one of a run (null: all full); vectors past the run compute on whatever a[t] holds there and are not stored.
-// The sums of taps [t_begin, t_end) for rows `block * M + r`, pixels x + v * lanes + lane, added to acc.
-template <int M, int NV>
-HWY_INLINE void PlanarGemmSums(const D d, const PlanarGemmCall& call, std::int64_t x, int block, int t_begin,
-                               int t_end, V (&acc)[M][NV]) {
-  const size_t lanes = hn::Lanes(d);
-  const std::int64_t b_offset = block * call.b_block_stride;
-  for (int t = t_begin; t < t_end; ++t) {
-    const float* HWY_RESTRICT a = call.a[t] + x;
-    const float* HWY_RESTRICT b = call.b[t] + b_offset;
-    for (std::int64_t q = 0; q < call.k; ++q) {
-      V av[NV];
-      for (int v = 0; v < NV; ++v) av[v] = hn::LoadU(d, a + q * call.a_channel_stride + v * lanes);
-      const float* HWY_RESTRICT bq = b + q * call.b_stride;
-      for (int r = 0; r < M; ++r) {
-        const V bv = hn::Set(d, bq[r]);
-        for (int v = 0; v < NV; ++v) acc[r][v] = hn::MulAdd(bv, av[v], acc[r][v]);
-      }
-    }
-  }
-}
-
-// The bias of each of the block's m rows, or zero.
-template <int M, int NV>
-HWY_INLINE void PlanarGemmInit(const D d, const PlanarGemmCall& call, int block, int m, V (&acc)[M][NV]) {
-  for (int r = 0; r < M; ++r) {
-    const V init = call.init != nullptr && r < m ? hn::Set(d, call.init[block * M + r]) : hn::Zero(d);
-    for (int v = 0; v < NV; ++v) acc[r][v] = init;
-  }
-}
-
-template <int M, int NV>
-HWY_INLINE void PlanarGemmTile(const D d, const PlanarGemmCall& call, std::int64_t x, const size_t* n,
-                               int block) {
-  const size_t lanes = hn::Lanes(d);
-  // Block `block` of M rows: the last one has call.m.
-  const int m = block == call.blocks - 1 ? call.m : M;
-  float* const c_block = call.c + block * M * call.c_channel_stride + x;
-  V acc[M][NV];
-  if (call.accumulate) {
-    for (int r = 0; r < M; ++r) {
-      const float* c = c_block + (r < m ? r : 0) * call.c_channel_stride;
-      for (int v = 0; v < NV; ++v) {
-        acc[r][v] = n == nullptr || n[v] == lanes ? hn::LoadU(d, c + v * lanes)
-                    : n[v] > 0                    ? LoadPartial(d, c + v * lanes, n[v])
-                                                  : hn::Zero(d);
-      }
-    }
-  } else {
-    PlanarGemmInit<M, NV>(d, call, block, m, acc);
-  }
-  PlanarGemmSums<M, NV>(d, call, x, block, 0, call.ntaps, acc);
-  for (int r = 0; r < M && r < m; ++r) {
-    float* c = c_block + r * call.c_channel_stride;
-    for (int v = 0; v < NV; ++v) {
-      if (n == nullptr || n[v] == lanes) {
-        if (call.stream && reinterpret_cast<std::uintptr_t>(c + v * lanes) % (lanes * sizeof(float)) == 0) {
-          hn::Stream(acc[r][v], d, c + v * lanes);
-        } else {
-          hn::StoreU(acc[r][v], d, c + v * lanes);
-        }
-      } else if (n[v] > 0) {
-        StorePartial(d, acc[r][v], c + v * lanes, n[v]);
-      }
-    }
-  }
-}
-
-// Vector v of every part, interleaved into out[0, parts * lanes).
-HWY_INLINE void StorePartsInterleaved(const D d, const float* parts_at, size_t part_stride, int parts, float* out) {
-  if (parts == 2) {
-    hn::StoreInterleaved2(hn::Load(d, parts_at), hn::Load(d, parts_at + part_stride), d, out);
-  } else if (parts == 3) {
-    hn::StoreInterleaved3(hn::Load(d, parts_at), hn::Load(d, parts_at + part_stride),
-                          hn::Load(d, parts_at + 2 * part_stride), d, out);
-  } else {
-    hn::StoreInterleaved4(hn::Load(d, parts_at), hn::Load(d, parts_at + part_stride),
-                          hn::Load(d, parts_at + 2 * part_stride), hn::Load(d, parts_at + 3 * part_stride), d, out);
-  }
-}
-
-// A tile of every part (call.parts), its rows stored interleaved: pixels x.. of each part go to outputs
-// x * parts.., of which `outputs` exist (fewer than the tile's in the last one).
-template <int M, int NV>
-HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std::int64_t x, std::int64_t outputs,
-                                     int block) {
-  const size_t lanes = hn::Lanes(d);
-  const int m = block == call.blocks - 1 ? call.m : M;
-  // The parts' accumulators, row by row: [part][r][v][lane].
-  constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
-  HWY_ALIGN float parts_buf[4 * M * NV * kMaxLanes];
-  const size_t part_stride = M * NV * lanes;
-  for (int p = 0; p < call.parts; ++p) {
-    V acc[M][NV];
-    PlanarGemmInit<M, NV>(d, call, block, m, acc);
-    PlanarGemmSums<M, NV>(d, call, x, block, call.part_taps[p], call.part_taps[p + 1], acc);
-    for (int r = 0; r < M; ++r)
-      for (int v = 0; v < NV; ++v) hn::Store(acc[r][v], d, parts_buf + p * part_stride + (r * NV + v) * lanes);
-  }
-  const auto parts = static_cast<std::int64_t>(call.parts);
-  const auto vector_outputs = static_cast<std::int64_t>(lanes) * parts;
-  HWY_ALIGN float row_buf[4 * kMaxLanes];
-  for (int r = 0; r < m; ++r) {
-    float* c = call.c + (block * M + r) * call.c_channel_stride + x * parts;
-    for (int v = 0; v < NV; ++v) {
-      const std::int64_t left = outputs - v * vector_outputs;
-      if (left <= 0) break;
-      const float* at = parts_buf + (r * NV + v) * lanes;
-      if (left >= vector_outputs && !call.stream) {
-        StorePartsInterleaved(d, at, part_stride, call.parts, c + v * vector_outputs);
-        continue;
-      }
-      StorePartsInterleaved(d, at, part_stride, call.parts, row_buf);
-      float* out = c + v * vector_outputs;
-      if (left >= vector_outputs) {  // streamed where aligned
-        const bool aligned = reinterpret_cast<std::uintptr_t>(out) % (lanes * sizeof(float)) == 0;
-        for (std::int64_t i = 0; i < parts; ++i) {
-          if (aligned) {
-            hn::Stream(hn::Load(d, row_buf + i * lanes), d, out + i * lanes);
-          } else {
-            hn::StoreU(hn::Load(d, row_buf + i * lanes), d, out + i * lanes);
-          }
-        }
-      } else {
-        const std::int64_t n = left < vector_outputs ? left : vector_outputs;
-        for (std::int64_t i = 0; i < n; ++i) out[i] = row_buf[i];
-      }
-    }
-  }
-}
-
-// Output channels per planar tile: as TileRows, but 8 for two vectors (not 14, AVX-512), which suits the 32- and
-// 64-channel decoder layers with 32-pixel phases (3D U-Net) and measured 170 GFLOP/s from L1, the best of the four.
-constexpr int PlanarRows(int vectors) { return vectors == 2 && TileRows(2) > 8 ? 8 : TileRows(vectors); }
-
-// A run of call.count pixels: whole tiles of NV vectors, then the rest in the fewest vectors that hold it. Every
-// block of rows computes a tile before the next tile starts, so the tile's input columns are read from L1 by all of
-// them (blocks outermost, each block swept the whole run's panel from L2).
-template <int NV>
-HWY_NOINLINE void PlanarGemm(const PlanarGemmCall& call) {
-  const D d;
-  constexpr int M = PlanarRows(NV);
-  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
-  if (call.parts > 1) {
-    const std::int64_t tile_outputs = NV * lanes * call.parts;
-    for (std::int64_t x = 0; x * call.parts < call.count; x += NV * lanes) {
-      const std::int64_t outputs = std::min(tile_outputs, call.count - x * call.parts);
-      for (int block = 0; block < call.blocks; ++block) PlanarGemmPhasedTile<M, NV>(d, call, x, outputs, block);
-    }
-    return;
-  }
-  std::int64_t x = 0;
-  for (; x + NV * lanes <= call.count; x += NV * lanes) {
-    for (int block = 0; block < call.blocks; ++block) PlanarGemmTile<M, NV>(d, call, x, nullptr, block);
-  }
-  const std::int64_t left = call.count - x;
-  if (left == 0) return;
-  size_t n[NV];
-  for (int v = 0; v < NV; ++v) {
-    const std::int64_t in_vector = left - v * lanes;
-    n[v] = static_cast<size_t>(in_vector <= 0 ? 0 : (in_vector < lanes ? in_vector : lanes));
-  }
-  const std::int64_t vectors = (left + lanes - 1) / lanes;
-  for (int block = 0; block < call.blocks; ++block) {
-    // Fewer vectors than NV: the same M rows over fewer columns (the weights are packed for M rows).
-    if constexpr (NV >= 2) {
-      if (vectors == 1) {
-        PlanarGemmTile<M, 1>(d, call, x, n, block);
-        continue;
-      }
-    }
-    if constexpr (NV >= 3) {
-      if (vectors == 2) {
-        PlanarGemmTile<M, 2>(d, call, x, n, block);
-        continue;
-      }
-    }
-    if constexpr (NV >= 4) {
-      if (vectors == 3) {
-        PlanarGemmTile<M, 3>(d, call, x, n, block);
-        continue;
-      }
-    }
-    PlanarGemmTile<M, NV>(d, call, x, n, block);
-  }
-}
-
-// Interleaves pixels [j, j_end) of the parts into out (element j * parts + q), whole vectors of every part at a time;
-// returns the first pixel it left (fewer than a vector remain).
-HWY_INLINE std::int64_t InterleaveVectors(const float* const* part, int parts, float* out, std::int64_t j,
-                                          std::int64_t j_end) {
-  const D d;
-  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
-  if (parts == 2) {
-    for (; j + lanes <= j_end; j += lanes) {
-      hn::StoreInterleaved2(hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), d, out + j * 2);
-    }
-  } else if (parts == 3) {
-    for (; j + lanes <= j_end; j += lanes) {
-      hn::StoreInterleaved3(hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), hn::LoadU(d, part[2] + j), d,
-                            out + j * 3);
-    }
-  } else if (parts == 4) {
-    for (; j + lanes <= j_end; j += lanes) {
-      hn::StoreInterleaved4(hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), hn::LoadU(d, part[2] + j),
-                            hn::LoadU(d, part[3] + j), d, out + j * 4);
-    }
-  }
-  return j;
-}
-
-// out[i] = in[i] for i < count, with non-temporal stores where out is vector-aligned.
-HWY_INLINE void StreamCopy(const float* HWY_RESTRICT in, float* HWY_RESTRICT out, std::int64_t count) {
-  const D d;
-  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
-  std::int64_t i = 0;
-  for (; i < count && reinterpret_cast<std::uintptr_t>(out + i) % (lanes * sizeof(float)) != 0; ++i) out[i] = in[i];
-  for (; i + lanes <= count; i += lanes) hn::Stream(hn::LoadU(d, in + i), d, out + i);
-  for (; i < count; ++i) out[i] = in[i];
-}
-
-void Interleave(const float* const* part, int parts, float* out, std::int64_t count, bool stream) {
-  const std::int64_t whole = count / parts;  // pixels j for which every part has an element
-  std::int64_t j = 0;
-  if (!stream) {
-    j = InterleaveVectors(part, parts, out, 0, whole);
-  } else {
-    // Through an L1 buffer, streamed out: the row's lines are not read from memory before being written.
-    constexpr std::int64_t kChunk = 256;  // pixels
-    HWY_ALIGN float buffer[kChunk * 4];
-    while (whole - j >= static_cast<std::int64_t>(hn::Lanes(D()))) {
-      const std::int64_t j_end = std::min(whole, j + kChunk);
-      const float* shifted[4];
-      for (int q = 0; q < parts; ++q) shifted[q] = part[q] + j;
-      const std::int64_t done = InterleaveVectors(shifted, parts, buffer, 0, j_end - j);
-      StreamCopy(buffer, out + j * parts, done * parts);
-      j += done;
-    }
-  }
-  for (; j * parts < count; ++j)
-    for (int q = 0; q < parts && j * parts + q < count; ++q) out[j * parts + q] = part[q][j];
-}
-
-// The Winograd transforms of every tile shape the engine uses (see KernelSet::winograd_input): the same 2 or 3 taps
-// on every axis, or 1 or 2 taps on each axis (the stride phases of a transposed convolution whose kernel is longer
-// than the stride but at most twice it, e.g. 3 at stride 2).
-template <int... R>
-void SetWinogradTransform(KernelSet& set) {
-  constexpr std::array<int, 3> kTaps = [] {
-    std::array<int, 3> taps{0, 0, 0};
-    const std::array<int, sizeof...(R)> given{R...};
-    for (std::size_t a = 0; a < given.size(); ++a) taps[3 - given.size() + a] = given[a];
-    return taps;
-  }();
-  set.winograd_input[kTaps[0]][kTaps[1]][kTaps[2]] = WinogradInput<R...>;
-  set.winograd_output[kTaps[0]][kTaps[1]][kTaps[2]] = WinogradOutput<R...>;
-}
-
-void SetWinogradTransforms(KernelSet& set) {
-  SetWinogradTransform<2>(set), SetWinogradTransform<2, 2>(set), SetWinogradTransform<2, 2, 2>(set);
-  SetWinogradTransform<3>(set), SetWinogradTransform<3, 3>(set), SetWinogradTransform<3, 3, 3>(set);
-  SetWinogradTransform<1>(set), SetWinogradTransform<1, 1>(set), SetWinogradTransform<1, 2>(set);
-  SetWinogradTransform<2, 1>(set), SetWinogradTransform<1, 1, 1>(set), SetWinogradTransform<1, 1, 2>(set);
-  SetWinogradTransform<1, 2, 1>(set), SetWinogradTransform<1, 2, 2>(set), SetWinogradTransform<2, 1, 1>(set);
-  SetWinogradTransform<2, 1, 2>(set), SetWinogradTransform<2, 2, 1>(set);
-}
-
 KernelSet Kernels() {
   KernelSet set;
   set.target = hwy::TargetName(HWY_TARGET);
@@ -711,13 +362,7 @@ KernelSet Kernels() {
   set.depthwise[1] = DepthwiseEntry<1>, set.depthwise[2] = DepthwiseEntry<2>;
   set.depthwise[3] = DepthwiseEntry<3>, set.depthwise[4] = DepthwiseEntry<4>;
   for (int o = 1; o <= kMaxVectorsPerTile; ++o) set.dot_mr[o] = TileRows(o);
-  SetWinogradTransforms(set);
   set.transpose = Transpose;
-  set.planar_run = PlanarRun;
-  for (int v = 1; v <= kMaxVectorsPerTile; ++v) set.planar_mr[v] = PlanarRows(v);
-  set.planar_gemm[1] = PlanarGemm<1>, set.planar_gemm[2] = PlanarGemm<2>;
-  set.planar_gemm[3] = PlanarGemm<3>, set.planar_gemm[4] = PlanarGemm<4>;
-  set.interleave = Interleave;
   set.dot[1] = DotEntry<1>, set.dot[2] = DotEntry<2>, set.dot[3] = DotEntry<3>, set.dot[4] = DotEntry<4>;
   return set;
 }
@@ -727,6 +372,7 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include <mutex>
+#include <stdexcept>
 
 namespace tdconv::engine {
 HWY_EXPORT(Kernels);
@@ -736,12 +382,25 @@ std::mutex g_target_mutex;
 std::int64_t g_forced = 0;  // 0: no restriction
 }  // namespace
 
+namespace {
+// The kernels of the three per-target files, dispatched to the same target.
+KernelSet dispatch_kernels() {
+  KernelSet set = HWY_DYNAMIC_DISPATCH(Kernels)();
+  add_planar_kernels(set);
+  add_winograd_kernels(set);
+  if (set.planar_target != set.target || set.winograd_target != set.target) {
+    throw std::logic_error("SIMD kernels dispatched to different targets");
+  }
+  return set;
+}
+}  // namespace
+
 KernelSet best_kernels() {
   const std::lock_guard<std::mutex> lock(g_target_mutex);
-  if (g_forced == 0) return HWY_DYNAMIC_DISPATCH(Kernels)();
+  if (g_forced == 0) return dispatch_kernels();
   // Highway's test hook narrows what dynamic dispatch may choose; the plan keeps the returned pointers.
   hwy::SetSupportedTargetsForTest(g_forced);
-  KernelSet set = HWY_DYNAMIC_DISPATCH(Kernels)();
+  KernelSet set = dispatch_kernels();
   hwy::SetSupportedTargetsForTest(0);
   return set;
 }

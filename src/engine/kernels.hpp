@@ -88,6 +88,9 @@ inline constexpr int kMaxVectorsPerTile = 4;
 
 struct KernelSet {
   std::string target;  // Highway's target name, e.g. "AVX3", "AVX2", "EMU128"
+  // The targets of the planar kernels (planar_kernels.cpp) and of the Winograd transforms (winograd_kernels.cpp):
+  // always `target`.
+  std::string planar_target, winograd_target;
   int lanes = 1;       // floats per vector
   // Indexed by vectors per tile (1..kMaxVectorsPerTile); NR = vectors * lanes. mr[v] is the tile height.
   int mr[kMaxVectorsPerTile + 1] = {};
@@ -133,6 +136,12 @@ void to_channels_last(const KernelSet& kernels, const float* in, float* out, std
 
 // The kernels of the best target this CPU supports (as limited by force_target, if set).
 KernelSet best_kernels();
+
+// Sets the planar fields of `set` (planar_run, planar_mr, planar_gemm, interleave, planar_target) from
+// planar_kernels.cpp, dispatched like the caller's (best_kernels calls it).
+void add_planar_kernels(KernelSet& set);
+// Sets the Winograd transforms of `set` (and winograd_target) from winograd_kernels.cpp, likewise.
+void add_winograd_kernels(KernelSet& set);
 
 // Every compiled target this CPU supports, best first (names as in KernelSet::target).
 std::vector<std::string> supported_targets();

@@ -1,6 +1,6 @@
 // Winograd F(2, r) input and output transforms, r = 1, 2 or 3 taps per axis (not necessarily the same on every
-// axis), along every axis of a 1D, 2D or 3D tile, vectorised over channels. Included by kernels.cpp inside its
-// per-target namespace (Highway's "-inl.h" convention: no include guard, compiled once per target).
+// axis), along every axis of a 1D, 2D or 3D tile, vectorised over channels. Included by winograd_kernels.cpp inside
+// its per-target namespace (Highway's "-inl.h" convention: no include guard, compiled once per target).
 //
 // A tile computes 2 outputs per axis of the correlation y[i] = sum g[a] d[i + a] (a sum over every axis) from an
 // input patch d of r + 1 values per axis: V = B^T d B (B^T along each axis), products M = V . U with U = G g G^T

@@ -1,0 +1,338 @@
+// Per-target planar kernels: SIMD lanes are consecutive pixels of a channels_first row (depthwise runs, the planar
+// gemm tile, the interleave of a transposed convolution's phases). Compiled once per target like kernels.cpp, whose
+// best_kernels() adds these to its KernelSet (add_planar_kernels) for the same target.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "engine/planar_kernels.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+#include <hwy/cache_control.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "engine/kernels.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace tdconv::engine::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using D = hn::ScalableTag<float>;
+using V = hn::Vec<D>;
+
+#include "engine/simd_common-inl.h"
+
+// One row of PlanarRun: out[j] = init + sum_t w[t] * in[t][offset + j]. Four vectors of pixels at a time, each
+// summing its taps in a chain: a run shorter than four vectors (62 pixels in dw_up2's phases) still gets four
+// independent chains, its missing vectors masked, since one chain alone waits on the FMA latency at every tap.
+HWY_INLINE void PlanarRow(const D d, const float* const* in, std::int64_t offset, const float* w, int taps,
+                          float init, float* HWY_RESTRICT out, std::int64_t count) {
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  constexpr int kVectors = 4;
+  std::int64_t j = 0;
+  for (; j + kVectors * lanes <= count; j += kVectors * lanes) {
+    V acc[kVectors];
+    for (int v = 0; v < kVectors; ++v) acc[v] = hn::Set(d, init);
+    for (int t = 0; t < taps; ++t) {
+      const V wv = hn::Set(d, w[t]);
+      const float* HWY_RESTRICT p = in[t] + offset + j;
+      for (int v = 0; v < kVectors; ++v) acc[v] = hn::MulAdd(wv, hn::LoadU(d, p + v * lanes), acc[v]);
+    }
+    for (int v = 0; v < kVectors; ++v) hn::StoreU(acc[v], d, out + j + v * lanes);
+  }
+  if (j == count) return;
+  size_t n[kVectors];  // pixels of each remaining vector: full ones, then a partial one, then none
+  for (int v = 0; v < kVectors; ++v) {
+    const std::int64_t left = count - j - v * lanes;
+    n[v] = static_cast<size_t>(left <= 0 ? 0 : (left < lanes ? left : lanes));
+  }
+  V acc[kVectors];
+  for (int v = 0; v < kVectors; ++v) acc[v] = hn::Set(d, init);
+  for (int t = 0; t < taps; ++t) {
+    const V wv = hn::Set(d, w[t]);
+    const float* HWY_RESTRICT p = in[t] + offset + j;
+    for (int v = 0; v < kVectors; ++v) {
+      const V x =
+          n[v] == static_cast<size_t>(lanes) ? hn::LoadU(d, p + v * lanes) : LoadPartial(d, p + v * lanes, n[v]);
+      acc[v] = hn::MulAdd(wv, x, acc[v]);
+    }
+  }
+  for (int v = 0; v < kVectors; ++v) {
+    if (n[v] == static_cast<size_t>(lanes)) {
+      hn::StoreU(acc[v], d, out + j + v * lanes);
+    } else if (n[v] > 0) {
+      StorePartial(d, acc[v], out + j + v * lanes, n[v]);
+    }
+  }
+}
+
+void PlanarRun(const float* const* in, std::int64_t in_row_stride, const float* w, int taps, float init, float* out,
+               std::int64_t out_row_stride, std::int64_t rows, std::int64_t count) {
+  const D d;
+  for (std::int64_t r = 0; r < rows; ++r) PlanarRow(d, in, r * in_row_stride, w, taps, init, out + r * out_row_stride, count);
+}
+
+// Planar gemm (PlanarGemmCall): M output channels x NV vectors of consecutive pixels. Each step broadcasts M
+// packed weights and loads NV vectors of one input channel's row, the transpose of GemmTile's roles, so that
+// channels_first tensors need no relayout. `n` holds the pixels of each vector when the tile is the partial last
+// one of a run (null: all full); vectors past the run compute on whatever a[t] holds there and are not stored.
+// The sums of taps [t_begin, t_end) for rows `block * M + r`, pixels x + v * lanes + lane, added to acc.
+template <int M, int NV>
+HWY_INLINE void PlanarGemmSums(const D d, const PlanarGemmCall& call, std::int64_t x, int block, int t_begin,
+                               int t_end, V (&acc)[M][NV]) {
+  const size_t lanes = hn::Lanes(d);
+  const std::int64_t b_offset = block * call.b_block_stride;
+  for (int t = t_begin; t < t_end; ++t) {
+    const float* HWY_RESTRICT a = call.a[t] + x;
+    const float* HWY_RESTRICT b = call.b[t] + b_offset;
+    for (std::int64_t q = 0; q < call.k; ++q) {
+      V av[NV];
+      for (int v = 0; v < NV; ++v) av[v] = hn::LoadU(d, a + q * call.a_channel_stride + v * lanes);
+      const float* HWY_RESTRICT bq = b + q * call.b_stride;
+      for (int r = 0; r < M; ++r) {
+        const V bv = hn::Set(d, bq[r]);
+        for (int v = 0; v < NV; ++v) acc[r][v] = hn::MulAdd(bv, av[v], acc[r][v]);
+      }
+    }
+  }
+}
+
+// The bias of each of the block's m rows, or zero.
+template <int M, int NV>
+HWY_INLINE void PlanarGemmInit(const D d, const PlanarGemmCall& call, int block, int m, V (&acc)[M][NV]) {
+  for (int r = 0; r < M; ++r) {
+    const V init = call.init != nullptr && r < m ? hn::Set(d, call.init[block * M + r]) : hn::Zero(d);
+    for (int v = 0; v < NV; ++v) acc[r][v] = init;
+  }
+}
+
+template <int M, int NV>
+HWY_INLINE void PlanarGemmTile(const D d, const PlanarGemmCall& call, std::int64_t x, const size_t* n,
+                               int block) {
+  const size_t lanes = hn::Lanes(d);
+  // Block `block` of M rows: the last one has call.m.
+  const int m = block == call.blocks - 1 ? call.m : M;
+  float* const c_block = call.c + block * M * call.c_channel_stride + x;
+  V acc[M][NV];
+  if (call.accumulate) {
+    for (int r = 0; r < M; ++r) {
+      const float* c = c_block + (r < m ? r : 0) * call.c_channel_stride;
+      for (int v = 0; v < NV; ++v) {
+        acc[r][v] = n == nullptr || n[v] == lanes ? hn::LoadU(d, c + v * lanes)
+                    : n[v] > 0                    ? LoadPartial(d, c + v * lanes, n[v])
+                                                  : hn::Zero(d);
+      }
+    }
+  } else {
+    PlanarGemmInit<M, NV>(d, call, block, m, acc);
+  }
+  PlanarGemmSums<M, NV>(d, call, x, block, 0, call.ntaps, acc);
+  for (int r = 0; r < M && r < m; ++r) {
+    float* c = c_block + r * call.c_channel_stride;
+    for (int v = 0; v < NV; ++v) {
+      if (n == nullptr || n[v] == lanes) {
+        if (call.stream && reinterpret_cast<std::uintptr_t>(c + v * lanes) % (lanes * sizeof(float)) == 0) {
+          hn::Stream(acc[r][v], d, c + v * lanes);
+        } else {
+          hn::StoreU(acc[r][v], d, c + v * lanes);
+        }
+      } else if (n[v] > 0) {
+        StorePartial(d, acc[r][v], c + v * lanes, n[v]);
+      }
+    }
+  }
+}
+
+// Vector v of every part, interleaved into out[0, parts * lanes).
+HWY_INLINE void StorePartsInterleaved(const D d, const float* parts_at, size_t part_stride, int parts, float* out) {
+  if (parts == 2) {
+    hn::StoreInterleaved2(hn::Load(d, parts_at), hn::Load(d, parts_at + part_stride), d, out);
+  } else if (parts == 3) {
+    hn::StoreInterleaved3(hn::Load(d, parts_at), hn::Load(d, parts_at + part_stride),
+                          hn::Load(d, parts_at + 2 * part_stride), d, out);
+  } else {
+    hn::StoreInterleaved4(hn::Load(d, parts_at), hn::Load(d, parts_at + part_stride),
+                          hn::Load(d, parts_at + 2 * part_stride), hn::Load(d, parts_at + 3 * part_stride), d, out);
+  }
+}
+
+// A tile of every part (call.parts), its rows stored interleaved: pixels x.. of each part go to outputs
+// x * parts.., of which `outputs` exist (fewer than the tile's in the last one).
+template <int M, int NV>
+HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std::int64_t x, std::int64_t outputs,
+                                     int block) {
+  const size_t lanes = hn::Lanes(d);
+  const int m = block == call.blocks - 1 ? call.m : M;
+  // The parts' accumulators, row by row: [part][r][v][lane].
+  constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
+  HWY_ALIGN float parts_buf[4 * M * NV * kMaxLanes];
+  const size_t part_stride = M * NV * lanes;
+  for (int p = 0; p < call.parts; ++p) {
+    V acc[M][NV];
+    PlanarGemmInit<M, NV>(d, call, block, m, acc);
+    PlanarGemmSums<M, NV>(d, call, x, block, call.part_taps[p], call.part_taps[p + 1], acc);
+    for (int r = 0; r < M; ++r)
+      for (int v = 0; v < NV; ++v) hn::Store(acc[r][v], d, parts_buf + p * part_stride + (r * NV + v) * lanes);
+  }
+  const auto parts = static_cast<std::int64_t>(call.parts);
+  const auto vector_outputs = static_cast<std::int64_t>(lanes) * parts;
+  HWY_ALIGN float row_buf[4 * kMaxLanes];
+  for (int r = 0; r < m; ++r) {
+    float* c = call.c + (block * M + r) * call.c_channel_stride + x * parts;
+    for (int v = 0; v < NV; ++v) {
+      const std::int64_t left = outputs - v * vector_outputs;
+      if (left <= 0) break;
+      const float* at = parts_buf + (r * NV + v) * lanes;
+      if (left >= vector_outputs && !call.stream) {
+        StorePartsInterleaved(d, at, part_stride, call.parts, c + v * vector_outputs);
+        continue;
+      }
+      StorePartsInterleaved(d, at, part_stride, call.parts, row_buf);
+      float* out = c + v * vector_outputs;
+      if (left >= vector_outputs) {  // streamed where aligned
+        const bool aligned = reinterpret_cast<std::uintptr_t>(out) % (lanes * sizeof(float)) == 0;
+        for (std::int64_t i = 0; i < parts; ++i) {
+          if (aligned) {
+            hn::Stream(hn::Load(d, row_buf + i * lanes), d, out + i * lanes);
+          } else {
+            hn::StoreU(hn::Load(d, row_buf + i * lanes), d, out + i * lanes);
+          }
+        }
+      } else {
+        const std::int64_t n = left < vector_outputs ? left : vector_outputs;
+        for (std::int64_t i = 0; i < n; ++i) out[i] = row_buf[i];
+      }
+    }
+  }
+}
+
+// Output channels per planar tile: as TileRows, but 8 for two vectors (not 14, AVX-512), which suits the 32- and
+// 64-channel decoder layers with 32-pixel phases (3D U-Net) and measured 170 GFLOP/s from L1, the best of the four.
+constexpr int PlanarRows(int vectors) { return vectors == 2 && TileRows(2) > 8 ? 8 : TileRows(vectors); }
+
+// A run of call.count pixels: whole tiles of NV vectors, then the rest in the fewest vectors that hold it. Every
+// block of rows computes a tile before the next tile starts, so the tile's input columns are read from L1 by all of
+// them (blocks outermost, each block swept the whole run's panel from L2).
+template <int NV>
+HWY_NOINLINE void PlanarGemm(const PlanarGemmCall& call) {
+  const D d;
+  constexpr int M = PlanarRows(NV);
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  if (call.parts > 1) {
+    const std::int64_t tile_outputs = NV * lanes * call.parts;
+    for (std::int64_t x = 0; x * call.parts < call.count; x += NV * lanes) {
+      const std::int64_t outputs = std::min(tile_outputs, call.count - x * call.parts);
+      for (int block = 0; block < call.blocks; ++block) PlanarGemmPhasedTile<M, NV>(d, call, x, outputs, block);
+    }
+    return;
+  }
+  std::int64_t x = 0;
+  for (; x + NV * lanes <= call.count; x += NV * lanes) {
+    for (int block = 0; block < call.blocks; ++block) PlanarGemmTile<M, NV>(d, call, x, nullptr, block);
+  }
+  const std::int64_t left = call.count - x;
+  if (left == 0) return;
+  size_t n[NV];
+  for (int v = 0; v < NV; ++v) {
+    const std::int64_t in_vector = left - v * lanes;
+    n[v] = static_cast<size_t>(in_vector <= 0 ? 0 : (in_vector < lanes ? in_vector : lanes));
+  }
+  const std::int64_t vectors = (left + lanes - 1) / lanes;
+  for (int block = 0; block < call.blocks; ++block) {
+    // Fewer vectors than NV: the same M rows over fewer columns (the weights are packed for M rows).
+    if constexpr (NV >= 2) {
+      if (vectors == 1) {
+        PlanarGemmTile<M, 1>(d, call, x, n, block);
+        continue;
+      }
+    }
+    if constexpr (NV >= 3) {
+      if (vectors == 2) {
+        PlanarGemmTile<M, 2>(d, call, x, n, block);
+        continue;
+      }
+    }
+    if constexpr (NV >= 4) {
+      if (vectors == 3) {
+        PlanarGemmTile<M, 3>(d, call, x, n, block);
+        continue;
+      }
+    }
+    PlanarGemmTile<M, NV>(d, call, x, n, block);
+  }
+}
+
+// Interleaves pixels [j, j_end) of the parts into out (element j * parts + q), whole vectors of every part at a time;
+// returns the first pixel it left (fewer than a vector remain).
+HWY_INLINE std::int64_t InterleaveVectors(const float* const* part, int parts, float* out, std::int64_t j,
+                                          std::int64_t j_end) {
+  const D d;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  if (parts == 2) {
+    for (; j + lanes <= j_end; j += lanes) {
+      hn::StoreInterleaved2(hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), d, out + j * 2);
+    }
+  } else if (parts == 3) {
+    for (; j + lanes <= j_end; j += lanes) {
+      hn::StoreInterleaved3(hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), hn::LoadU(d, part[2] + j), d,
+                            out + j * 3);
+    }
+  } else if (parts == 4) {
+    for (; j + lanes <= j_end; j += lanes) {
+      hn::StoreInterleaved4(hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), hn::LoadU(d, part[2] + j),
+                            hn::LoadU(d, part[3] + j), d, out + j * 4);
+    }
+  }
+  return j;
+}
+
+// out[i] = in[i] for i < count, with non-temporal stores where out is vector-aligned.
+HWY_INLINE void StreamCopy(const float* HWY_RESTRICT in, float* HWY_RESTRICT out, std::int64_t count) {
+  const D d;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  std::int64_t i = 0;
+  for (; i < count && reinterpret_cast<std::uintptr_t>(out + i) % (lanes * sizeof(float)) != 0; ++i) out[i] = in[i];
+  for (; i + lanes <= count; i += lanes) hn::Stream(hn::LoadU(d, in + i), d, out + i);
+  for (; i < count; ++i) out[i] = in[i];
+}
+
+void Interleave(const float* const* part, int parts, float* out, std::int64_t count, bool stream) {
+  const std::int64_t whole = count / parts;  // pixels j for which every part has an element
+  std::int64_t j = 0;
+  if (!stream) {
+    j = InterleaveVectors(part, parts, out, 0, whole);
+  } else {
+    // Through an L1 buffer, streamed out: the row's lines are not read from memory before being written.
+    constexpr std::int64_t kChunk = 256;  // pixels
+    HWY_ALIGN float buffer[kChunk * 4];
+    while (whole - j >= static_cast<std::int64_t>(hn::Lanes(D()))) {
+      const std::int64_t j_end = std::min(whole, j + kChunk);
+      const float* shifted[4];
+      for (int q = 0; q < parts; ++q) shifted[q] = part[q] + j;
+      const std::int64_t done = InterleaveVectors(shifted, parts, buffer, 0, j_end - j);
+      StreamCopy(buffer, out + j * parts, done * parts);
+      j += done;
+    }
+  }
+  for (; j * parts < count; ++j)
+    for (int q = 0; q < parts && j * parts + q < count; ++q) out[j * parts + q] = part[q][j];
+}
+
+void FillPlanarKernels(KernelSet* set) {
+  set->planar_target = hwy::TargetName(HWY_TARGET);
+  set->planar_run = PlanarRun;
+  for (int v = 1; v <= kMaxVectorsPerTile; ++v) set->planar_mr[v] = PlanarRows(v);
+  set->planar_gemm[1] = PlanarGemm<1>, set->planar_gemm[2] = PlanarGemm<2>;
+  set->planar_gemm[3] = PlanarGemm<3>, set->planar_gemm[4] = PlanarGemm<4>;
+  set->interleave = Interleave;
+}
+
+}  // namespace tdconv::engine::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace tdconv::engine {
+HWY_EXPORT(FillPlanarKernels);
+
+void add_planar_kernels(KernelSet& set) { HWY_DYNAMIC_DISPATCH(FillPlanarKernels)(&set); }
+
+}  // namespace tdconv::engine
+#endif

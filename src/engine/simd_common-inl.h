@@ -1,0 +1,36 @@
+// Per-target helpers shared by kernels.cpp and planar_kernels.cpp. Included inside their per-target namespace after
+// the aliases hn, D and V (Highway's "-inl.h" convention: no include guard, compiled once per target).
+
+// Vector registers of the target: 32 with AVX-512, 16 otherwise (x86 AVX2/SSE; NEON has 32 but stays safe).
+constexpr int kRegisters = (HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL) ? 32 : 16;
+
+// Tile height for `vectors` accumulator columns: as many rows as leave room for the b vectors and a broadcast.
+constexpr int TileRows(int vectors) {
+  const int rows = (kRegisters - vectors - 2) / vectors;
+  return rows < 1 ? 1 : (rows > 16 ? 16 : rows);
+}
+
+// The first `count` floats at p, zeros after them, without touching memory past p + count: AVX2 and AVX-512 masked
+// loads suppress faults; other targets copy through a buffer.
+HWY_INLINE V LoadPartial(const D d, const float* HWY_RESTRICT p, size_t count) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
+  return hn::MaskedLoad(hn::FirstN(d, count), d, p);
+#else
+  HWY_ALIGN float buffer[HWY_MAX_BYTES / sizeof(float)] = {};
+  for (size_t i = 0; i < count; ++i) buffer[i] = p[i];
+  return hn::Load(d, buffer);
+#endif
+}
+
+// The first `count` lanes of v stored at p, nothing past them (a masked store may not exist, and an emulated one
+// would write the neighbours' values back: a race with the thread that owns them).
+HWY_INLINE void StorePartial(const D d, V v, float* HWY_RESTRICT p, size_t count) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
+  hn::BlendedStore(v, hn::FirstN(d, count), d, p);  // vmaskmovps / masked vmovups: lanes past count untouched
+#else
+  HWY_ALIGN float buffer[HWY_MAX_BYTES / sizeof(float)];
+  hn::Store(v, d, buffer);
+  for (size_t i = 0; i < count; ++i) p[i] = buffer[i];
+#endif
+}
+
