@@ -12,6 +12,7 @@
 
 #include "engine/axis.hpp"
 #include "engine/kernels.hpp"
+#include "engine/weight_index.hpp"
 #include "tdconv/shape.hpp"
 #include "util/checked.hpp"
 
@@ -109,17 +110,6 @@ struct State final : PlanState {
 struct Packed final : PackedData {
   std::vector<float> weights;
 };
-
-// Index of weight (g, input channel q of the group, output channel n of the group, kernel tap) in the user's layout.
-std::int64_t weight_index(const Problem& p, std::int64_t g, std::int64_t q, std::int64_t n, std::int64_t tap,
-                          std::int64_t taps) {
-  const std::int64_t icg = p.in_channels / p.groups, ocg = p.out_channels / p.groups;
-  const bool torch = p.weight_layout == WeightLayout::torch;
-  if (p.op == Op::conv) {
-    return torch ? ((g * ocg + n) * icg + q) * taps + tap : (tap * icg + q) * p.out_channels + g * ocg + n;
-  }
-  return torch ? ((g * icg + q) * ocg + n) * taps + tap : (tap * ocg + n) * p.in_channels + g * icg + q;
-}
 
 int depthwise_vectors(std::int64_t channels, int lanes) {
   for (int v = kMaxVectorsPerTile; v >= 1; --v) {

@@ -20,6 +20,7 @@
 
 #include "engine/axis.hpp"
 #include "engine/kernels.hpp"
+#include "engine/weight_index.hpp"
 #include "tdconv/shape.hpp"
 
 namespace tdconv::engine {
@@ -75,17 +76,6 @@ struct Packed final : PackedData {
 };
 
 std::int64_t round_up(std::int64_t a, std::int64_t b) { return (a + b - 1) / b * b; }
-
-// Index of weight (g, input channel q of the group, output channel n of the group, tap) in the user's layout.
-std::int64_t weight_index(const Problem& p, std::int64_t g, std::int64_t q, std::int64_t n, std::int64_t tap,
-                          std::int64_t taps) {
-  const std::int64_t icg = p.in_channels / p.groups, ocg = p.out_channels / p.groups;
-  const bool torch = p.weight_layout == WeightLayout::torch;
-  if (p.op == Op::conv) {
-    return torch ? ((g * ocg + n) * icg + q) * taps + tap : (tap * icg + q) * p.out_channels + g * ocg + n;
-  }
-  return torch ? ((g * icg + q) * ocg + n) * taps + tap : (tap * ocg + n) * p.in_channels + g * icg + q;
-}
 
 // Vectors of pixels per tile: the most lanes doing useful work over runs of `run` pixels and ocg output channels
 // in blocks of planar_mr[v]; one-vector tiles wait on their loads more than they compute, so they count 15% less.
@@ -406,7 +396,8 @@ class PlanarGemm final : public detail::Implementation {
           float* to = sc.panel.data() + (slot * kc + q) * s.panel_stride;
           const float* from = src + (c0 + q) * in_plane + sc.slot_keys[static_cast<std::size_t>(slot)] * s.in[2];
           std::fill(to, to + zeros_before, 0.0f);
-          std::memcpy(to + zeros_before, from + chunk.lo + zeros_before, static_cast<std::size_t>(inside) * sizeof(float));
+          std::memcpy(to + zeros_before, from + chunk.lo + zeros_before,
+                      static_cast<std::size_t>(inside) * sizeof(float));
           std::fill(to + zeros_before + inside, to + window, 0.0f);
         }
       call.k = kc;

@@ -67,7 +67,9 @@ HWY_INLINE void PlanarRow(const D d, const float* const* in, std::int64_t offset
 void PlanarRun(const float* const* in, std::int64_t in_row_stride, const float* w, int taps, float init, float* out,
                std::int64_t out_row_stride, std::int64_t rows, std::int64_t count) {
   const D d;
-  for (std::int64_t r = 0; r < rows; ++r) PlanarRow(d, in, r * in_row_stride, w, taps, init, out + r * out_row_stride, count);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    PlanarRow(d, in, r * in_row_stride, w, taps, init, out + r * out_row_stride, count);
+  }
 }
 
 // Planar gemm (PlanarGemmCall): M output channels x NV vectors of consecutive pixels. Each step broadcasts M

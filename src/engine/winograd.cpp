@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "engine/kernels.hpp"
+#include "engine/weight_index.hpp"
 
 namespace tdconv::engine {
 namespace {
@@ -280,15 +281,6 @@ std::vector<float> transform_kernel(std::vector<double> g, int dims, const std::
   return {g.begin(), g.end()};
 }
 
-// Index of weight (input channel q, output channel n, kernel tap) in the user's layout, groups = 1.
-std::int64_t weight_index(const Problem& p, std::int64_t q, std::int64_t n, std::int64_t tap, std::int64_t taps) {
-  const bool torch = p.weight_layout == WeightLayout::torch;
-  if (p.op == Op::conv) {
-    return torch ? (n * p.in_channels + q) * taps + tap : (tap * p.in_channels + q) * p.out_channels + n;
-  }
-  return torch ? (q * p.out_channels + n) * taps + tap : (tap * p.out_channels + n) * p.in_channels + q;
-}
-
 class Winograd final : public detail::Implementation {
  public:
   std::string name() const override { return "winograd"; }
@@ -444,7 +436,8 @@ class Winograd final : public detail::Implementation {
       for (std::int64_t o = 0; o < oc; ++o)
         for (std::int64_t q = 0; q < ic; ++q) {
           g.assign(tap_of.size(), 0.0);
-          for (std::size_t t = 0; t < tap_of.size(); ++t) g[t] = w[weight_index(p, q, o, tap_of[t], taps)];
+          // Group 0: Winograd takes ungrouped problems only.
+          for (std::size_t t = 0; t < tap_of.size(); ++t) g[t] = w[weight_index(p, 0, q, o, tap_of[t], taps)];
           const std::vector<float> u = transform_kernel(g, s.dims, problem_taps);
           for (int e = 0; e < shape.elements; ++e) {
             const std::int64_t at = shape.offset + ((e * s.blocks + o / s.nr) * ic + q) * s.nr + o % s.nr;
