@@ -87,6 +87,10 @@ struct State final : PlanState {
   // channel chunk by chunk. Other kernels take every tap and channel in one pass.
   std::int64_t k_chunk = 1;
   int taps_per_pass = 1, tap_groups = 1;
+  // A tap's place in its pass order: (z, y, x) positions in the axes' sequence tap lists as digits of radix
+  // tap_radix (the longest list along each axis). Tile (z, y, x) positions, not places in a tile's list of valid
+  // taps, so that the tiles of a pass read one tap's weights wherever some of their taps land in padding.
+  std::array<std::int64_t, 3> tap_radix{1, 1, 1};
   std::int64_t src_group_step = 0, src_block_step = 0, dst_group_step = 0, nr_limit = 1;
   // Packed weights of tap t of tile (group, block): group * b_group + block * b_block + t * b_tap.
   std::int64_t b_group = 0, b_block = 0, b_tap = 0, packed_floats = 0;
@@ -169,10 +173,11 @@ void choose_passes(Kind kind, const Problem& p, State& s) {
   s.taps_per_pass = std::numeric_limits<int>::max();
   if (kind == Kind::gemm) {
     std::int64_t taps = 1;  // the most taps one tile can have
-    for (const Axis& axis : s.axes) {
+    for (int d = 0; d < 3; ++d) {
       std::size_t most = 1;
-      for (const AxisSequence& seq : axis.sequences) most = std::max(most, seq.taps.size());
-      taps *= static_cast<std::int64_t>(most);
+      for (const AxisSequence& seq : s.axes[d].sequences) most = std::max(most, seq.taps.size());
+      s.tap_radix[d] = static_cast<std::int64_t>(most);
+      taps *= s.tap_radix[d];
     }
     const bool one_pass = taps * s.k * s.nr * static_cast<std::int64_t>(sizeof(float)) <= kOnePassBytes;
     const std::int64_t pass_steps = kPassBytes / (s.nr * static_cast<std::int64_t>(sizeof(float)));
@@ -504,7 +509,8 @@ class Engine final : public detail::Implementation {
         pass.end_tap = pass.first_tap + s.taps_per_pass;
         pass.c0 = chunk * s.k_chunk;
         pass.k = std::min(s.k_chunk, s.k - pass.c0);
-        pass.first = tap_group == 0 && chunk == 0;
+        pass.first_chunk = chunk == 0;
+        pass.opening = tap_group == 0 && chunk == 0;
         pass.last_chunk = chunk == chunks - 1;
         for (std::int64_t row = band * s.rows_per_item; row < row_end; ++row)
           for (const XBlock& part : column.parts) run_row(p, s, ctx, part, row, row - band * s.rows_per_item, pass);
@@ -542,12 +548,13 @@ class Engine final : public detail::Implementation {
     }
   }
 
-  // One pass over a tile: its taps [first_tap, end_tap) (positions in the tile's list of valid taps) and input
-  // channels [c0, c0 + k). The first pass starts from the bias and runs even for a tile without taps.
+  // One pass over a tile: its taps whose places in the pass order (State::tap_radix) are in [first_tap, end_tap),
+  // and input channels [c0, c0 + k). A tile's first pass with taps starts from the bias; a tile without taps
+  // stores the bias in the opening pass.
   struct Pass {
-    int first_tap = 0, end_tap = 0;
+    std::int64_t first_tap = 0, end_tap = 0;
     std::int64_t c0 = 0, k = 0;
-    bool first = true, last_chunk = true;
+    bool first_chunk = true, opening = true, last_chunk = true;
   };
 
   // Output rows (batch x z x y, or z x y when tiles run across the batch).
@@ -567,6 +574,11 @@ class Engine final : public detail::Implementation {
     y_taps.resize(static_cast<std::size_t>(s.kernel[1]));
     const int nz = s.axes[0].taps_at(oz, z_taps.data());
     const int ny = s.axes[1].taps_at(oy, y_taps.data());
+    // Positions of the row's first valid z and y taps in their sequences' tap lists (see State::tap_radix).
+    const std::int64_t z0 = s.axes[0].locate(oz).segment->tap_begin, y0 = s.axes[1].locate(oy).segment->tap_begin;
+    const auto place = [&](std::int64_t z, std::int64_t y, std::int64_t x) {
+      return (z * s.tap_radix[1] + y) * s.tap_radix[2] + x;
+    };
     const std::size_t max_taps = static_cast<std::size_t>(s.kernel[0] * s.kernel[1] * s.kernel[2]);
     a_ptrs.resize(max_taps);
     b_ptrs.resize(max_taps);
@@ -574,7 +586,6 @@ class Engine final : public detail::Implementation {
     const AxisSequence& seq = s.axes[2].sequences[static_cast<std::size_t>(xblock.sequence)];
     TileCall call;
     call.k = pass.k;
-    call.accumulate = !pass.first;
     call.a = a_ptrs.data();
     call.b = b_ptrs.data();
     call.a_pixel_stride = s.batch_tiles ? ctx.src_image : seq.in_step * ctx.src_unit;
@@ -607,11 +618,16 @@ class Engine final : public detail::Implementation {
       if (run == 0) continue;
       if (!s.batch_tiles) groups_of(run, groups);
       const std::int64_t positions = s.batch_tiles ? run : 1;  // across the batch: one pixel after the other
-      const int seg_taps = nz * ny * (seg.tap_end - seg.tap_begin);
-      if (!pass.first && seg_taps <= pass.first_tap) continue;  // this pass has none of the segment's taps
+      const bool no_taps = nz * ny * (seg.tap_end - seg.tap_begin) == 0;
+      const std::int64_t first_place = place(z0, y0, seg.tap_begin);
+      const std::int64_t last_place = place(z0 + nz - 1, y0 + ny - 1, seg.tap_end - 1);
+      if (no_taps ? !pass.opening : first_place >= pass.end_tap || last_place < pass.first_tap) continue;
+      // The segment's tiles start from the bias in their first pass with taps (the opening pass without taps).
+      const bool first_pass = no_taps || (pass.first_chunk && first_place >= pass.first_tap);
+      const bool last_pass = no_taps || (pass.last_chunk && last_place < pass.end_tap);
+      call.accumulate = !first_pass;
       // Only a tile computed in one pass streams (see kStreamBytes), and never into the staging buffer.
-      const bool last_pass = seg_taps == 0 || (pass.last_chunk && seg_taps <= pass.end_tap);  // no taps: 1 pass
-      call.stream = s.stream && pass.first && last_pass && ctx.staged == nullptr;
+      call.stream = s.stream && first_pass && last_pass && ctx.staged == nullptr;
       for (std::int64_t position = 0; position < positions; ++position)
         for (const TileGroup& group : groups) {
           if (group.tiles == 0) continue;
@@ -624,14 +640,15 @@ class Engine final : public detail::Implementation {
           call.blocks = all_blocks ? static_cast<int>(ctx.setups->size()) : 1;
           for (std::size_t bi = 0; bi < (all_blocks ? 1 : ctx.setups->size()); ++bi) {
             const BlockSetup& b = (*ctx.setups)[bi];
-            int t = 0, listed = 0;  // taps in the call, taps of the tile's list seen
+            int t = 0;  // taps in the call
             for (int zi = 0; zi < nz; ++zi)
               for (int yi = 0; yi < ny; ++yi) {
                 const std::int64_t src_row = (z_taps[zi].in_index * s.in[1] + y_taps[yi].in_index) * s.in[2];
                 const std::int64_t k_row =
                     (z_taps[zi].kernel_index * s.kernel[1] + y_taps[yi].kernel_index) * s.kernel[2];
-                for (int xi = seg.tap_begin; xi < seg.tap_end; ++xi, ++listed) {
-                  if (listed < pass.first_tap || listed >= pass.end_tap) continue;
+                for (int xi = seg.tap_begin; xi < seg.tap_end; ++xi) {
+                  const std::int64_t at = place(z0 + zi, y0 + yi, xi);
+                  if (at < pass.first_tap || at >= pass.end_tap) continue;
                   const AxisTap& tap = seq.taps[static_cast<std::size_t>(xi)];
                   const std::int64_t ix = seq.in_first + j * seq.in_step + tap.in_offset;
                   a_ptrs[t] = ctx.src + n * ctx.src_image + (src_row + ix) * ctx.src_unit +
@@ -640,6 +657,7 @@ class Engine final : public detail::Implementation {
                   ++t;
                 }
               }
+            if (t == 0 && !no_taps) continue;  // the segment's taps straddle this pass's
             call.ntaps = t;
             call.init = b.init;
             call.nr_valid = b.nr_valid;
