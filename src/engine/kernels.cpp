@@ -88,24 +88,17 @@ HWY_INLINE void InitColumns(const D d, const TileCall& call, V (&init)[NV], std:
   for (int v = 0; v < NV; ++v) init[v] = call.init ? hn::LoadU(d, call.init + offset + v * lanes) : hn::Zero(d);
 }
 
-// m x (NV vectors) tile: broadcast one input channel of each pixel, multiply with NV vectors of packed weights.
-template <int M, int NV>
-HWY_NOINLINE void GemmTile(const TileCall& call) {
-  const D d;
+// The products of a gemm tile, taps and channels in order, or with kReverse from the last tap's last channel back
+// (see TileCall::reverse).
+template <int M, int NV, bool kReverse>
+HWY_INLINE void GemmProducts(const D d, const TileCall& call, V (&acc)[M][NV]) {
   const size_t lanes = hn::Lanes(d);
-  V acc[M][NV];
-  if (call.accumulate) {
-    LoadTile<M, NV>(d, call, acc);
-  } else {
-    V init[NV];
-    InitColumns<NV>(d, call, init);
-    for (int r = 0; r < M; ++r)
-      for (int v = 0; v < NV; ++v) acc[r][v] = init[v];
-  }
-  for (int t = 0; t < call.ntaps; ++t) {
+  for (int i = 0; i < call.ntaps; ++i) {
+    const int t = kReverse ? call.ntaps - 1 - i : i;
     const float* HWY_RESTRICT a = call.a[t] + call.a_offset;
     const float* HWY_RESTRICT b = call.b[t];
-    for (std::int64_t q = 0; q < call.k; ++q) {
+    for (std::int64_t j = 0; j < call.k; ++j) {
+      const std::int64_t q = kReverse ? call.k - 1 - j : j;
       V bv[NV];
       for (int v = 0; v < NV; ++v) bv[v] = hn::LoadU(d, b + q * NV * lanes + v * lanes);
       const float* HWY_RESTRICT aq = a + q * call.a_channel_stride;
@@ -119,6 +112,26 @@ HWY_NOINLINE void GemmTile(const TileCall& call) {
         for (int v = 0; v < NV; ++v) acc[r][v] = hn::MulAdd(av, bv[v], acc[r][v]);
       }
     }
+  }
+}
+
+// m x (NV vectors) tile: broadcast one input channel of each pixel, multiply with NV vectors of packed weights.
+template <int M, int NV>
+HWY_NOINLINE void GemmTile(const TileCall& call) {
+  const D d;
+  V acc[M][NV];
+  if (call.accumulate) {
+    LoadTile<M, NV>(d, call, acc);
+  } else {
+    V init[NV];
+    InitColumns<NV>(d, call, init);
+    for (int r = 0; r < M; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] = init[v];
+  }
+  if (call.reverse) {
+    GemmProducts<M, NV, true>(d, call, acc);
+  } else {
+    GemmProducts<M, NV, false>(d, call, acc);
   }
   StoreTile<M, NV>(d, call, acc);
 }
@@ -226,6 +239,7 @@ HWY_INLINE void ForEachTile(const TileCall& call, const Run& run) {
   if (call.tiles == 1) return run(call);
   TileCall tile = call;
   for (int i = 0; i < call.tiles; ++i) {
+    tile.reverse = (i & 1) != 0;
     tile.a_offset = i * call.m * call.a_pixel_stride;
     tile.c = call.c + i * call.m * call.c_pixel_stride;
     run(tile);
