@@ -134,6 +134,14 @@ struct KernelSet {
   // one after the other, merged into an output row. `stream`: non-temporal stores where out is aligned (the caller
   // issues a store fence afterwards).
   void (*interleave)(const float* const* part, int parts, float* out, std::int64_t count, bool stream) = nullptr;
+  // A panel of `rows` windows of `window` columns from each of `slots` sources (planar_gemm.cpp), slot after slot:
+  // column i of row r of slot k is
+  //   to[(k * rows + r) * to_stride + i] = from[k][r * from_stride + i - zeros_before]
+  // for zeros_before <= i < zeros_before + inside, and zero for the other i < window rounded up to whole vectors
+  // (to_stride must hold them). Reads nothing else.
+  void (*panel_rows)(const float* const* from, std::int64_t slots, std::int64_t from_stride, float* to,
+                     std::int64_t to_stride, std::int64_t rows, std::int64_t zeros_before, std::int64_t inside,
+                     std::int64_t window) = nullptr;
 };
 
 // Channels_first images [channel][pixel] copied into channels_last [pixel][channel] with kernels.transpose, in

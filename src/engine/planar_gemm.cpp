@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <span>
 
 #include <hwy/cache_control.h>
@@ -240,7 +239,7 @@ class PlanarGemm final : public detail::Implementation {
     return packed;
   }
 
-  // Per thread: the panel, the phase rows, and the tap lists.
+  // Per thread: the panel, the phase rows, the tap lists and the panel's slots.
   std::size_t forward_workspace_bytes(const Problem&, const PlanState* state, int threads) const override {
     const auto& s = static_cast<const State&>(*state);
     const std::int64_t floats = panel_floats(s) + phase_floats(s);
@@ -248,7 +247,8 @@ class PlanarGemm final : public detail::Implementation {
                                 (s.parts + 1) * static_cast<std::int64_t>(sizeof(int)) +
                                 s.rows_per_item * s.kernel[0] * s.kernel[1] * 2 *
                                     static_cast<std::int64_t>(sizeof(std::int64_t)) +
-                                (s.kernel[0] + s.kernel[1]) * static_cast<std::int64_t>(sizeof(TapHit));
+                                (s.kernel[0] + s.kernel[1]) * static_cast<std::int64_t>(sizeof(TapHit)) +
+                                s.max_slots * static_cast<std::int64_t>(sizeof(std::int64_t) + sizeof(const float*));
     return static_cast<std::size_t>(threads * (floats * static_cast<std::int64_t>(sizeof(float)) + others));
   }
 
@@ -295,6 +295,7 @@ class PlanarGemm final : public detail::Implementation {
   struct Scratch {
     std::vector<float> panel, phases;
     std::vector<std::int64_t> slot_keys;
+    std::vector<const float*> slot_rows;  // where each slot's first panel row starts in the source
     std::vector<RowTap> row_taps;
     std::vector<std::int64_t> row_tap_begin;  // per row of the band, into row_taps (and one past the last)
     std::vector<TapHit> z_taps, y_taps;
@@ -380,6 +381,7 @@ class PlanarGemm final : public detail::Implementation {
     const std::int64_t zeros_before = std::clamp<std::int64_t>(-chunk.lo, 0, window);
     const std::int64_t inside = std::max<std::int64_t>(0, std::min(chunk.hi, s.in[2]) - chunk.lo - zeros_before);
     const auto slots = static_cast<std::int64_t>(sc.slot_keys.size());
+    sc.slot_rows.resize(sc.slot_keys.size());
 
     PlanarGemmCall call;
     call.a = sc.a.data();
@@ -391,15 +393,13 @@ class PlanarGemm final : public detail::Implementation {
       const std::int64_t kc = std::min(s.k_chunk, s.icg - c0);
       const bool first = c0 == 0;
       // The panel: slot-major, then channel, then the chunk's window of columns.
-      for (std::int64_t slot = 0; slot < slots; ++slot)
-        for (std::int64_t q = 0; q < kc; ++q) {
-          float* to = sc.panel.data() + (slot * kc + q) * s.panel_stride;
-          const float* from = src + (c0 + q) * in_plane + sc.slot_keys[static_cast<std::size_t>(slot)] * s.in[2];
-          std::fill(to, to + zeros_before, 0.0f);
-          std::memcpy(to + zeros_before, from + chunk.lo + zeros_before,
-                      static_cast<std::size_t>(inside) * sizeof(float));
-          std::fill(to + zeros_before + inside, to + window, 0.0f);
-        }
+      for (std::int64_t slot = 0; slot < slots; ++slot) {
+        sc.slot_rows[static_cast<std::size_t>(slot)] = src + c0 * in_plane +
+                                                       sc.slot_keys[static_cast<std::size_t>(slot)] * s.in[2] +
+                                                       chunk.lo + zeros_before;
+      }
+      s.kernels.panel_rows(sc.slot_rows.data(), slots, in_plane, sc.panel.data(), s.panel_stride, kc, zeros_before,
+                           inside, window);
       call.k = kc;
       call.accumulate = !first;
       // Streamed only where stored once: one pass, straight into the destination.
