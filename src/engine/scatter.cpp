@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "engine/kernels.hpp"
+#include "engine/weight_index.hpp"
 #include "tdconv/shape.hpp"
 
 namespace tdconv::engine {
@@ -110,8 +111,7 @@ class Scatter final : public detail::Implementation {
     for (std::int64_t q = 0; q < ic; ++q)
       for (std::int64_t t = 0; t < taps; ++t)
         for (std::int64_t o = 0; o < oc; ++o) {
-          // torch (C_in, C_out, k...), tf (k..., C_out, C_in)
-          const float v = p.weight_layout == WeightLayout::torch ? w[(q * oc + o) * taps + t] : w[(t * oc + o) * ic + q];
+          const float v = w[weight_index(p, 0, q, o, t, taps)];
           const std::int64_t column = t * oc + o;
           packed->w[static_cast<std::size_t>(((column / s.nr) * ic + q) * s.nr + column % s.nr)] = v;
         }
