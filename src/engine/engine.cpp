@@ -274,7 +274,7 @@ void pack(Kind kind, const Problem& p, const State& s, const float* w, std::vect
         }
 }
 
-class Engine final : public detail::Implementation {
+class Engine final : public detail::ForwardOnlyImplementation {
  public:
   explicit Engine(Kind kind) : kind_(kind) {}
 
@@ -401,13 +401,6 @@ class Engine final : public detail::Implementation {
                        src_image / p.in_channels);
       forward(chunk, {s.inner.get(), src_last.data(), args.weights, args.bias, dst + n0 * dst_image});
     }
-  }
-
-  void backward_data(const Problem& p, const detail::BackwardDataArgs& a) const override {
-    reference_->backward_data(p, a);
-  }
-  void backward_weights(const Problem& p, const detail::BackwardWeightsArgs& a) const override {
-    reference_->backward_weights(p, a);
   }
 
  private:
@@ -676,7 +669,6 @@ class Engine final : public detail::Implementation {
   }
 
   Kind kind_;
-  std::shared_ptr<const detail::Implementation> reference_ = detail::reference_implementation();
 };
 
 }  // namespace

@@ -45,7 +45,7 @@ struct Packed final : PackedData {
   std::vector<float> weights;  // [channel][kernel tap]
 };
 
-class Planar final : public detail::Implementation {
+class Planar final : public detail::ForwardOnlyImplementation {
  public:
   std::string name() const override { return "depthwise_planar"; }
 
@@ -132,13 +132,6 @@ class Planar final : public detail::Implementation {
     }
   }
 
-  void backward_data(const Problem& p, const detail::BackwardDataArgs& a) const override {
-    reference_->backward_data(p, a);
-  }
-  void backward_weights(const Problem& p, const detail::BackwardWeightsArgs& a) const override {
-    reference_->backward_weights(p, a);
-  }
-
  private:
   // Per-thread buffers, sized once per work item.
   struct Scratch {
@@ -219,8 +212,6 @@ class Planar final : public detail::Implementation {
       s.kernels.interleave(scratch.part.data(), parts, dst + row * s.out[2], s.out[2], s.stream);
     }
   }
-
-  std::shared_ptr<const detail::Implementation> reference_ = detail::reference_implementation();
 };
 
 }  // namespace

@@ -111,7 +111,7 @@ bool padding_x_pays(const State& s, std::int64_t chunk_len) {
   return padded <= segmented;  // a tie: whole runs, which fused_phases needs
 }
 
-class PlanarGemm final : public detail::Implementation {
+class PlanarGemm final : public detail::ForwardOnlyImplementation {
  public:
   std::string name() const override { return "gemm_planar"; }
 
@@ -272,13 +272,6 @@ class PlanarGemm final : public detail::Implementation {
       run_item(p, s, packed, args, it, scratch);
       if (s.stream) hwy::FlushStream();  // streamed stores are visible before the threads join
     }
-  }
-
-  void backward_data(const Problem& p, const detail::BackwardDataArgs& a) const override {
-    reference_->backward_data(p, a);
-  }
-  void backward_weights(const Problem& p, const detail::BackwardWeightsArgs& a) const override {
-    reference_->backward_weights(p, a);
   }
 
  private:
@@ -464,8 +457,6 @@ class PlanarGemm final : public detail::Implementation {
                              count, s.stream);
       }
   }
-
-  std::shared_ptr<const detail::Implementation> reference_ = detail::reference_implementation();
 };
 
 }  // namespace

@@ -64,7 +64,7 @@ void add_inner(float* out_row, const float* tile_row, std::int64_t ix0, std::int
   }
 }
 
-class Scatter final : public detail::Implementation {
+class Scatter final : public detail::ForwardOnlyImplementation {
  public:
   std::string name() const override { return "scatter_gemm"; }
 
@@ -133,13 +133,6 @@ class Scatter final : public detail::Implementation {
     for (std::int64_t item = 0; item < p.batch * bands; ++item) {
       run_band(p, s, static_cast<const Packed&>(*args.weights), args, item / bands, (item % bands) * s.band);
     }
-  }
-
-  void backward_data(const Problem& p, const detail::BackwardDataArgs& a) const override {
-    reference_->backward_data(p, a);
-  }
-  void backward_weights(const Problem& p, const detail::BackwardWeightsArgs& a) const override {
-    reference_->backward_weights(p, a);
   }
 
  private:
@@ -242,8 +235,6 @@ class Scatter final : public detail::Implementation {
       }
     }
   }
-
-  std::shared_ptr<const detail::Implementation> reference_ = detail::reference_implementation();
 };
 
 }  // namespace

@@ -281,7 +281,7 @@ std::vector<float> transform_kernel(std::vector<double> g, int dims, const std::
   return {g.begin(), g.end()};
 }
 
-class Winograd final : public detail::Implementation {
+class Winograd final : public detail::ForwardOnlyImplementation {
  public:
   std::string name() const override { return "winograd"; }
 
@@ -557,13 +557,6 @@ class Winograd final : public detail::Implementation {
     }
   }
 
-  void backward_data(const Problem& p, const detail::BackwardDataArgs& a) const override {
-    reference_->backward_data(p, a);
-  }
-  void backward_weights(const Problem& p, const detail::BackwardWeightsArgs& a) const override {
-    reference_->backward_weights(p, a);
-  }
-
  private:
   // Tiles [first, first + count) of one image: src is the image in channels_last, out_at(z, y, x) where output
   // pixel (z, y, x) goes (oc consecutive floats). The tiles of one batch may use different kernels (phases).
@@ -659,8 +652,6 @@ class Winograd final : public detail::Implementation {
                                                              outputs.data());
     }
   }
-
-  std::shared_ptr<const detail::Implementation> reference_ = detail::reference_implementation();
 };
 
 }  // namespace

@@ -67,4 +67,18 @@ const std::vector<std::shared_ptr<const Implementation>>& implementations();
 // The reference, for implementations that delegate passes they do not accelerate.
 std::shared_ptr<const Implementation> reference_implementation();
 
+// An implementation that accelerates the forward pass only: both backward passes run on the reference.
+class ForwardOnlyImplementation : public Implementation {
+ public:
+  void backward_data(const Problem& p, const BackwardDataArgs& args) const final {
+    reference_->backward_data(p, args);
+  }
+  void backward_weights(const Problem& p, const BackwardWeightsArgs& args) const final {
+    reference_->backward_weights(p, args);
+  }
+
+ private:
+  std::shared_ptr<const Implementation> reference_ = reference_implementation();
+};
+
 }  // namespace tdconv::detail
