@@ -318,18 +318,6 @@ void Interleave(const float* const* part, int parts, float* out, std::int64_t co
     for (int q = 0; q < parts && j * parts + q < count; ++q) out[j * parts + q] = part[q][j];
 }
 
-// Lanes [lo, hi) of p (0 <= lo < hi <= lanes), zeros elsewhere; only those lanes are read (masked loads suppress
-// faults on the others).
-HWY_INLINE V LoadRange(const D d, const float* p, size_t lo, size_t hi) {
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
-  return hn::MaskedLoad(hn::AndNot(hn::FirstN(d, lo), hn::FirstN(d, hi)), d, p);
-#else
-  HWY_ALIGN float buffer[HWY_MAX_BYTES / sizeof(float)] = {};
-  for (size_t i = lo; i < hi; ++i) buffer[i] = p[i];
-  return hn::Load(d, buffer);
-#endif
-}
-
 void PanelRows(const float* const* from, std::int64_t slots, std::int64_t from_stride, float* to,
                std::int64_t to_stride, std::int64_t rows, std::int64_t zeros_before, std::int64_t inside,
                std::int64_t window) {
@@ -337,8 +325,8 @@ void PanelRows(const float* const* from, std::int64_t slots, std::int64_t from_s
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
   const std::int64_t end = zeros_before + inside, all = slots * rows;
   // The rows are planes apart, beyond what the hardware prefetchers follow, and each read waited on L3 or memory
-  // (16% of 3D U-Net's and the volumetric decoder's time): their lines are fetched this many rows ahead, across
-  // slots (5-10% left).
+  // (the copy was 16-24% of 3D U-Net's and the volumetric decoder's time in profiles): their lines are fetched this
+  // many rows ahead, across slots (10-13% after; 24 rows ahead was no better).
   constexpr std::int64_t kAhead = 12;
   for (std::int64_t i = 0; i < all; ++i) {
     if (i + kAhead < all) {

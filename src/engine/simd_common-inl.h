@@ -10,17 +10,20 @@ constexpr int TileRows(int vectors) {
   return rows < 1 ? 1 : (rows > 16 ? 16 : rows);
 }
 
-// The first `count` floats at p, zeros after them, without touching memory past p + count: AVX2 and AVX-512 masked
-// loads suppress faults; other targets copy through a buffer.
-HWY_INLINE V LoadPartial(const D d, const float* HWY_RESTRICT p, size_t count) {
+// Lanes [lo, hi) of p (0 <= lo <= hi <= lanes), zeros elsewhere, without touching memory outside p + lo .. p + hi:
+// AVX2 and AVX-512 masked loads suppress faults; other targets copy through a buffer.
+HWY_INLINE V LoadRange(const D d, const float* p, size_t lo, size_t hi) {
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
-  return hn::MaskedLoad(hn::FirstN(d, count), d, p);
+  return hn::MaskedLoad(hn::AndNot(hn::FirstN(d, lo), hn::FirstN(d, hi)), d, p);
 #else
   HWY_ALIGN float buffer[HWY_MAX_BYTES / sizeof(float)] = {};
-  for (size_t i = 0; i < count; ++i) buffer[i] = p[i];
+  for (size_t i = lo; i < hi; ++i) buffer[i] = p[i];
   return hn::Load(d, buffer);
 #endif
 }
+
+// The first `count` floats at p, zeros after them.
+HWY_INLINE V LoadPartial(const D d, const float* HWY_RESTRICT p, size_t count) { return LoadRange(d, p, 0, count); }
 
 // The first `count` lanes of v stored at p, nothing past them (a masked store may not exist, and an emulated one
 // would write the neighbours' values back: a race with the thread that owns them).
