@@ -124,12 +124,17 @@ struct KernelSet {
   // non-temporal stores where out is aligned (the caller issues a store fence afterwards).
   void (*transpose)(const float* in, std::int64_t in_stride, float* out, std::int64_t out_stride, std::int64_t rows,
                     std::int64_t cols, bool stream) = nullptr;
-  // Planar (channels_first) depthwise, `rows` runs of `count` output pixels of one channel:
-  //   out[r * out_row_stride + j] = init + sum over t < taps of w[t] * in[t][r * in_row_stride + j]
-  // where in[t] is where tap t reads pixel 0 of run 0; lanes are consecutive pixels. Reads and writes nothing
-  // past the runs (the last vector of each is masked).
-  void (*planar_run)(const float* const* in, std::int64_t in_row_stride, const float* w, int taps, float init,
-                     float* out, std::int64_t out_row_stride, std::int64_t rows, std::int64_t count) = nullptr;
+  // Planar (channels_first) depthwise: `rows` output rows of `count` pixels of one channel, each row's x phases
+  // (`parts`, the sequences of a transposed convolution along x; 1 for a convolution) computed together and
+  // interleaved:
+  //   out[r * out_row_stride + j * parts + q] = init + sum over t in [part_taps[q], part_taps[q + 1]) of
+  //                                             w[t] * in[t][r * in_row_stride + j]
+  // for every j * parts + q < count. Each part computes whole vectors up to ceil(count / parts) pixels, so every
+  // in[t] row must be readable that far rounded up to a vector (zero-padded copies). `stream`: non-temporal stores
+  // (out and out_row_stride vector-aligned; the caller issues a store fence afterwards).
+  void (*planar_rows)(const float* const* in, std::int64_t in_row_stride, const float* w, const int* part_taps,
+                      int parts, float init, float* out, std::int64_t out_row_stride, std::int64_t rows,
+                      std::int64_t count, bool stream) = nullptr;
   // out[j * parts + q] = part[q][j] for every j * parts + q < count: a transposed convolution's phases, computed
   // one after the other, merged into an output row. `stream`: non-temporal stores where out is aligned (the caller
   // issues a store fence afterwards).
@@ -152,7 +157,7 @@ void to_channels_last(const KernelSet& kernels, const float* in, float* out, std
 // The kernels of the best target this CPU supports (as limited by force_target, if set).
 KernelSet best_kernels();
 
-// Sets the planar fields of `set` (planar_run, planar_mr, planar_gemm, interleave, planar_target) from
+// Sets the planar fields of `set` (planar_rows, planar_mr, planar_gemm, interleave, planar_target) from
 // planar_kernels.cpp, dispatched like the caller's (best_kernels calls it).
 void add_planar_kernels(KernelSet& set);
 // Sets the Winograd transforms of `set` (and winograd_target) from winograd_kernels.cpp, likewise.

@@ -1,9 +1,15 @@
-// Depthwise convolutions on channels_first tensors, plane by plane. Each channel is its own problem: an output row
-// is one run of pixels per sequence of the x axis (axis.hpp), and within a segment of a run every tap reads a run
-// of consecutive pixels of one input row of the same channel. SIMD lanes are consecutive pixels, so nothing is
-// copied into channels_last: the depthwise_simd path (channels as lanes) had to transpose the source and the
-// destination, which for a memory-bound layer cost several times the convolution (dw_up2: 5.2 ms against oneDNN's
-// 1.5 ms). A transposed convolution's phases are computed into small buffers and interleaved into the row.
+// Depthwise convolutions on channels_first tensors, plane by plane. Each channel is its own problem, and SIMD lanes
+// are consecutive pixels of an output row, so nothing is copied into channels_last: the depthwise_simd path
+// (channels as lanes) had to transpose the source and the destination, which for a memory-bound layer cost several
+// times the convolution (dw_up2: 5.2 ms against oneDNN's 1.5 ms, AVX-512).
+//
+// A work item (a band of output rows of one plane, or a chunk of a long row) first copies the input rows it reads
+// into slots padded with zeros on both sides, so that every tap of every output pixel reads inside its slot. An
+// output row is then one kernel call over all its valid (z, y) taps and every x tap, with no edge segments: a
+// transposed convolution's x phases are computed side by side and stored interleaved. Per-segment runs with
+// masked edge vectors, each phase through a row buffer and interleaved afterwards, had run dw_up2 at a third of
+// oneDNN's speed on Zen 1 (AVX2), where masked loads and stores are slow. Taps in x padding now multiply zeros:
+// few, since depthwise kernels are small.
 #include "engine/planar.hpp"
 
 #include <hwy/cache_control.h>
@@ -22,13 +28,10 @@ using detail::ForwardArgs;
 using detail::PackedData;
 using detail::PlanState;
 
-// Output pixels per work item, at least: a plane of dw_up2 (16384) is one item; small planes share one.
+// Output pixels per work item, at least: a plane of dw_up2 (16384) is four items; small planes share one.
 constexpr std::int64_t kPixelsPerItem = 4096;
 constexpr std::int64_t kMinItems = 32;
-// A transposed convolution's phase buffers hold a row per thread: rows longer than this (4 MiB of floats) go to
-// depthwise_simd, whose scratch does not grow with the row.
-constexpr std::int64_t kMaxPhasedRow = 1 << 20;
-// Outputs over this size have their interleaved rows streamed (as the gemm engine's, engine.cpp): dw_up2's 16 MiB
+// Outputs over this size are written with non-temporal stores (as the gemm engine's, engine.cpp): dw_up2's 16 MiB
 // output, timed in turns, 1.28-1.34x faster at 1 and 2 threads (its lines had been read from memory before being
 // written).
 constexpr double kStreamBytes = 4.0 * 1024 * 1024;
@@ -37,8 +40,15 @@ struct State final : PlanState {
   KernelSet kernels;
   std::array<Axis, 3> axes;  // z, y, x; leading unused dimensions are trivial
   Dims kernel{1, 1, 1}, in{1, 1, 1}, out{1, 1, 1};
-  std::int64_t rows_per_item = 1;  // output rows (z, y) of one channel plane per work item
-  bool stream = false;  // interleaved rows written with non-temporal stores (see kStreamBytes)
+  std::int64_t rows_per_item = 1;  // output rows (y) of one z level of one channel plane per work item
+  // Pixels j of every x sequence per work item (whole rows unless a row is longer than an item), and items per row.
+  std::int64_t chunk_len = 0, chunks = 1;
+  // Slots: input column x_begin + lo + i of a chunk is slot element i, for i < slot_len (zeros outside the input),
+  // where lo is the least in_first + in_offset over the x sequences and taps, and x_begin the chunk's first j.
+  std::int64_t lo = 0, slot_len = 0;
+  std::int64_t max_y_rows = 1;  // input rows (y) one item reads per z tap: a range, so that rows step evenly
+  std::int64_t max_call_taps = 1;  // z taps x y taps x the x taps of every sequence
+  bool stream = false;  // output rows written with non-temporal stores (see kStreamBytes)
 };
 
 struct Packed final : PackedData {
@@ -56,9 +66,6 @@ class Planar final : public detail::ForwardOnlyImplementation {
     // Pixels a run reads must be consecutive: every x sequence steps its input by 1.
     const int x = p.spatial_dims - 1;
     if (p.op == Op::conv && p.stride[x] != 1) return "strided along the last axis";
-    if (p.op == Op::conv_transpose && p.stride[x] > 1 && output_size(p)[x] > kMaxPhasedRow) {
-      return "transposed with output rows over 2^20 pixels";
-    }
     return std::nullopt;
   }
 
@@ -68,13 +75,42 @@ class Planar final : public detail::ForwardOnlyImplementation {
     Geometry geometry = make_geometry(p);
     s->axes = std::move(geometry.axes);
     s->kernel = geometry.kernel, s->in = geometry.in, s->out = geometry.out;
-    const std::int64_t rows = s->out[0] * s->out[1];
+    const auto& xs = s->axes[2].sequences;
+    const auto parts = static_cast<std::int64_t>(xs.size());
+    const std::int64_t lanes = s->kernels.lanes;
+    const std::int64_t seq_len = xs[0].count;  // the longest sequence
     const std::int64_t planes = p.batch * p.groups;
-    s->rows_per_item = std::clamp<std::int64_t>(kPixelsPerItem / s->out[2], 1, rows);
-    s->stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
-    while (s->rows_per_item > 1 && planes * ((rows + s->rows_per_item - 1) / s->rows_per_item) < kMinItems) {
+    if (s->out[2] > kPixelsPerItem) {
+      s->chunk_len = std::min(seq_len, (kPixelsPerItem / parts + lanes - 1) / lanes * lanes);
+    } else {
+      s->chunk_len = seq_len;
+      s->rows_per_item = std::clamp<std::int64_t>(kPixelsPerItem / s->out[2], 1, s->out[1]);
+    }
+    s->chunks = (seq_len + s->chunk_len - 1) / s->chunk_len;
+    while (s->rows_per_item > 1 &&
+           planes * s->out[0] * s->chunks * ((s->out[1] + s->rows_per_item - 1) / s->rows_per_item) < kMinItems) {
       s->rows_per_item /= 2;
     }
+    // Every x tap of every pixel j < chunk_len (rounded up to vectors: the kernel computes whole ones) reads
+    // column x_begin + in_first + j + in_offset (in_step is 1, see declines).
+    std::int64_t lo = 0, hi = 0, x_taps = 0;
+    bool first = true;
+    for (const AxisSequence& seq : xs) {
+      for (const AxisTap& tap : seq.taps) {
+        const std::int64_t offset = seq.in_first + tap.in_offset;
+        lo = first ? offset : std::min(lo, offset), hi = first ? offset : std::max(hi, offset);
+        first = false;
+      }
+      x_taps += static_cast<std::int64_t>(seq.taps.size());
+    }
+    s->lo = lo;
+    s->slot_len = (s->chunk_len + lanes - 1) / lanes * lanes + (hi - lo);
+    s->max_call_taps = std::max<std::int64_t>(1, s->kernel[0] * s->kernel[1] * x_taps);
+    for (std::int64_t y0 = 0; y0 < s->out[1]; y0 += s->rows_per_item) {
+      const auto [y_lo, y_hi] = input_rows(*s, y0, std::min(s->out[1], y0 + s->rows_per_item));
+      s->max_y_rows = std::max(s->max_y_rows, y_hi - y_lo);
+    }
+    s->stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
     return s;
   }
 
@@ -99,35 +135,34 @@ class Planar final : public detail::ForwardOnlyImplementation {
   // Per thread: the Scratch of a work item.
   std::size_t forward_workspace_bytes(const Problem&, const PlanState* state, int threads) const override {
     const auto& s = static_cast<const State&>(*state);
-    const auto& sequences = s.axes[2].sequences;
-    const std::int64_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2];
-    std::int64_t bytes = taps * static_cast<std::int64_t>(sizeof(const float*) + sizeof(float)) +
-                         s.kernel[0] * static_cast<std::int64_t>(sizeof(TapHit)) +
-                         static_cast<std::int64_t>(sequences.size() * sizeof(const float*));
-    if (sequences.size() > 1) {
-      bytes += static_cast<std::int64_t>(sequences.size()) * s.rows_per_item * sequences[0].count *
-               static_cast<std::int64_t>(sizeof(float));
-    }
+    const std::int64_t bytes =
+        s.kernel[0] * s.max_y_rows * s.slot_len * static_cast<std::int64_t>(sizeof(float)) +
+        s.max_call_taps * static_cast<std::int64_t>(sizeof(const float*) + sizeof(float)) +
+        static_cast<std::int64_t>((s.axes[2].sequences.size() + 1) * sizeof(int)) +
+        s.kernel[0] * static_cast<std::int64_t>(sizeof(TapHit));
     return static_cast<std::size_t>(threads * bytes);
   }
 
   void forward(const Problem& p, const ForwardArgs& args) const override {
     const auto& s = static_cast<const State&>(*args.state);
     const auto& packed = static_cast<const Packed&>(*args.weights);
-    const std::int64_t rows = s.out[0] * s.out[1];
-    const std::int64_t bands = (rows + s.rows_per_item - 1) / s.rows_per_item;
-    const std::int64_t items = p.batch * p.groups * bands;
+    const std::int64_t bands = (s.out[1] + s.rows_per_item - 1) / s.rows_per_item;
+    const std::int64_t per_plane = s.out[0] * bands * s.chunks;
+    const std::int64_t items = p.batch * p.groups * per_plane;
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::int64_t item = 0; item < items; ++item) {
-      const std::int64_t plane = item / bands, band = item % bands;  // plane = n * channels + c
+      const std::int64_t plane = item / per_plane;  // plane = n * channels + c
+      const std::int64_t oz = item % per_plane / (bands * s.chunks);
+      const std::int64_t band = item / s.chunks % bands, chunk = item % s.chunks;
       const std::int64_t c = plane % p.groups;
       const float* src = static_cast<const float*>(args.src) + plane * s.in[0] * s.in[1] * s.in[2];
-      float* dst = static_cast<float*>(args.dst) + plane * rows * s.out[2];
+      float* dst = static_cast<float*>(args.dst) + (plane * s.out[0] + oz) * s.out[1] * s.out[2];
       const float init = args.bias != nullptr ? static_cast<const float*>(args.bias)[c] : 0.0f;
       const float* w = packed.weights.data() + c * s.kernel[0] * s.kernel[1] * s.kernel[2];
       thread_local Scratch scratch;
       scratch.fit(s);
-      run_band(s, scratch, src, w, init, band * s.rows_per_item, std::min(rows, (band + 1) * s.rows_per_item), dst);
+      run_item(s, scratch, src, w, init, oz, band * s.rows_per_item,
+               std::min(s.out[1], (band + 1) * s.rows_per_item), chunk * s.chunk_len, dst);
       if (s.stream) hwy::FlushStream();  // streamed stores are visible before the threads join
     }
   }
@@ -136,80 +171,99 @@ class Planar final : public detail::ForwardOnlyImplementation {
   // Per-thread buffers, sized once per work item.
   struct Scratch {
     std::vector<TapHit> z_taps;
-    std::vector<const float*> in, part;
-    std::vector<float> tap_weights, phases;
+    std::vector<float> slots;  // [z tap][input row - y_lo][slot_len]
+    std::vector<const float*> in;
+    std::vector<float> tap_weights;
+    std::vector<int> part_taps;
     void fit(const State& s) {
-      const auto& sequences = s.axes[2].sequences;
-      const std::size_t max_taps = static_cast<std::size_t>(s.kernel[0] * s.kernel[1] * s.kernel[2]);
       z_taps.resize(static_cast<std::size_t>(s.kernel[0]));
-      in.resize(max_taps);
-      tap_weights.resize(max_taps);
-      part.resize(sequences.size());
-      if (sequences.size() > 1) {
-        phases.resize(sequences.size() * static_cast<std::size_t>(s.rows_per_item * sequences[0].count));
-      }
+      slots.resize(static_cast<std::size_t>(s.kernel[0] * s.max_y_rows * s.slot_len));
+      in.resize(static_cast<std::size_t>(s.max_call_taps));
+      tap_weights.resize(static_cast<std::size_t>(s.max_call_taps));
+      part_taps.resize(s.axes[2].sequences.size() + 1);
     }
   };
 
-  // Output rows [row_begin, row_end) (z x y) of one channel plane. One kernel call covers every row of a y
-  // segment (rows of one y phase whose valid y taps are the same) for one x segment: per-call work was most of
-  // dw_up2's instructions when each call covered one row. With several x sequences (a transposed convolution's
-  // phases along x) the calls write per-phase buffers, interleaved into the rows at the end.
-  static void run_band(const State& s, Scratch& scratch, const float* src, const float* w, float init,
-                       std::int64_t row_begin, std::int64_t row_end, float* dst) {
-    const auto& x_sequences = s.axes[2].sequences;
-    const auto parts = static_cast<int>(x_sequences.size());
-    const std::int64_t part_floats = x_sequences[0].count;  // the longest phase
-    for (std::int64_t row = row_begin; row < row_end;) {
-      const std::int64_t oz = row / s.out[1], y0 = row % s.out[1];
-      const std::int64_t y1 = std::min(s.out[1], y0 + (row_end - row));
-      const int nz = s.axes[0].taps_at(oz, scratch.z_taps.data());
-      for (const AxisSequence& yseq : s.axes[1].sequences) {
-        // The phase's pixels jy with output row out_first + jy * out_step in [y0, y1).
-        const auto first_at = [&](std::int64_t o) {
-          return std::clamp<std::int64_t>(ceil_div(o - yseq.out_first, yseq.out_step), 0, yseq.count);
-        };
-        const std::int64_t jb = first_at(y0), je = first_at(y1);
-        for (const AxisSegment& yseg : yseq.segments) {
-          const std::int64_t j0 = std::max(jb, yseg.j_begin), j1 = std::min(je, yseg.j_end);
-          if (j0 >= j1) continue;
-          const std::int64_t band_row = oz * s.out[1] + yseq.out_first + j0 * yseq.out_step - row_begin;
-          for (int q = 0; q < parts; ++q) {
-            const AxisSequence& xseq = x_sequences[static_cast<std::size_t>(q)];
-            float* out = parts > 1 ? scratch.phases.data() + (q * s.rows_per_item + band_row) * part_floats
-                                   : dst + (row_begin + band_row) * s.out[2];
-            const std::int64_t out_row_stride = yseq.out_step * (parts > 1 ? part_floats : s.out[2]);
-            for (const AxisSegment& xseg : xseq.segments) {
-              int t = 0;
-              for (int zi = 0; zi < nz; ++zi)
-                for (int yt = yseg.tap_begin; yt < yseg.tap_end; ++yt) {
-                  const AxisTap& ytap = yseq.taps[static_cast<std::size_t>(yt)];
-                  const std::int64_t iy = yseq.in_first + j0 * yseq.in_step + ytap.in_offset;
-                  const float* in_row = src + (scratch.z_taps[zi].in_index * s.in[1] + iy) * s.in[2];
-                  const std::int64_t k_row =
-                      (scratch.z_taps[zi].kernel_index * s.kernel[1] + ytap.kernel_index) * s.kernel[2];
-                  for (int xt = xseg.tap_begin; xt < xseg.tap_end; ++xt, ++t) {
-                    const AxisTap& xtap = xseq.taps[static_cast<std::size_t>(xt)];
-                    // in_step along x is 1 (see declines).
-                    scratch.in[static_cast<std::size_t>(t)] = in_row + xseq.in_first + xseg.j_begin + xtap.in_offset;
-                    scratch.tap_weights[static_cast<std::size_t>(t)] = w[k_row + xtap.kernel_index];
-                  }
-                }
-              s.kernels.planar_run(scratch.in.data(), yseq.in_step * s.in[2], scratch.tap_weights.data(), t, init,
-                                   out + xseg.j_begin, out_row_stride, j1 - j0, xseg.j_end - xseg.j_begin);
-            }
-          }
+  // The pixels j of y sequence `seq` whose output rows lie in [y0, y1).
+  static std::pair<std::int64_t, std::int64_t> pixels_in(const AxisSequence& seq, std::int64_t y0, std::int64_t y1) {
+    const auto first_at = [&](std::int64_t o) {
+      return std::clamp<std::int64_t>(ceil_div(o - seq.out_first, seq.out_step), 0, seq.count);
+    };
+    return {first_at(y0), first_at(y1)};
+  }
+
+  // The input rows [y_lo, y_hi) that the valid y taps of output rows [y0, y1) read (empty: none).
+  static std::pair<std::int64_t, std::int64_t> input_rows(const State& s, std::int64_t y0, std::int64_t y1) {
+    std::int64_t y_lo = s.in[1], y_hi = 0;
+    for (const AxisSequence& seq : s.axes[1].sequences) {
+      const auto [jb, je] = pixels_in(seq, y0, y1);
+      for (const AxisSegment& seg : seq.segments) {
+        const std::int64_t j0 = std::max(jb, seg.j_begin), j1 = std::min(je, seg.j_end);
+        for (int t = seg.tap_begin; j0 < j1 && t < seg.tap_end; ++t) {
+          const std::int64_t at = seq.in_first + seq.taps[static_cast<std::size_t>(t)].in_offset;
+          y_lo = std::min(y_lo, at + j0 * seq.in_step);
+          y_hi = std::max(y_hi, at + (j1 - 1) * seq.in_step + 1);
         }
       }
-      row += y1 - y0;
     }
-    if (parts == 1) return;
-    for (std::int64_t row = row_begin; row < row_end; ++row) {
-      for (int q = 0; q < parts; ++q) {
-        scratch.part[static_cast<std::size_t>(q)] =
-            scratch.phases.data() + (q * s.rows_per_item + row - row_begin) * part_floats;
+    return {y_lo, std::max(y_lo, y_hi)};
+  }
+
+  // Output rows [y0, y1) of z level oz of one channel plane (dst: the level's first row), pixels
+  // [x_begin, x_begin + chunk_len) of each x sequence. One kernel call covers every row of a y segment (rows of one
+  // y phase whose valid y taps are the same): their input rows are slots a fixed step apart.
+  static void run_item(const State& s, Scratch& scratch, const float* src, const float* w, float init,
+                       std::int64_t oz, std::int64_t y0, std::int64_t y1, std::int64_t x_begin, float* dst) {
+    const auto& xs = s.axes[2].sequences;
+    const auto parts = static_cast<std::int64_t>(xs.size());
+    const int nz = s.axes[0].taps_at(oz, scratch.z_taps.data());
+    const auto [y_lo, y_hi] = input_rows(s, y0, y1);
+    // The input rows into zero-padded slots.
+    const std::int64_t first = x_begin + s.lo;  // the input column of slot element 0
+    const std::int64_t inside_begin = std::clamp<std::int64_t>(-first, 0, s.slot_len);
+    const std::int64_t inside_end = std::clamp<std::int64_t>(s.in[2] - first, inside_begin, s.slot_len);
+    for (int zi = 0; zi < nz; ++zi)
+      for (std::int64_t iy = y_lo; iy < y_hi; ++iy) {
+        float* slot = scratch.slots.data() + (zi * (y_hi - y_lo) + iy - y_lo) * s.slot_len;
+        const float* row = src + (scratch.z_taps[zi].in_index * s.in[1] + iy) * s.in[2] + first;
+        std::fill(slot, slot + inside_begin, 0.0f);
+        std::copy(row + inside_begin, row + inside_end, slot + inside_begin);
+        std::fill(slot + inside_end, slot + s.slot_len, 0.0f);
       }
-      s.kernels.interleave(scratch.part.data(), parts, dst + row * s.out[2], s.out[2], s.stream);
+    const std::int64_t out_begin = x_begin * parts;
+    const std::int64_t count = std::min(s.out[2], (x_begin + s.chunk_len) * parts) - out_begin;
+    const auto lanes = static_cast<std::uintptr_t>(s.kernels.lanes);
+    for (const AxisSequence& yseq : s.axes[1].sequences) {
+      const auto [jb, je] = pixels_in(yseq, y0, y1);
+      for (const AxisSegment& yseg : yseq.segments) {
+        const std::int64_t j0 = std::max(jb, yseg.j_begin), j1 = std::min(je, yseg.j_end);
+        if (j0 >= j1) continue;
+        int t = 0;
+        scratch.part_taps[0] = 0;
+        for (std::int64_t q = 0; q < parts; ++q) {
+          const AxisSequence& xseq = xs[static_cast<std::size_t>(q)];
+          for (int zi = 0; zi < nz; ++zi)
+            for (int yt = yseg.tap_begin; yt < yseg.tap_end; ++yt) {
+              const AxisTap& ytap = yseq.taps[static_cast<std::size_t>(yt)];
+              const std::int64_t iy = yseq.in_first + j0 * yseq.in_step + ytap.in_offset;
+              const float* slot_row = scratch.slots.data() + (zi * (y_hi - y_lo) + iy - y_lo) * s.slot_len;
+              const float* k_row =
+                  w + (scratch.z_taps[zi].kernel_index * s.kernel[1] + ytap.kernel_index) * s.kernel[2];
+              for (const AxisTap& xtap : xseq.taps) {
+                scratch.in[static_cast<std::size_t>(t)] = slot_row + xseq.in_first - s.lo + xtap.in_offset;
+                scratch.tap_weights[static_cast<std::size_t>(t++)] = k_row[xtap.kernel_index];
+              }
+            }
+          scratch.part_taps[static_cast<std::size_t>(q + 1)] = t;
+        }
+        float* const out = dst + (yseq.out_first + j0 * yseq.out_step) * s.out[2] + out_begin;
+        const std::int64_t out_row_stride = yseq.out_step * s.out[2];
+        const bool stream = s.stream && reinterpret_cast<std::uintptr_t>(out) % (lanes * sizeof(float)) == 0 &&
+                            static_cast<std::uintptr_t>(out_row_stride) % lanes == 0;
+        s.kernels.planar_rows(scratch.in.data(), yseq.in_step * s.slot_len, scratch.tap_weights.data(),
+                              scratch.part_taps.data(), static_cast<int>(parts), init, out, out_row_stride, j1 - j0,
+                              count, stream);
+      }
     }
   }
 };

@@ -20,56 +20,133 @@ using V = hn::Vec<D>;
 
 #include "engine/simd_common-inl.h"
 
-// One row of PlanarRun: out[j] = init + sum_t w[t] * in[t][offset + j]. Four vectors of pixels at a time, each
-// summing its taps in a chain: a run shorter than four vectors (62 pixels in dw_up2's phases) still gets four
-// independent chains, its missing vectors masked, since one chain alone waits on the FMA latency at every tap.
-HWY_INLINE void PlanarRow(const D d, const float* const* in, std::int64_t offset, const float* w, int taps,
-                          float init, float* HWY_RESTRICT out, std::int64_t count) {
+// PlanarRows: the sums of U vectors of pixels from j of every part, each sum its own chain of multiply-adds.
+template <int P, int U>
+HWY_INLINE void PhaseSums(const D d, const float* const* in, const float* w, const int* part_taps, float init,
+                          std::int64_t j, V (&acc)[P][U]) {  // j: pixel of in[t] (its row offset included)
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
-  constexpr int kVectors = 4;
-  std::int64_t j = 0;
-  for (; j + kVectors * lanes <= count; j += kVectors * lanes) {
-    V acc[kVectors];
-    for (int v = 0; v < kVectors; ++v) acc[v] = hn::Set(d, init);
-    for (int t = 0; t < taps; ++t) {
+#pragma GCC unroll 4
+  for (int q = 0; q < P; ++q) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) acc[q][u] = hn::Set(d, init);
+    for (int t = part_taps[q]; t < part_taps[q + 1]; ++t) {
       const V wv = hn::Set(d, w[t]);
-      const float* HWY_RESTRICT p = in[t] + offset + j;
-      for (int v = 0; v < kVectors; ++v) acc[v] = hn::MulAdd(wv, hn::LoadU(d, p + v * lanes), acc[v]);
-    }
-    for (int v = 0; v < kVectors; ++v) hn::StoreU(acc[v], d, out + j + v * lanes);
-  }
-  if (j == count) return;
-  size_t n[kVectors];  // pixels of each remaining vector: full ones, then a partial one, then none
-  for (int v = 0; v < kVectors; ++v) {
-    const std::int64_t left = count - j - v * lanes;
-    n[v] = static_cast<size_t>(left <= 0 ? 0 : (left < lanes ? left : lanes));
-  }
-  V acc[kVectors];
-  for (int v = 0; v < kVectors; ++v) acc[v] = hn::Set(d, init);
-  for (int t = 0; t < taps; ++t) {
-    const V wv = hn::Set(d, w[t]);
-    const float* HWY_RESTRICT p = in[t] + offset + j;
-    for (int v = 0; v < kVectors; ++v) {
-      const V x =
-          n[v] == static_cast<size_t>(lanes) ? hn::LoadU(d, p + v * lanes) : LoadPartial(d, p + v * lanes, n[v]);
-      acc[v] = hn::MulAdd(wv, x, acc[v]);
-    }
-  }
-  for (int v = 0; v < kVectors; ++v) {
-    if (n[v] == static_cast<size_t>(lanes)) {
-      hn::StoreU(acc[v], d, out + j + v * lanes);
-    } else if (n[v] > 0) {
-      StorePartial(d, acc[v], out + j + v * lanes, n[v]);
+      const float* HWY_RESTRICT p = in[t] + j;
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) acc[q][u] = hn::MulAdd(wv, hn::LoadU(d, p + u * lanes), acc[q][u]);
     }
   }
 }
 
-void PlanarRun(const float* const* in, std::int64_t in_row_stride, const float* w, int taps, float init, float* out,
-               std::int64_t out_row_stride, std::int64_t rows, std::int64_t count) {
-  const D d;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    PlanarRow(d, in, r * in_row_stride, w, taps, init, out + r * out_row_stride, count);
+// Vector u of every part, interleaved into out[0, P * lanes). u is a constant after unrolling: a runtime index
+// would keep the accumulators in memory.
+template <int P, int U>
+HWY_INLINE void StoreParts(const D d, const V (&acc)[P][U], int u, float* HWY_RESTRICT out) {
+  if constexpr (P == 1) {
+    hn::StoreU(acc[0][u], d, out);
+  } else if constexpr (P == 2) {
+    hn::StoreInterleaved2(acc[0][u], acc[1][u], d, out);
+  } else if constexpr (P == 3) {
+    hn::StoreInterleaved3(acc[0][u], acc[1][u], acc[2][u], d, out);
+  } else {
+    hn::StoreInterleaved4(acc[0][u], acc[1][u], acc[2][u], acc[3][u], d, out);
   }
+}
+
+template <int P, int U>
+HWY_INLINE void StorePartsStreamed(const D d, const V (&acc)[P][U], int u, float* HWY_RESTRICT out) {
+  if constexpr (P == 1) {
+    hn::Stream(acc[0][u], d, out);
+  } else {
+    const size_t lanes = hn::Lanes(d);
+    HWY_ALIGN float buffer[P * HWY_MAX_BYTES / sizeof(float)];
+    StoreParts<P, U>(d, acc, u, buffer);
+    for (int q = 0; q < P; ++q) hn::Stream(hn::Load(d, buffer + q * lanes), d, out + q * lanes);
+  }
+}
+
+// Vectors [0, U) of every part interleaved into out (P * lanes floats per vector).
+template <int P, int U>
+HWY_INLINE void StoreAllParts(const D d, const V (&acc)[P][U], float* HWY_RESTRICT out, bool stream) {
+  const auto step = static_cast<std::int64_t>(P * hn::Lanes(d));
+  if (stream) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) StorePartsStreamed<P, U>(d, acc, u, out + u * step);
+  } else {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) StoreParts<P, U>(d, acc, u, out + u * step);
+  }
+}
+
+// One output row of P parts (see KernelSet::planar_rows): in[t] + offset is where tap t reads the row's pixel 0.
+// U vectors per part at a time, so that P x U chains of multiply-adds (4 or more) hide the FMA latency; whole
+// vectors of every part are stored interleaved straight into the row (the phases had gone through row buffers and
+// a second pass, 19% of dw_up2's time, and their masked edge vectors through vmaskmovps, most of the rest, on
+// Zen 1); the row's last vector through a buffer.
+template <int P>
+HWY_INLINE void PlanarRowParts(const float* const* in, std::int64_t offset, const float* w, const int* part_taps,
+                               float init, float* out, std::int64_t count, bool stream) {
+  const D d;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  constexpr int U = P <= 2 ? 4 : 2;
+  const std::int64_t whole = count / P;  // pixels j that every part has
+  std::int64_t j = 0;
+  for (; j + U * lanes <= whole; j += U * lanes) {
+    V acc[P][U];
+    PhaseSums<P, U>(d, in, w, part_taps, init, offset + j, acc);
+    StoreAllParts<P, U>(d, acc, out + j * P, stream);
+  }
+  for (; j + lanes <= whole; j += lanes) {
+    V acc[P][1];
+    PhaseSums<P, 1>(d, in, w, part_taps, init, offset + j, acc);
+    StoreAllParts<P, 1>(d, acc, out + j * P, stream);
+  }
+  if (j * P >= count) return;
+  V acc[P][1];
+  PhaseSums<P, 1>(d, in, w, part_taps, init, offset + j, acc);
+  HWY_ALIGN float buffer[P * HWY_MAX_BYTES / sizeof(float)];
+  StoreParts<P, 1>(d, acc, 0, buffer);
+  for (std::int64_t i = 0; i < count - j * P; ++i) out[j * P + i] = buffer[i];
+}
+
+// More than four parts (x strides over 4): each part's vector through a buffer, scattered element by element.
+HWY_INLINE void PlanarRowManyParts(const float* const* in, std::int64_t offset, const float* w, const int* part_taps,
+                                   int parts, float init, float* out, std::int64_t count) {
+  const D d;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  HWY_ALIGN float buffer[HWY_MAX_BYTES / sizeof(float)];
+  for (std::int64_t j = 0; j * parts < count; j += lanes) {
+    for (int q = 0; q < parts; ++q) {
+      V acc[1][1];
+      PhaseSums<1, 1>(d, in, w, part_taps + q, init, offset + j, acc);
+      hn::Store(acc[0][0], d, buffer);
+      for (std::int64_t i = 0; i < lanes && (j + i) * parts + q < count; ++i) out[(j + i) * parts + q] = buffer[i];
+    }
+  }
+}
+
+template <int P>
+void PlanarRowsParts(const float* const* in, std::int64_t in_row_stride, const float* w, const int* part_taps,
+                     int parts, float init, float* out, std::int64_t out_row_stride, std::int64_t rows,
+                     std::int64_t count, bool stream) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    if constexpr (P == 0) {
+      PlanarRowManyParts(in, r * in_row_stride, w, part_taps, parts, init, out + r * out_row_stride, count);
+    } else {
+      PlanarRowParts<P>(in, r * in_row_stride, w, part_taps, init, out + r * out_row_stride, count, stream);
+    }
+  }
+}
+
+void PlanarRows(const float* const* in, std::int64_t in_row_stride, const float* w, const int* part_taps, int parts,
+                float init, float* out, std::int64_t out_row_stride, std::int64_t rows, std::int64_t count,
+                bool stream) {
+  using Fn = void (*)(const float* const*, std::int64_t, const float*, const int*, int, float, float*, std::int64_t,
+                      std::int64_t, std::int64_t, bool);
+  static constexpr Fn kByParts[5] = {PlanarRowsParts<0>, PlanarRowsParts<1>, PlanarRowsParts<2>, PlanarRowsParts<3>,
+                                     PlanarRowsParts<4>};
+  kByParts[parts <= 4 ? parts : 0](in, in_row_stride, w, part_taps, parts, init, out, out_row_stride, rows, count,
+                                   stream);
 }
 
 // Planar gemm (PlanarGemmCall): M output channels x NV vectors of consecutive pixels. Each step broadcasts M
@@ -351,7 +428,7 @@ void PanelRows(const float* const* from, std::int64_t slots, std::int64_t from_s
 
 void FillPlanarKernels(KernelSet* set) {
   set->planar_target = hwy::TargetName(HWY_TARGET);
-  set->planar_run = PlanarRun;
+  set->planar_rows = PlanarRows;
   for (int v = 1; v <= kMaxVectorsPerTile; ++v) set->planar_mr[v] = PlanarRows(v);
   set->planar_gemm[1] = PlanarGemm<1>, set->planar_gemm[2] = PlanarGemm<2>;
   set->planar_gemm[3] = PlanarGemm<3>, set->planar_gemm[4] = PlanarGemm<4>;

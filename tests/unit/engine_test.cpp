@@ -173,10 +173,11 @@ TEST(Engine, ChannelsFirstMatchesReference) {
                  "gemm_simd");
 }
 
-// Channels_first depthwise, plane by plane: runs shorter and longer than the unrolled vectors, segments with no
-// taps (padding past the kernel), dilation with stride, transposed strides 2 to 5 (interleaved phases, including
-// a stride larger than the output row) and larger than the kernel, output padding, odd channel counts, 1D to 3D,
-// a batch, both weight layouts.
+// Channels_first depthwise, plane by plane: rows shorter and longer than the unrolled vectors, rows whose taps all
+// land in padding (padding past the kernel), dilation with stride, transposed strides 2 to 5 (interleaved phases,
+// including a stride larger than the output row; 5 is past the fused kernels) and larger than the kernel, output
+// padding, rows over 4096 pixels cut into chunks (conv and transposed), odd channel counts, 1D to 3D, a batch, both
+// weight layouts.
 TEST(Engine, PlanarDepthwiseMatchesReference) {
   check_problems({"conv_mb1_g3_ic3_oc3_i9x11_k3x3_s1x1_d3x3_p3:3x3:3_f32_cfirst_wtorch",
                   "conv_mb2_g5_ic5_oc5_i37x130_k5x4_s2x1_d2x3_p7:1x9:2_f32_cfirst_wtf",
@@ -187,7 +188,9 @@ TEST(Engine, PlanarDepthwiseMatchesReference) {
                   "convT_mb1_g4_ic4_oc4_i29_k2_s5_d1_p0:0_op4_f32_cfirst_wtorch",
                   "convT_mb1_g2_ic2_oc2_i1x2_k1x2_s1x7_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtorch",
                   "convT_mb1_g3_ic3_oc3_i70x3_k4x3_s4x4_d1x1_p2:1x3:3_op1x2_f32_cfirst_wtorch",
-                  "convT_mb1_g5_ic5_oc5_i4x5x6_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtf"},
+                  "convT_mb1_g5_ic5_oc5_i4x5x6_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtf",
+                  "convT_mb1_g2_ic2_oc2_i2500_k4_s2_d1_p1:1_op1_f32_cfirst_wtorch",
+                  "conv_mb1_g3_ic3_oc3_i9001_k5_s1_d3_p6:2_f32_cfirst_wtf"},
                  "depthwise_planar");
 }
 
@@ -346,7 +349,9 @@ TEST_P(EngineTarget, PlanarDepthwiseMatchesReference) {
   check_problems({"conv_mb1_g3_ic3_oc3_i9x75_k3x3_s1x1_d3x3_p3:3x3:3_f32_cfirst_wtorch",
                   "convT_mb1_g2_ic2_oc2_i13x70_k3x5_s3x3_d1x2_p1:0x2:1_op2x1_f32_cfirst_wtf",
                   "convT_mb1_g2_ic2_oc2_i13x70_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
-                  "convT_mb1_g2_ic2_oc2_i9x40_k4x4_s4x4_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtorch"},
+                  "convT_mb1_g2_ic2_oc2_i9x40_k4x4_s4x4_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtorch",
+                  "convT_mb1_g2_ic2_oc2_i13_k5_s5_d1_p2:1_op3_f32_cfirst_wtorch",
+                  "convT_mb1_g2_ic2_oc2_i3001_k3_s3_d1_p1:0_op2_f32_cfirst_wtf"},
                  "depthwise_planar");
 }
 
@@ -407,10 +412,10 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   EXPECT_EQ(scatter.implementation_name(), "scatter_gemm");
   const Plan dot(parse_problem("conv_mb1_g1_ic56_oc1_i9x9_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"));
   EXPECT_EQ(dot.implementation_name(), "dot_simd");
-  // The planar path's phase buffers are a row long: very long transposed rows go elsewhere.
+  // The planar path cuts long rows into chunks, so its scratch does not grow with them.
   const Plan long_rows(parse_problem("convT_mb1_g16_ic16_oc16_i600000_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch"));
-  EXPECT_NE(long_rows.implementation_name(), "depthwise_planar");
-  EXPECT_EQ(long_rows.candidates()[2].declined_because, "transposed with output rows over 2^20 pixels");
+  EXPECT_EQ(long_rows.implementation_name(), "depthwise_planar");
+  EXPECT_LT(long_rows.forward_workspace_bytes(), std::size_t{1} << 20);
   // Winograd from 64 channels on (the context module's layer), when it saves enough over skipping padded taps.
   const Plan context(parse_problem("conv_mb1_g1_ic64_oc64_i128x128_k3x3_s1x1_d16x16_p16:16x16:16_f32_cfirst_wtorch"));
   EXPECT_EQ(context.implementation_name(), "winograd");
