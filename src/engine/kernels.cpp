@@ -145,9 +145,16 @@ HWY_INLINE void DepthwiseBlock(const D d, const TileCall& call, std::int64_t off
   V acc[M][NV];
   for (int r = 0; r < M; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = init[v];
+  // Blocks of a cache line or less (AVX2's 6 x 2 tile): each pixel of each tap is a stream that reaches a new line
+  // every block, more streams than the hardware prefetchers follow (the atrous depthwise layer, whose 8.9 MiB input
+  // is read from memory, took 4.5 ms against 3.4 with its lines fetched two blocks ahead, Zen 1).
+  const bool prefetch = NV * lanes * sizeof(float) <= 64;
   for (int t = 0; t < call.ntaps; ++t) {
     const float* HWY_RESTRICT a = call.a[t] + call.a_offset + offset;
     const float* HWY_RESTRICT b = call.b[t] + offset;
+    if (prefetch) {
+      for (int r = 0; r < M; ++r) hwy::Prefetch(a + r * call.a_pixel_stride + 2 * NV * lanes);
+    }
     for (int v = 0; v < NV; ++v) {
       const V bv = hn::LoadU(d, b + v * lanes);
       for (int r = 0; r < M; ++r) {
