@@ -35,6 +35,8 @@ constexpr std::int64_t kMinItems = 32;
 // output, timed in turns, 1.28-1.34x faster at 1 and 2 threads (its lines had been read from memory before being
 // written).
 constexpr double kStreamBytes = 4.0 * 1024 * 1024;
+// Per thread, the zero-padded input rows of a work item at most (see declines).
+constexpr std::int64_t kMaxSlotBytes = 2 * 1024 * 1024;
 
 struct State final : PlanState {
   KernelSet kernels;
@@ -66,10 +68,19 @@ class Planar final : public detail::ForwardOnlyImplementation {
     // Pixels a run reads must be consecutive: every x sequence steps its input by 1.
     const int x = p.spatial_dims - 1;
     if (p.op == Op::conv && p.stride[x] != 1) return "strided along the last axis";
+    // The slots hold a range of input rows per z tap: with a large dilation along y most of them are never read.
+    if (slot_bytes(*make_state(p)) > kMaxSlotBytes) return "input rows of a work item over 2 MiB (dilation along y)";
     return std::nullopt;
   }
 
-  std::shared_ptr<const PlanState> prepare(const Problem& p) const override {
+  std::shared_ptr<const PlanState> prepare(const Problem& p) const override { return make_state(p); }
+
+ private:
+  static std::int64_t slot_bytes(const State& s) {
+    return s.kernel[0] * s.max_y_rows * s.slot_len * static_cast<std::int64_t>(sizeof(float));
+  }
+
+  static std::shared_ptr<State> make_state(const Problem& p) {
     auto s = std::make_shared<State>();
     s->kernels = best_kernels();
     Geometry geometry = make_geometry(p);
@@ -114,6 +125,8 @@ class Planar final : public detail::ForwardOnlyImplementation {
     return s;
   }
 
+
+ public:
   std::shared_ptr<PackedData> pack_weights(const Problem& p, const PlanState*, const void* weights) const override {
     auto packed = std::make_shared<Packed>();
     const auto* w = static_cast<const float*>(weights);
@@ -136,8 +149,7 @@ class Planar final : public detail::ForwardOnlyImplementation {
   std::size_t forward_workspace_bytes(const Problem&, const PlanState* state, int threads) const override {
     const auto& s = static_cast<const State&>(*state);
     const std::int64_t bytes =
-        s.kernel[0] * s.max_y_rows * s.slot_len * static_cast<std::int64_t>(sizeof(float)) +
-        s.max_call_taps * static_cast<std::int64_t>(sizeof(const float*) + sizeof(float)) +
+        slot_bytes(s) + s.max_call_taps * static_cast<std::int64_t>(sizeof(const float*) + sizeof(float)) +
         static_cast<std::int64_t>((s.axes[2].sequences.size() + 1) * sizeof(int)) +
         s.kernel[0] * static_cast<std::int64_t>(sizeof(TapHit));
     return static_cast<std::size_t>(threads * bytes);

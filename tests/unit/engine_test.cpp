@@ -416,6 +416,10 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   const Plan long_rows(parse_problem("convT_mb1_g16_ic16_oc16_i600000_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch"));
   EXPECT_EQ(long_rows.implementation_name(), "depthwise_planar");
   EXPECT_LT(long_rows.forward_workspace_bytes(), std::size_t{1} << 20);
+  // Its slots hold a range of input rows: a dilation along y that would make them absurd goes elsewhere.
+  const Plan far_rows(parse_problem("conv_mb1_g8_ic8_oc8_i3000x600_k3x3_s1x1_d1400x1_p1400:1400x1:1_f32_cfirst_wtorch"));
+  EXPECT_NE(far_rows.implementation_name(), "depthwise_planar");
+  EXPECT_EQ(far_rows.candidates()[2].declined_because, "input rows of a work item over 2 MiB (dilation along y)");
   // Winograd from 64 channels on (the context module's layer), when it saves enough over skipping padded taps.
   const Plan context(parse_problem("conv_mb1_g1_ic64_oc64_i128x128_k3x3_s1x1_d16x16_p16:16x16:16_f32_cfirst_wtorch"));
   EXPECT_EQ(context.implementation_name(), "winograd");
