@@ -417,7 +417,8 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   EXPECT_EQ(long_rows.implementation_name(), "depthwise_planar");
   EXPECT_LT(long_rows.forward_workspace_bytes(), std::size_t{1} << 20);
   // Its slots hold a range of input rows: a dilation along y that would make them absurd goes elsewhere.
-  const Plan far_rows(parse_problem("conv_mb1_g8_ic8_oc8_i3000x600_k3x3_s1x1_d1400x1_p1400:1400x1:1_f32_cfirst_wtorch"));
+  const Plan far_rows(
+      parse_problem("conv_mb1_g8_ic8_oc8_i3000x600_k3x3_s1x1_d1400x1_p1400:1400x1:1_f32_cfirst_wtorch"));
   EXPECT_NE(far_rows.implementation_name(), "depthwise_planar");
   EXPECT_EQ(far_rows.candidates()[2].declined_because, "input rows of a work item over 2 MiB (dilation along y)");
   // Winograd from 64 channels on (the context module's layer), when it saves enough over skipping padded taps.
