@@ -47,6 +47,13 @@ void segment(AxisSequence& s, std::int64_t input) {
 
 }  // namespace
 
+std::pair<std::int64_t, std::int64_t> pixels_in(const AxisSequence& seq, std::int64_t o_begin, std::int64_t o_end) {
+  const auto first_at = [&](std::int64_t o) {
+    return std::clamp<std::int64_t>(ceil_div(o - seq.out_first, seq.out_step), 0, seq.count);
+  };
+  return {first_at(o_begin), first_at(o_end)};
+}
+
 Axis make_axis(const Problem& p, int d) {
   Axis axis;
   axis.input = p.input[d];

@@ -12,6 +12,7 @@
 // contiguous range of the tap list. Taps in padding are never visited, and a segment with no taps is bias only.
 #include <array>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "tdconv/problem.hpp"
@@ -55,6 +56,9 @@ struct Axis {
   // The taps of output element o that land inside the input, in the sequence's order; returns how many.
   int taps_at(std::int64_t o, TapHit* out) const;
 };
+
+// The pixels [j_begin, j_end) of `seq` whose outputs out_first + j * out_step lie in [o_begin, o_end).
+std::pair<std::int64_t, std::int64_t> pixels_in(const AxisSequence& seq, std::int64_t o_begin, std::int64_t o_end);
 
 // Decomposes spatial dimension `d` of a validated problem.
 Axis make_axis(const Problem& p, int d);

@@ -238,11 +238,7 @@ void choose_columns(State& s) {
     Column c{x0, std::min(x.output, x0 + width), {}};
     for (int q = 0; q < static_cast<int>(x.sequences.size()); ++q) {
       const AxisSequence& seq = x.sequences[q];
-      // The sequence's pixels j with out_first + j * out_step in [x_begin, x_end).
-      const auto first_at = [&](std::int64_t o) {
-        return std::clamp<std::int64_t>(ceil_div(o - seq.out_first, seq.out_step), 0, seq.count);
-      };
-      const std::int64_t j_begin = first_at(c.x_begin), j_end = first_at(c.x_end);
+      const auto [j_begin, j_end] = pixels_in(seq, c.x_begin, c.x_end);
       if (j_begin < j_end) c.parts.push_back({q, j_begin, j_end});
     }
     s.columns.push_back(std::move(c));

@@ -196,14 +196,6 @@ class Planar final : public detail::ForwardOnlyImplementation {
     }
   };
 
-  // The pixels j of y sequence `seq` whose output rows lie in [y0, y1).
-  static std::pair<std::int64_t, std::int64_t> pixels_in(const AxisSequence& seq, std::int64_t y0, std::int64_t y1) {
-    const auto first_at = [&](std::int64_t o) {
-      return std::clamp<std::int64_t>(ceil_div(o - seq.out_first, seq.out_step), 0, seq.count);
-    };
-    return {first_at(y0), first_at(y1)};
-  }
-
   // The input rows [y_lo, y_hi) that the valid y taps of output rows [y0, y1) read (empty: none).
   static std::pair<std::int64_t, std::int64_t> input_rows(const State& s, std::int64_t y0, std::int64_t y1) {
     std::int64_t y_lo = s.in[1], y_hi = 0;

@@ -38,19 +38,21 @@ HWY_INLINE void PhaseSums(const D d, const float* const* in, const float* w, con
   }
 }
 
+// a, b, c, e (the first `parts` of them, 1 to 4) interleaved into out[0, parts * lanes).
+HWY_INLINE void StoreInterleavedParts(const D d, int parts, V a, V b, V c, V e, float* HWY_RESTRICT out) {
+  switch (parts) {
+    case 1: return hn::StoreU(a, d, out);
+    case 2: return hn::StoreInterleaved2(a, b, d, out);
+    case 3: return hn::StoreInterleaved3(a, b, c, d, out);
+    default: return hn::StoreInterleaved4(a, b, c, e, d, out);
+  }
+}
+
 // Vector u of every part, interleaved into out[0, P * lanes). u is a constant after unrolling: a runtime index
 // would keep the accumulators in memory.
 template <int P, int U>
 HWY_INLINE void StoreParts(const D d, const V (&acc)[P][U], int u, float* HWY_RESTRICT out) {
-  if constexpr (P == 1) {
-    hn::StoreU(acc[0][u], d, out);
-  } else if constexpr (P == 2) {
-    hn::StoreInterleaved2(acc[0][u], acc[1][u], d, out);
-  } else if constexpr (P == 3) {
-    hn::StoreInterleaved3(acc[0][u], acc[1][u], acc[2][u], d, out);
-  } else {
-    hn::StoreInterleaved4(acc[0][u], acc[1][u], acc[2][u], acc[3][u], d, out);
-  }
+  StoreInterleavedParts(d, P, acc[0][u], acc[P > 1 ? 1 : 0][u], acc[P > 2 ? 2 : 0][u], acc[P > 3 ? 3 : 0][u], out);
 }
 
 template <int P, int U>
@@ -220,17 +222,10 @@ HWY_INLINE void PlanarGemmTile(const D d, const PlanarGemmCall& call, std::int64
   }
 }
 
-// Vector v of every part, interleaved into out[0, parts * lanes).
+// Vector v of every part, interleaved into out[0, parts * lanes); the parts are part_stride floats apart.
 HWY_INLINE void StorePartsInterleaved(const D d, const float* parts_at, size_t part_stride, int parts, float* out) {
-  if (parts == 2) {
-    hn::StoreInterleaved2(hn::Load(d, parts_at), hn::Load(d, parts_at + part_stride), d, out);
-  } else if (parts == 3) {
-    hn::StoreInterleaved3(hn::Load(d, parts_at), hn::Load(d, parts_at + part_stride),
-                          hn::Load(d, parts_at + 2 * part_stride), d, out);
-  } else {
-    hn::StoreInterleaved4(hn::Load(d, parts_at), hn::Load(d, parts_at + part_stride),
-                          hn::Load(d, parts_at + 2 * part_stride), hn::Load(d, parts_at + 3 * part_stride), d, out);
-  }
+  const auto part = [&](int q) { return q < parts ? hn::Load(d, parts_at + q * part_stride) : hn::Zero(d); };
+  StoreInterleavedParts(d, parts, part(0), part(1), part(2), part(3), out);
 }
 
 // A tile of every part (call.parts), its rows stored interleaved: pixels x.. of each part go to outputs
