@@ -55,8 +55,30 @@ HWY_INLINE void StoreParts(const D d, const V (&acc)[P][U], int u, float* HWY_RE
   StoreInterleavedParts(d, P, acc[0][u], acc[P > 1 ? 1 : 0][u], acc[P > 2 ? 2 : 0][u], acc[P > 3 ? 3 : 0][u], out);
 }
 
+// Two parts interleaved in registers and streamed: where InterleaveLower/Upper pair the lanes of whole vectors
+// (128-bit targets) or of each 128-bit half (AVX2). Elsewhere through a buffer, which on AVX2 had cost dw_up2
+// (channels_first) its store and reload of every output vector.
+HWY_INLINE bool StreamTwoParts(const D d, V a, V b, float* HWY_RESTRICT out) {
+#if HWY_TARGET == HWY_AVX2
+  const V lo = hn::InterleaveLower(d, a, b), hi = hn::InterleaveUpper(d, a, b);
+  hn::Stream(hn::ConcatLowerLower(d, hi, lo), d, out);
+  hn::Stream(hn::ConcatUpperUpper(d, hi, lo), d, out + hn::Lanes(d));
+  return true;
+#elif HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3
+  hn::Stream(hn::InterleaveLower(d, a, b), d, out);
+  hn::Stream(hn::InterleaveUpper(d, a, b), d, out + hn::Lanes(d));
+  return true;
+#else
+  (void)d, (void)a, (void)b, (void)out;
+  return false;
+#endif
+}
+
 template <int P, int U>
 HWY_INLINE void StorePartsStreamed(const D d, const V (&acc)[P][U], int u, float* HWY_RESTRICT out) {
+  if constexpr (P == 2) {
+    if (StreamTwoParts(d, acc[0][u], acc[1][u], out)) return;
+  }
   if constexpr (P == 1) {
     hn::Stream(acc[0][u], d, out);
   } else {
