@@ -272,7 +272,14 @@ TEST(Engine, ScatterMatchesReference) {
                   "convT_mb2_g1_ic64_oc3_i13x11_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
                   "convT_mb2_g1_ic64_oc3_i13x11_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch",
                   "convT_mb1_g1_ic21_oc2_i9x10_k3x2_s5x4_d2x3_p2:0x1:3_op1x2_f32_cfirst_wtorch",
-                  "convT_mb1_g1_ic33_oc4_i301_k16_s8_d1_p4:4_op0_f32_cfirst_wtf"},
+                  "convT_mb1_g1_ic33_oc4_i301_k16_s8_d1_p4:4_op0_f32_cfirst_wtf",
+                  // channels_first: rows over 512 pixels (GEMM chunks); a stride along y past the kernel's reach
+                  // (output rows no input row reaches, bias only, also after the last); a tall dilated kernel
+                  "convT_mb1_g1_ic9_oc4_i40x1100_k3x6_s2x4_d1x1_p1:1x2:2_op1x3_f32_cfirst_wtorch",
+                  "convT_mb1_g1_ic7_oc2_i9x30_k2x3_s5x2_d1x1_p0:1x1:0_op3x1_f32_cfirst_wtorch",
+                  "convT_mb2_g1_ic6_oc3_i23x17_k3x4_s2x3_d3x1_p4:2x0:1_op1x2_f32_cfirst_wtf",
+                  // a channels_first row whose phase rows would exceed 2 MiB: the transposing path instead
+                  "convT_mb1_g1_ic3_oc1_i75000_k16_s8_d1_p4:4_op0_f32_cfirst_wtorch"},
                  "scatter_gemm");
 }
 
@@ -357,7 +364,8 @@ TEST_P(EngineTarget, PlanarDepthwiseMatchesReference) {
 
 TEST_P(EngineTarget, ScatterMatchesReference) {
   check_problems({"convT_mb1_g1_ic19_oc1_i13x11_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_cfirst_wtorch",
-                  "convT_mb1_g1_ic19_oc3_i13x11_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtf"},
+                  "convT_mb1_g1_ic19_oc3_i13x11_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtf",
+                  "convT_mb1_g1_ic5_oc2_i3x700_k2x5_s1x3_d1x2_p0:1x2:0_op0x1_f32_cfirst_wtorch"},
                  "scatter_gemm");
 }
 
