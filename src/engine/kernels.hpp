@@ -136,8 +136,8 @@ struct KernelSet {
                       int parts, float init, float* out, std::int64_t out_row_stride, std::int64_t rows,
                       std::int64_t count, bool stream) = nullptr;
   // out[j * parts + q] = part[q][j] for every j * parts + q < count: a transposed convolution's phases, computed
-  // one after the other, merged into an output row. `stream`: non-temporal stores where out is aligned (the caller
-  // issues a store fence afterwards).
+  // one after the other, merged into an output row (any number of parts). `stream`: non-temporal stores where out
+  // is aligned, for 2 to 4 parts (the caller issues a store fence afterwards).
   void (*interleave)(const float* const* part, int parts, float* out, std::int64_t count, bool stream) = nullptr;
   // A panel of `rows` windows of `window` columns from each of `slots` sources (planar_gemm.cpp), slot after slot:
   // column i of row r of slot k is

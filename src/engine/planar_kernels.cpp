@@ -393,7 +393,8 @@ HWY_INLINE void StreamCopy(const float* HWY_RESTRICT in, float* HWY_RESTRICT out
 void Interleave(const float* const* part, int parts, float* out, std::int64_t count, bool stream) {
   const std::int64_t whole = count / parts;  // pixels j for which every part has an element
   std::int64_t j = 0;
-  if (!stream) {
+  // Vector code for 2 to 4 parts; the others element by element below (streaming them had never ended).
+  if (!stream || parts < 2 || parts > 4) {
     j = InterleaveVectors(part, parts, out, 0, whole);
   } else {
     // Through an L1 buffer, streamed out: the row's lines are not read from memory before being written.

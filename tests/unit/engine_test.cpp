@@ -352,6 +352,32 @@ TEST_P(EngineTarget, TransposeCopiesEveryElementAndNothingElse) {
   }
 }
 
+// The merge of a transposed convolution's phases into an output row: 1 to 6 parts (past the 4 with vector code),
+// counts that leave some parts one element short, plain and streaming stores, aligned and misaligned rows.
+TEST_P(EngineTarget, InterleaveMergesEveryPartAndWritesNothingElse) {
+  const engine::KernelSet kernels = engine::best_kernels();
+  std::mt19937_64 rng(9);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int parts = static_cast<int>(uniform(rng, 1, 6));
+    const std::int64_t count = uniform(rng, 1, 700), offset = trial % 3 == 0 ? 1 : 0;
+    std::vector<std::vector<float>> rows(static_cast<std::size_t>(parts));
+    std::vector<const float*> part;
+    for (int q = 0; q < parts; ++q) {
+      rows[static_cast<std::size_t>(q)].resize(static_cast<std::size_t>(count / parts + 1));
+      for (std::size_t j = 0; j < rows[static_cast<std::size_t>(q)].size(); ++j)
+        rows[static_cast<std::size_t>(q)][j] = static_cast<float>(j * parts + q);
+      part.push_back(rows[static_cast<std::size_t>(q)].data());
+    }
+    alignas(64) static float out[800];
+    std::fill(std::begin(out), std::end(out), -1.0f);
+    kernels.interleave(part.data(), parts, out + offset, count, trial % 2 == 0);
+    for (std::int64_t i = 0; i < 800 - offset; ++i) {
+      ASSERT_EQ(out[offset + i], i < count ? static_cast<float>(i) : -1.0f)
+          << parts << " parts, count " << count << ", at " << i;
+    }
+  }
+}
+
 TEST_P(EngineTarget, PlanarDepthwiseMatchesReference) {
   check_problems({"conv_mb1_g3_ic3_oc3_i9x75_k3x3_s1x1_d3x3_p3:3x3:3_f32_cfirst_wtorch",
                   "convT_mb1_g2_ic2_oc2_i13x70_k3x5_s3x3_d1x2_p1:0x2:1_op2x1_f32_cfirst_wtf",
