@@ -218,11 +218,15 @@ class Scatter final : public detail::ForwardOnlyImplementation {
 
  private:
   // Floats per row of a planar chunk's panel and P^T: the chunk's pixels and the tile's width past them, which the
-  // planar GEMM may read (and compute on) beyond the last pixel.
+  // planar GEMM may read (and compute on) beyond the last pixel, rounded to whole lines.
   static std::int64_t planar_chunk_stride(const Problem& p, const State& s) {
     const std::int64_t lanes = s.kernels.lanes;
     const std::int64_t chunk = std::min(kPlanarChunk, width(p, p.input));
-    return ceil_div(chunk, lanes) * lanes + kMaxVectorsPerTile * lanes;
+    // An odd number of cache lines, so that the rows of a tile's column spread over the L1 sets (as planar_gemm's
+    // panel).
+    constexpr std::int64_t line = 64 / sizeof(float);
+    const std::int64_t lines = ceil_div(ceil_div(chunk, lanes) * lanes + kMaxVectorsPerTile * lanes, line);
+    return (lines % 2 == 0 ? lines + 1 : lines) * line;
   }
 
   // channels_first: output rows [oy0, oy0 + band) of image n (see the top of this file). Input rows are taken in
