@@ -150,7 +150,7 @@ HWY_INLINE void DepthwisePair(const D d, const float* HWY_RESTRICT a, std::int64
     const V w_lo = hn::LoadU(d, b_lo + v * lanes), w_hi = hn::LoadU(d, b_hi + v * lanes);
     for (int p = 0; p <= M; ++p) {
       V x = hn::LoadU(d, a + p * a_stride + v * lanes);
-#if HWY_ARCH_X86
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_EMU128 && HWY_TARGET != HWY_SCALAR  // native vector registers only
       // Keeps x in a register: GCC otherwise folds the load into both multiply-adds as memory operands, which
       // loads it twice again.
       asm("" : "+x"(x.raw));
