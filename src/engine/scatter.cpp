@@ -102,6 +102,27 @@ void add_taps(float* out, const float* contribution, std::int64_t kx_lo, std::in
     for (int o = 0; o < OC; ++o) out[kx * tap_step + o * channel_step] += contribution[kx * OC + o];
 }
 
+// A 1D or 2D problem as rows of pixels (a 1D one is a single row): sizes, and along y and x the stride, dilation
+// and leading padding.
+struct BandGeometry {
+  std::int64_t ih, iw, oh, ow, kh, kw, sy, sx, dy, dx, py, px;
+  // The input rows whose scatter reaches output rows [oy0, oy1): iy * sy + ky * dy - py in range for some ky.
+  std::int64_t first_input_row(std::int64_t oy0) const {
+    return std::max<std::int64_t>(0, ceil_div(oy0 + py - (kh - 1) * dy, sy));
+  }
+  std::int64_t last_input_row(std::int64_t oy1) const {
+    return std::min<std::int64_t>(ih - 1, floor_div(oy1 - 1 + py, sy));
+  }
+};
+
+BandGeometry band_geometry(const Problem& p, const Dims& out) {
+  const bool two_d = p.spatial_dims == 2;
+  const int x = p.spatial_dims - 1;
+  return {height(p, p.input), width(p, p.input), height(p, out), width(p, out), kernel_height(p), p.kernel[x],
+          two_d ? p.stride[0] : 1, p.stride[x], two_d ? p.dilation[0] : 1, p.dilation[x],
+          two_d ? p.pad_begin[0] : 0, p.pad_begin[x]};
+}
+
 // Where the taps of one input row land in an output row.
 struct RowGeometry {
   std::int64_t kw, sx, dx, px, dst_unit, dst_channel;
@@ -138,18 +159,16 @@ class Scatter final : public detail::ForwardOnlyImplementation {
     auto s = std::make_shared<State>();
     s->kernels = best_kernels();
     const int lanes = s->kernels.lanes;
-    const std::int64_t taps = kernel_height(p) * p.kernel[p.spatial_dims - 1];
-    s->columns = taps * p.out_channels;
     s->out = output_size(p);
+    const BandGeometry g = band_geometry(p, s->out);
+    s->columns = g.kh * g.kw * p.out_channels;
     // Phase j of output x = j * sx + q: every x a tap reaches, and every x of the output row.
-    const std::int64_t sx = p.stride[p.spatial_dims - 1], dx = p.dilation[p.spatial_dims - 1];
-    const std::int64_t px = p.pad_begin[p.spatial_dims - 1], kw = p.kernel[p.spatial_dims - 1];
-    const std::int64_t x_last = std::max((width(p, p.input) - 1) * sx + (kw - 1) * dx - px, width(p, s->out) - 1);
-    s->j_lo = floor_div(std::min<std::int64_t>(-px, 0), sx);
-    s->phase_len = ceil_div(floor_div(x_last, sx) - s->j_lo + 1, lanes) * lanes;
+    const std::int64_t x_last = std::max((g.iw - 1) * g.sx + (g.kw - 1) * g.dx - g.px, g.ow - 1);
+    s->j_lo = floor_div(std::min<std::int64_t>(-g.px, 0), g.sx);
+    s->phase_len = ceil_div(floor_div(x_last, g.sx) - s->j_lo + 1, lanes) * lanes;
     // The output rows one input row reaches, each with oc x sx phase rows.
-    s->ring_rows = (kernel_height(p) - 1) * (p.spatial_dims == 2 ? p.dilation[0] : 1) + 1;
-    const std::int64_t ring_floats = s->ring_rows * p.out_channels * sx * s->phase_len;
+    s->ring_rows = (g.kh - 1) * g.dy + 1;
+    const std::int64_t ring_floats = s->ring_rows * p.out_channels * g.sx * s->phase_len;
     // Rows so long (or kernels so tall) that the ring would not stay in L2 take the channels_last GEMM.
     s->planar = p.layout == Layout::channels_first && ring_floats <= kMaxPhaseFloats;
     if (s->planar) {
@@ -164,8 +183,7 @@ class Scatter final : public detail::ForwardOnlyImplementation {
     s->blocks = (s->columns + s->nr - 1) / s->nr;
     // Whole images per item when the batch alone keeps threads busy; otherwise bands of rows (an input row that
     // reaches two bands is multiplied in both, so bands stay much taller than the kernel).
-    const std::int64_t oh = height(p, s->out);
-    s->band = p.batch >= 8 ? oh : std::max<std::int64_t>(std::min<std::int64_t>(oh, 32), oh / 8);
+    s->band = p.batch >= 8 ? g.oh : std::max<std::int64_t>(std::min<std::int64_t>(g.oh, 32), g.oh / 8);
     return s;
   }
 
@@ -234,14 +252,10 @@ class Scatter final : public detail::ForwardOnlyImplementation {
   // it until the first that cannot, then are interleaved into the destination.
   void run_band_planar(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args,
                        std::int64_t n, std::int64_t oy0) const {
-    const std::int64_t ih = height(p, p.input), iw = width(p, p.input), oh = height(p, s.out), ow = width(p, s.out);
-    const std::int64_t oy1 = std::min(oy0 + s.band, oh);
-    const std::int64_t kh = kernel_height(p), kw = p.kernel[p.spatial_dims - 1];
-    const std::int64_t sy = p.spatial_dims == 2 ? p.stride[0] : 1, sx = p.stride[p.spatial_dims - 1];
-    const std::int64_t dy = p.spatial_dims == 2 ? p.dilation[0] : 1, dx = p.dilation[p.spatial_dims - 1];
-    const std::int64_t py = p.spatial_dims == 2 ? p.pad_begin[0] : 0, px = p.pad_begin[p.spatial_dims - 1];
+    const BandGeometry g = band_geometry(p, s.out);
+    const std::int64_t oy1 = std::min(oy0 + s.band, g.oh);
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
-    const std::int64_t in_plane = ih * iw, out_plane = oh * ow;
+    const std::int64_t in_plane = g.ih * g.iw, out_plane = g.oh * g.ow;
     const float* src = static_cast<const float*>(args.src) + n * in_plane * ic;
     float* dst = static_cast<float*>(args.dst) + n * out_plane * oc;
     const auto* bias = static_cast<const float*>(args.bias);
@@ -249,28 +263,29 @@ class Scatter final : public detail::ForwardOnlyImplementation {
     // Ring row of output row oy: (oy mod ring_rows), then output channel, then phase q: phase_len elements j - j_lo.
     thread_local std::vector<float> ring, panel, pt;
     thread_local std::vector<const float*> parts;
-    const std::int64_t row_floats = oc * sx * s.phase_len;
+    const std::int64_t row_floats = oc * g.sx * s.phase_len;
     const std::int64_t stride = planar_chunk_stride(p, s);
     ring.resize(static_cast<std::size_t>(s.ring_rows * row_floats));
     panel.resize(static_cast<std::size_t>(ic * stride));
     pt.resize(static_cast<std::size_t>(s.blocks * s.nr * stride));
-    parts.resize(static_cast<std::size_t>(sx));
+    parts.resize(static_cast<std::size_t>(g.sx));
     const auto ring_row = [&](std::int64_t oy) { return ring.data() + (oy % s.ring_rows) * row_floats; };
     std::int64_t next_open = oy0, next_done = oy0;  // first row not yet started from the bias, not yet written
     const auto open_rows_to = [&](std::int64_t end) {
       for (; next_open < end; ++next_open)
         for (std::int64_t o = 0; o < oc; ++o) {
-          float* row = ring_row(next_open) + o * sx * s.phase_len;
-          std::fill(row, row + sx * s.phase_len, bias ? bias[o] : 0.0f);
+          float* row = ring_row(next_open) + o * g.sx * s.phase_len;
+          std::fill(row, row + g.sx * s.phase_len, bias ? bias[o] : 0.0f);
         }
     };
     const auto finish_rows_to = [&](std::int64_t end) {
       for (; next_done < end; ++next_done) {
         open_rows_to(next_done + 1);  // rows no input row reaches (strides past the kernel's reach): the bias
         for (std::int64_t o = 0; o < oc; ++o) {
-          const float* first = ring_row(next_done) + o * sx * s.phase_len - s.j_lo;  // element j = 0
-          for (std::int64_t q = 0; q < sx; ++q) parts[static_cast<std::size_t>(q)] = first + q * s.phase_len;
-          s.kernels.interleave(parts.data(), static_cast<int>(sx), dst + o * out_plane + next_done * ow, ow, false);
+          const float* first = ring_row(next_done) + o * g.sx * s.phase_len - s.j_lo;  // element j = 0
+          for (std::int64_t q = 0; q < g.sx; ++q) parts[static_cast<std::size_t>(q)] = first + q * s.phase_len;
+          float* out_row = dst + o * out_plane + next_done * g.ow;
+          s.kernels.interleave(parts.data(), static_cast<int>(g.sx), out_row, g.ow, false);
         }
       }
     };
@@ -290,30 +305,28 @@ class Scatter final : public detail::ForwardOnlyImplementation {
     call.c = pt.data();
     call.c_channel_stride = stride;
 
-    // Input rows whose scatter reaches [oy0, oy1): iy * sy + ky * dy - py in range for some ky.
-    const std::int64_t iy_first = std::max<std::int64_t>(0, ceil_div(oy0 + py - (kh - 1) * dy, sy));
-    const std::int64_t iy_last = std::min<std::int64_t>(ih - 1, floor_div(oy1 - 1 + py, sy));
+    const std::int64_t iy_first = g.first_input_row(oy0), iy_last = g.last_input_row(oy1);
     for (std::int64_t iy = iy_first; iy <= iy_last; ++iy) {
       // This row and the later ones reach rows from iy * sy - py on: the rows before are complete.
-      const std::int64_t reach = iy * sy - py;
+      const std::int64_t reach = iy * g.sy - g.py;
       finish_rows_to(std::clamp(reach, oy0, oy1));
-      open_rows_to(std::clamp(reach + (kh - 1) * dy + 1, oy0, oy1));
-      for (std::int64_t c0 = 0; c0 < iw; c0 += kPlanarChunk) {
-        const std::int64_t len = std::min(kPlanarChunk, iw - c0);
-        const float* row = src + iy * iw + c0;
+      open_rows_to(std::clamp(reach + (g.kh - 1) * g.dy + 1, oy0, oy1));
+      for (std::int64_t c0 = 0; c0 < g.iw; c0 += kPlanarChunk) {
+        const std::int64_t len = std::min(kPlanarChunk, g.iw - c0);
+        const float* row = src + iy * g.iw + c0;
         s.kernels.panel_rows(&row, 1, in_plane, panel.data(), stride, ic, 0, len, len);
         call.count = len;
         s.kernels.planar_gemm[s.vectors](call);
-        for (std::int64_t ky = 0; ky < kh; ++ky) {
-          const std::int64_t oy = reach + ky * dy;
+        for (std::int64_t ky = 0; ky < g.kh; ++ky) {
+          const std::int64_t oy = reach + ky * g.dy;
           if (oy < oy0 || oy >= oy1) continue;
-          for (std::int64_t kx = 0; kx < kw; ++kx) {
+          for (std::int64_t kx = 0; kx < g.kw; ++kx) {
             // Pixel c0 + i reaches x = (c0 + i) * sx + kx * dx - px: phase q, element j0 + i.
-            const std::int64_t x0 = c0 * sx + kx * dx - px;
-            const std::int64_t q = x0 - floor_div(x0, sx) * sx, j0 = floor_div(x0, sx) - s.j_lo;
+            const std::int64_t x0 = c0 * g.sx + kx * g.dx - g.px;
+            const std::int64_t q = x0 - floor_div(x0, g.sx) * g.sx, j0 = floor_div(x0, g.sx) - s.j_lo;
             for (std::int64_t o = 0; o < oc; ++o) {
-              const float* contribution = pt.data() + ((ky * kw + kx) * oc + o) * stride;
-              float* to = ring_row(oy) + (o * sx + q) * s.phase_len + j0;
+              const float* contribution = pt.data() + ((ky * g.kw + kx) * oc + o) * stride;
+              float* to = ring_row(oy) + (o * g.sx + q) * s.phase_len + j0;
               for (std::int64_t i = 0; i < len; ++i) to[i] += contribution[i];
             }
           }
@@ -326,30 +339,28 @@ class Scatter final : public detail::ForwardOnlyImplementation {
   void run_band(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args, std::int64_t n,
                 std::int64_t oy0) const {
     const bool last = p.layout == Layout::channels_last;
-    const std::int64_t ih = height(p, p.input), iw = width(p, p.input), oh = height(p, s.out), ow = width(p, s.out);
-    const std::int64_t oy1 = std::min(oy0 + s.band, oh);
-    const std::int64_t kh = kernel_height(p), kw = p.kernel[p.spatial_dims - 1];
-    const std::int64_t sy = p.spatial_dims == 2 ? p.stride[0] : 1, sx = p.stride[p.spatial_dims - 1];
-    const std::int64_t dy = p.spatial_dims == 2 ? p.dilation[0] : 1, dx = p.dilation[p.spatial_dims - 1];
-    const std::int64_t py = p.spatial_dims == 2 ? p.pad_begin[0] : 0, px = p.pad_begin[p.spatial_dims - 1];
+    const BandGeometry g = band_geometry(p, s.out);
+    const std::int64_t oy1 = std::min(oy0 + s.band, g.oh);
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
     // Element (channel c, pixel i) of an image is at c * channel + i * unit.
-    const std::int64_t src_unit = last ? ic : 1, src_channel = last ? 1 : ih * iw;
-    const std::int64_t dst_unit = last ? oc : 1, dst_channel = last ? 1 : oh * ow;
-    const float* src = static_cast<const float*>(args.src) + n * ih * iw * ic;
-    float* dst = static_cast<float*>(args.dst) + n * oh * ow * oc;
+    const std::int64_t src_unit = last ? ic : 1, src_channel = last ? 1 : g.ih * g.iw;
+    const std::int64_t dst_unit = last ? oc : 1, dst_channel = last ? 1 : g.oh * g.ow;
+    const float* src = static_cast<const float*>(args.src) + n * g.ih * g.iw * ic;
+    float* dst = static_cast<float*>(args.dst) + n * g.oh * g.ow * oc;
     const float* bias = static_cast<const float*>(args.bias);
 
     for (std::int64_t oy = oy0; oy < oy1; ++oy)
-      for (std::int64_t ox = 0; ox < ow; ++ox)
-        for (std::int64_t o = 0; o < oc; ++o) dst[(oy * ow + ox) * dst_unit + o * dst_channel] = bias ? bias[o] : 0.0f;
+      for (std::int64_t ox = 0; ox < g.ow; ++ox)
+        for (std::int64_t o = 0; o < oc; ++o) {
+          dst[(oy * g.ow + ox) * dst_unit + o * dst_channel] = bias ? bias[o] : 0.0f;
+        }
 
     thread_local std::vector<float> tile;  // P for one tile of pixels: rows x (blocks * nr)
     // channels_first: each input row copied into channels_last first, so that the GEMM reads a pixel's channels
     // as consecutive floats (a plane apart, every channel's line of a row fell in one cache set: fsrcnn_x3's
     // 256 x 256 planes, dcgan_g5's 32 x 32).
     thread_local std::vector<float> row_last;
-    if (!last) row_last.resize(static_cast<std::size_t>(iw * ic));
+    if (!last) row_last.resize(static_cast<std::size_t>(g.iw * ic));
     const std::int64_t row_stride = s.blocks * s.nr;
     tile.resize(static_cast<std::size_t>(s.rows * row_stride));
     const float* a_ptr = nullptr;
@@ -365,18 +376,17 @@ class Scatter final : public detail::ForwardOnlyImplementation {
 
     // Input columns whose taps all land inside the output row (0 <= ix * sx + kx * dx - px < ow for every kx): no
     // clamping to compute for them (the divisions had taken 11% of FSRCNN's time).
-    const std::int64_t ix_inner_begin = ceil_div(px, sx), ix_inner_end = floor_div(ow - 1 + px - (kw - 1) * dx, sx) + 1;
-    const RowGeometry geometry{kw, sx, dx, px, dst_unit, dst_channel};
-    // Input rows whose scatter reaches [oy0, oy1): iy * sy + ky * dy - py in range for some ky.
-    const std::int64_t iy_first = std::max<std::int64_t>(0, ceil_div(oy0 + py - (kh - 1) * dy, sy));
-    const std::int64_t iy_last = std::min<std::int64_t>(ih - 1, floor_div(oy1 - 1 + py, sy));
+    const std::int64_t ix_inner_begin = ceil_div(g.px, g.sx);
+    const std::int64_t ix_inner_end = floor_div(g.ow - 1 + g.px - (g.kw - 1) * g.dx, g.sx) + 1;
+    const RowGeometry geometry{g.kw, g.sx, g.dx, g.px, dst_unit, dst_channel};
+    const std::int64_t iy_first = g.first_input_row(oy0), iy_last = g.last_input_row(oy1);
     // One tile of pixels at a time: its row of P is scattered while it is still in L1.
     for (std::int64_t iy = iy_first; iy <= iy_last; ++iy) {
-      if (!last) s.kernels.transpose(src + iy * iw, src_channel, row_last.data(), ic, iw, ic, false);
-      for (std::int64_t ix0 = 0; ix0 < iw; ix0 += s.rows) {
-        const std::int64_t m = std::min<std::int64_t>(s.rows, iw - ix0);
+      if (!last) s.kernels.transpose(src + iy * g.iw, src_channel, row_last.data(), ic, g.iw, ic, false);
+      for (std::int64_t ix0 = 0; ix0 < g.iw; ix0 += s.rows) {
+        const std::int64_t m = std::min<std::int64_t>(s.rows, g.iw - ix0);
         call.m = static_cast<int>(m);
-        a_ptr = last ? src + (iy * iw + ix0) * src_unit : row_last.data() + ix0 * ic;
+        a_ptr = last ? src + (iy * g.iw + ix0) * src_unit : row_last.data() + ix0 * ic;
         // Every block is stored whole: the columns past the last tap are zero-weighted padding, which the tile
         // row has room for (a partial block had been stored element by element: 11% of FSRCNN's time).
         call.nr_valid = static_cast<int>(s.nr);
@@ -385,11 +395,11 @@ class Scatter final : public detail::ForwardOnlyImplementation {
           call.c = tile.data() + block * s.nr;
           s.kernels.gemm[s.vectors](call);
         }
-        for (std::int64_t ky = 0; ky < kh; ++ky) {
-          const std::int64_t oy = iy * sy + ky * dy - py;
+        for (std::int64_t ky = 0; ky < g.kh; ++ky) {
+          const std::int64_t oy = iy * g.sy + ky * g.dy - g.py;
           if (oy < oy0 || oy >= oy1) continue;
-          float* out_row = dst + oy * ow * dst_unit;
-          const float* tile_row = tile.data() + ky * kw * oc;
+          float* out_row = dst + oy * g.ow * dst_unit;
+          const float* tile_row = tile.data() + ky * g.kw * oc;
           // The tile's inner pixels tap by tap: one tap's adds go to outputs sx apart, independent of each other.
           // Pixel by pixel, consecutive pixels' taps overlap in the output (kernel longer than the stride) and each
           // add waited for the store before it: DCGAN g5 1.1-1.3x slower, FSRCNN the same. (SIMD windows of a
@@ -405,15 +415,15 @@ class Scatter final : public detail::ForwardOnlyImplementation {
           // The tile's other pixels, [ix0, inner_begin) and [inner_end, ix0 + m): taps kx with
           // 0 <= ix*sx + kx*dx - px < ow, then a branch-free run over them.
           const auto add_edge_pixel = [&](std::int64_t ix) {
-            const std::int64_t kx_lo = std::max<std::int64_t>(0, ceil_div(px - ix * sx, dx));
-            const std::int64_t kx_hi = std::min<std::int64_t>(kw, floor_div(ow - 1 + px - ix * sx, dx) + 1);
+            const std::int64_t kx_lo = std::max<std::int64_t>(0, ceil_div(g.px - ix * g.sx, g.dx));
+            const std::int64_t kx_hi = std::min<std::int64_t>(g.kw, floor_div(g.ow - 1 + g.px - ix * g.sx, g.dx) + 1);
             const float* contribution = tile_row + (ix - ix0) * row_stride;
-            float* out = out_row + (ix * sx - px) * dst_unit;
+            float* out = out_row + (ix * g.sx - g.px) * dst_unit;
             switch (oc) {
-              case 1: add_taps<1>(out, contribution, kx_lo, kx_hi, dx * dst_unit, dst_channel); break;
-              case 2: add_taps<2>(out, contribution, kx_lo, kx_hi, dx * dst_unit, dst_channel); break;
-              case 3: add_taps<3>(out, contribution, kx_lo, kx_hi, dx * dst_unit, dst_channel); break;
-              default: add_taps<4>(out, contribution, kx_lo, kx_hi, dx * dst_unit, dst_channel); break;
+              case 1: add_taps<1>(out, contribution, kx_lo, kx_hi, g.dx * dst_unit, dst_channel); break;
+              case 2: add_taps<2>(out, contribution, kx_lo, kx_hi, g.dx * dst_unit, dst_channel); break;
+              case 3: add_taps<3>(out, contribution, kx_lo, kx_hi, g.dx * dst_unit, dst_channel); break;
+              default: add_taps<4>(out, contribution, kx_lo, kx_hi, g.dx * dst_unit, dst_channel); break;
             }
           };
           for (std::int64_t ix = ix0; ix < inner_begin; ++ix) add_edge_pixel(ix);
