@@ -135,6 +135,14 @@ struct KernelSet {
   void (*planar_rows)(const float* const* in, std::int64_t in_row_stride, const float* w, const int* part_taps,
                       int parts, float init, float* out, std::int64_t out_row_stride, std::int64_t rows,
                       std::int64_t count, bool stream) = nullptr;
+  // Planar depthwise with a weight per lane: `rows` output rows of `count` pixels,
+  //   out[r * out_row_stride + x] = init + sum over t < taps of w[t * lanes + x % lanes] * in[t][r * in_row_stride + x]
+  // The x phases of a transposed convolution computed as one row (planar.cpp's expanded rows): when `lanes` is a
+  // multiple of the stride, lane x % lanes belongs to phase x % stride. Every in[t] row must be readable up to count
+  // rounded up to a vector; w is vector-aligned. `stream` as planar_rows.
+  void (*planar_lane_rows)(const float* const* in, std::int64_t in_row_stride, const float* w, int taps, float init,
+                           float* out, std::int64_t out_row_stride, std::int64_t rows, std::int64_t count,
+                           bool stream) = nullptr;
   // out[j * parts + q] = part[q][j] for every j * parts + q < count: a transposed convolution's phases, computed
   // one after the other, merged into an output row (any number of parts). `stream`: non-temporal stores where out
   // is aligned, for 2 to 4 parts (the caller issues a store fence afterwards).

@@ -173,6 +173,106 @@ void PlanarRows(const float* const* in, std::int64_t in_row_stride, const float*
                                    stream);
 }
 
+// Lane-weight rows (KernelSet::planar_lane_rows). On Zen 1 a 256-bit load takes both load ports for a cycle, so
+// with one load per multiply-add the loads are the limit: the weight vectors and row pointers of up to
+// kMaxLaneTaps taps are kept in registers (the tap count a template argument) rather than reloaded for every
+// group of vectors, which had made dw_up2's kernel 1.35x slower. More taps loop over them from memory (T = 0).
+constexpr int kMaxLaneTaps = 8;
+
+template <int T>
+struct LaneTaps {  // the taps of a call: T of them, or `taps` with T = 0
+  const float* const* in;
+  const float* w;
+  int taps;
+};
+
+// The sums of U vectors of pixels from x (the row offset included in x).
+template <int T, int U>
+HWY_INLINE void LaneWeightSums(const D d, const float* const (&in)[T > 0 ? T : 1], const V (&w)[T > 0 ? T : 1],
+                               const LaneTaps<T>& call, float init, std::int64_t x, V (&acc)[U]) {
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+#pragma GCC unroll 4
+  for (int u = 0; u < U; ++u) acc[u] = hn::Set(d, init);
+  if constexpr (T > 0) {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) acc[u] = hn::MulAdd(w[t], hn::LoadU(d, in[t] + x + u * lanes), acc[u]);
+    }
+  } else {
+    for (int t = 0; t < call.taps; ++t) {
+      const V wv = hn::Load(d, call.w + t * lanes);
+      const float* HWY_RESTRICT p = call.in[t] + x;
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) acc[u] = hn::MulAdd(wv, hn::LoadU(d, p + u * lanes), acc[u]);
+    }
+  }
+}
+
+// One row: U = 4 vectors at a time (four chains of multiply-adds), then single vectors, the last partial one through
+// a buffer.
+template <int T>
+HWY_INLINE void PlanarLaneRow(const LaneTaps<T>& call, std::int64_t offset, float init, float* HWY_RESTRICT out,
+                              std::int64_t count, bool stream) {
+  const D d;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  constexpr int kRegs = T > 0 ? T : 1;
+  const float* in[kRegs];
+  V w[kRegs];
+  for (int t = 0; t < kRegs; ++t) {
+    in[t] = T > 0 ? call.in[t] + offset : nullptr;
+    w[t] = T > 0 ? hn::Load(d, call.w + t * lanes) : hn::Zero(d);
+  }
+  const std::int64_t x_offset = T > 0 ? 0 : offset;
+  constexpr int U = 4;
+  std::int64_t x = 0;
+  for (; x + U * lanes <= count; x += U * lanes) {
+    V acc[U];
+    LaneWeightSums<T, U>(d, in, w, call, init, x_offset + x, acc);
+    if (stream) {
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) hn::Stream(acc[u], d, out + x + u * lanes);
+    } else {
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) hn::StoreU(acc[u], d, out + x + u * lanes);
+    }
+  }
+  for (; x < count; x += lanes) {
+    V acc[1];
+    LaneWeightSums<T, 1>(d, in, w, call, init, x_offset + x, acc);
+    if (x + lanes <= count) {
+      if (stream) {
+        hn::Stream(acc[0], d, out + x);
+      } else {
+        hn::StoreU(acc[0], d, out + x);
+      }
+    } else {
+      HWY_ALIGN float buffer[HWY_MAX_BYTES / sizeof(float)];
+      hn::Store(acc[0], d, buffer);
+      for (std::int64_t i = 0; i < count - x; ++i) out[x + i] = buffer[i];
+    }
+  }
+}
+
+template <int T>
+void PlanarLaneRowsTaps(const float* const* in, std::int64_t in_row_stride, const float* w, int taps, float init,
+                        float* out, std::int64_t out_row_stride, std::int64_t rows, std::int64_t count, bool stream) {
+  const LaneTaps<T> call{in, w, taps};
+  for (std::int64_t r = 0; r < rows; ++r) {
+    PlanarLaneRow<T>(call, r * in_row_stride, init, out + r * out_row_stride, count, stream);
+  }
+}
+
+void PlanarLaneRows(const float* const* in, std::int64_t in_row_stride, const float* w, int taps, float init,
+                    float* out, std::int64_t out_row_stride, std::int64_t rows, std::int64_t count, bool stream) {
+  using Fn = void (*)(const float* const*, std::int64_t, const float*, int, float, float*, std::int64_t, std::int64_t,
+                      std::int64_t, bool);
+  static constexpr Fn kByTaps[kMaxLaneTaps + 1] = {
+      PlanarLaneRowsTaps<0>, PlanarLaneRowsTaps<1>, PlanarLaneRowsTaps<2>, PlanarLaneRowsTaps<3>, PlanarLaneRowsTaps<4>,
+      PlanarLaneRowsTaps<5>, PlanarLaneRowsTaps<6>, PlanarLaneRowsTaps<7>, PlanarLaneRowsTaps<8>};
+  kByTaps[taps <= kMaxLaneTaps ? taps : 0](in, in_row_stride, w, taps, init, out, out_row_stride, rows, count, stream);
+}
+
 // Planar gemm (PlanarGemmCall): M output channels x NV vectors of consecutive pixels. Each step broadcasts M
 // packed weights and loads NV vectors of one input channel's row, the transpose of GemmTile's roles, so that
 // channels_first tensors need no relayout. `n` holds the pixels of each vector when the tile is the partial last
@@ -447,6 +547,7 @@ void PanelRows(const float* const* from, std::int64_t slots, std::int64_t from_s
 void FillPlanarKernels(KernelSet* set) {
   set->planar_target = hwy::TargetName(HWY_TARGET);
   set->planar_rows = PlanarRows;
+  set->planar_lane_rows = PlanarLaneRows;
   for (int v = 1; v <= kMaxVectorsPerTile; ++v) set->planar_mr[v] = PlanarRows(v);
   set->planar_gemm[1] = PlanarGemm<1>, set->planar_gemm[2] = PlanarGemm<2>;
   set->planar_gemm[3] = PlanarGemm<3>, set->planar_gemm[4] = PlanarGemm<4>;
