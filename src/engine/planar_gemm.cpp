@@ -79,20 +79,26 @@ std::int64_t round_up(std::int64_t a, std::int64_t b) { return (a + b - 1) / b *
 // A tile loads its NV vectors of pixels of each channel from the panel (L2) and uses each for its rows of output
 // channels: below this many rows, those loads, not the multiply-adds, set its pace. With 16 registers (AVX2) the
 // four-vector tile has 2 rows, and it took 1.3-1.7x the time of the 6 x 2 tile on HiFi-GAN up3, WaveNet, CycleGAN
-// and 3D U-Net (Zen 1, 1 thread); AVX-512's tiles all have 6 rows or more.
+// and 3D U-Net (Zen 1, 1 thread); AVX-512's tiles all have 6 rows or more. Tiles of a convolution (one part) have
+// full reuse from 4 rows: AVX2's 4 x 3 tile (7 loads for 12 multiply-adds, against the 6 x 2 tile's 8) ran WaveNet
+// 1.04-1.05x as fast as 6 x 2 in turns. A transposed layer's fused-phase tile of that size runs out of registers
+// (GCC spills an accumulator and reloads the pixel vectors for every multiply-add): 0.92-0.97x on CycleGAN,
+// U-Net and HiFi-GAN.
 constexpr std::int64_t kMinReuseRows = 6;
+constexpr std::int64_t kMinReuseRowsOnePart = 4;
 
 // Vectors of pixels per tile: the most lanes doing useful work over runs of `run` pixels and ocg output channels
 // in blocks of planar_mr[v]; one-vector tiles wait on their loads more than they compute, so they count 15% less,
-// and tiles of fewer than kMinReuseRows rows count in proportion to their rows.
-int choose_vectors(const KernelSet& k, std::int64_t run, std::int64_t ocg) {
+// and tiles of fewer than kMinReuseRows (kMinReuseRowsOnePart) rows count in proportion to their rows.
+int choose_vectors(const KernelSet& k, std::int64_t run, std::int64_t ocg, bool one_part) {
+  const std::int64_t min_reuse_rows = one_part ? kMinReuseRowsOnePart : kMinReuseRows;
   int best = 1;
   double best_use = 0;
   for (int v = 1; v <= kMaxVectorsPerTile; ++v) {
     const std::int64_t width = v * k.lanes, rows = k.planar_mr[v];
     const double lanes_used = static_cast<double>(run) / static_cast<double>(round_up(run, width));
     const double rows_used = static_cast<double>(ocg) / static_cast<double>(round_up(ocg, rows));
-    const double reuse = std::min(1.0, static_cast<double>(rows) / kMinReuseRows);
+    const double reuse = std::min(1.0, static_cast<double>(rows) / static_cast<double>(min_reuse_rows));
     const double use = lanes_used * rows_used * reuse * (v == 1 ? 0.85 : 1.0);
     if (use > best_use * 1.02) best = v, best_use = use;
   }
@@ -173,7 +179,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     while (s->rows_per_item > 1 && per_band * ((rows + s->rows_per_item - 1) / s->rows_per_item) < kMinItems) {
       s->rows_per_item /= 2;
     }
-    s->vectors = choose_vectors(s->kernels, std::min(chunk_len, seq_len), s->ocg);
+    s->vectors = choose_vectors(s->kernels, std::min(chunk_len, seq_len), s->ocg, s->parts == 1);
     s->mr = s->kernels.planar_mr[s->vectors];
     s->blocks = (s->ocg + s->mr - 1) / s->mr;
 

@@ -407,7 +407,13 @@ HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std:
 
 // Output channels per planar tile: as TileRows, but 8 for two vectors (not 14, AVX-512), which suits the 32- and
 // 64-channel decoder layers with 32-pixel phases (3D U-Net) and measured 170 GFLOP/s from L1, the best of the four.
-constexpr int PlanarRows(int vectors) { return vectors == 2 && TileRows(2) > 8 ? 8 : TileRows(vectors); }
+// With 16 registers, three vectors get 4 rows (12 accumulators, 3 pixel vectors and a broadcast: every register; see
+// planar_gemm.cpp's choose_vectors for where it pays).
+constexpr int PlanarRows(int vectors) {
+  return vectors == 2 && TileRows(2) > 8   ? 8
+         : vectors == 3 && kRegisters == 16 ? 4
+                                            : TileRows(vectors);
+}
 
 // A run of call.count pixels: whole tiles of NV vectors, then the rest in the fewest vectors that hold it. Every
 // block of rows computes a tile before the next tile starts, so the tile's input columns are read from L1 by all of
