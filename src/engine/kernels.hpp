@@ -147,6 +147,10 @@ struct KernelSet {
   // one after the other, merged into an output row (any number of parts). `stream`: non-temporal stores where out
   // is aligned, for 2 to 4 parts (the caller issues a store fence afterwards).
   void (*interleave)(const float* const* part, int parts, float* out, std::int64_t count, bool stream) = nullptr;
+  // An expanded row (planar.cpp): out[parts * i + q] = row[first + base[q] + i] where that index is in [0, width),
+  // zero elsewhere, for i < n. Reads nothing outside row[0, width).
+  void (*expand_row)(const float* row, std::int64_t width, std::int64_t first, const std::int64_t* base, int parts,
+                     float* out, std::int64_t n) = nullptr;
   // A panel of `rows` windows of `window` columns from each of `slots` sources (planar_gemm.cpp), slot after slot:
   // column i of row r of slot k is
   //   to[(k * rows + r) * to_stride + i] = from[k][r * from_stride + i - zeros_before]

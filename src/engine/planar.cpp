@@ -28,8 +28,12 @@ using detail::ForwardArgs;
 using detail::PackedData;
 using detail::PlanState;
 
-// Output pixels per work item, at least: a plane of dw_up2 (16384) is four items; small planes share one.
-constexpr std::int64_t kPixelsPerItem = 4096;
+// Output pixels per work item: bands of whole rows up to kPixelsPerItem (a plane of dw_up2, 16384, is one item;
+// small planes share one), rows longer than kChunkPixels in chunks. dw_up2 (channels_first) in quarter planes had
+// built 18 expanded input rows for every 16 and paid each item's setup four times per plane: whole planes ran it
+// 1.14x as fast at 1 thread and 1.17x at 2, timed in turns.
+constexpr std::int64_t kPixelsPerItem = 16384;
+constexpr std::int64_t kChunkPixels = 4096;
 constexpr std::int64_t kMinItems = 32;
 // Outputs over this size are written with non-temporal stores (as the gemm engine's, engine.cpp): dw_up2's 16 MiB
 // output, timed in turns, 1.28-1.34x faster at 1 and 2 threads (its lines had been read from memory before being
@@ -136,7 +140,7 @@ class Planar final : public detail::ForwardOnlyImplementation {
     // The kernel reads B up to the chunk's outputs rounded up to vectors, plus the largest shift; B's element
     // parts * i + q comes from slot element i + phase_base[q].
     const std::int64_t reach = (s.chunk_len * parts + lanes - 1) / lanes * lanes + parts * shifts.back();
-    s.expanded_len = (reach + lanes - 1) / lanes * lanes;
+    s.expanded_len = (reach + lanes * parts - 1) / (lanes * parts) * (lanes * parts);  // whole vectors of each part
     s.phase_base = std::move(base);
     s.shifts = std::move(shifts);
     s.max_call_taps = std::max<std::int64_t>(1, s.kernel[0] * s.kernel[1] * static_cast<std::int64_t>(s.shifts.size()));
@@ -154,8 +158,8 @@ class Planar final : public detail::ForwardOnlyImplementation {
     const std::int64_t lanes = s->kernels.lanes;
     const std::int64_t seq_len = xs[0].count;  // the longest sequence
     const std::int64_t planes = p.batch * p.groups;
-    if (s->out[2] > kPixelsPerItem) {
-      s->chunk_len = std::min(seq_len, (kPixelsPerItem / parts + lanes - 1) / lanes * lanes);
+    if (s->out[2] > kChunkPixels) {
+      s->chunk_len = std::min(seq_len, (kChunkPixels / parts + lanes - 1) / lanes * lanes);
     } else {
       s->chunk_len = seq_len;
       s->rows_per_item = std::clamp<std::int64_t>(kPixelsPerItem / s->out[2], 1, s->out[1]);
@@ -240,7 +244,6 @@ class Planar final : public detail::ForwardOnlyImplementation {
         slot_bytes(s) + kAlignFloats * 2 * static_cast<std::int64_t>(sizeof(float)) +
         s.max_call_taps * static_cast<std::int64_t>(sizeof(const float*) + s.kernels.lanes * sizeof(float)) +
         static_cast<std::int64_t>((s.axes[2].sequences.size() + 1) * sizeof(int)) +
-        static_cast<std::int64_t>(s.axes[2].sequences.size() * sizeof(const float*)) +
         s.kernel[0] * static_cast<std::int64_t>(sizeof(TapHit));
     return static_cast<std::size_t>(threads * bytes);
   }
@@ -282,14 +285,12 @@ class Planar final : public detail::ForwardOnlyImplementation {
     std::vector<const float*> in;
     std::vector<float> tap_weights;  // a weight per tap, or with expanded rows a vector-aligned vector per tap
     std::vector<int> part_taps;
-    std::vector<const float*> phases;  // expanded rows: where each part reads the source row
     void fit(const State& s) {
       z_taps.resize(static_cast<std::size_t>(s.kernel[0]));
       slots.resize(static_cast<std::size_t>(slot_bytes(s) / static_cast<std::int64_t>(sizeof(float)) + kAlignFloats));
       in.resize(static_cast<std::size_t>(s.max_call_taps));
       tap_weights.resize(static_cast<std::size_t>(s.max_call_taps * s.kernels.lanes + kAlignFloats));
       part_taps.resize(s.axes[2].sequences.size() + 1);
-      phases.resize(s.axes[2].sequences.size());
     }
   };
 
@@ -388,8 +389,9 @@ class Planar final : public detail::ForwardOnlyImplementation {
     float* const rows = aligned_start(scratch.slots);  // [z tap][input row - y_lo][expanded_len]
     for (int zi = 0; zi < nz; ++zi)
       for (std::int64_t iy = y_lo; iy < y_hi; ++iy) {
-        expand_row(s, scratch, src + (scratch.z_taps[zi].in_index * s.in[1] + iy) * s.in[2], x_begin,
-                   rows + (zi * (y_hi - y_lo) + iy - y_lo) * s.expanded_len);
+        s.kernels.expand_row(src + (scratch.z_taps[zi].in_index * s.in[1] + iy) * s.in[2], s.in[2], x_begin + s.lo,
+                             s.phase_base.data(), static_cast<int>(parts),
+                             rows + (zi * (y_hi - y_lo) + iy - y_lo) * s.expanded_len, s.expanded_len / parts);
       }
     float* const lane_weights = aligned_start(scratch.tap_weights);
     const std::int64_t out_begin = x_begin * parts;
@@ -419,29 +421,6 @@ class Planar final : public detail::ForwardOnlyImplementation {
                                    out_row_stride, j1 - j0, count, stream_rows(s, out, out_row_stride));
       }
     }
-  }
-
-  // Input row `row` into its expanded row: to[parts * i + q] = column x_begin + lo + phase_base[q] + i, zero outside
-  // the input. Straight from the source where every part reads inside it (a zero-padded slot in between had cost
-  // a stalled store-to-load forwarding on most of the interleave's loads), element by element at the edges.
-  static void expand_row(const State& s, Scratch& scratch, const float* row, std::int64_t x_begin, float* to) {
-    const auto parts = static_cast<std::int64_t>(s.phase_base.size());
-    const std::int64_t n = s.expanded_len / parts, first = x_begin + s.lo;
-    const auto [min_base, max_base] = std::minmax_element(s.phase_base.begin(), s.phase_base.end());
-    const std::int64_t i0 = std::clamp<std::int64_t>(-first - *min_base, 0, n);
-    const std::int64_t i1 = std::clamp<std::int64_t>(s.in[2] - first - *max_base, i0, n);
-    const auto edge = [&](std::int64_t i) {
-      for (std::int64_t q = 0; q < parts; ++q) {
-        const std::int64_t column = first + s.phase_base[static_cast<std::size_t>(q)] + i;
-        to[parts * i + q] = column >= 0 && column < s.in[2] ? row[column] : 0.0f;
-      }
-    };
-    for (std::int64_t i = 0; i < i0; ++i) edge(i);
-    for (std::int64_t q = 0; q < parts; ++q) {
-      scratch.phases[static_cast<std::size_t>(q)] = row + first + s.phase_base[static_cast<std::size_t>(q)] + i0;
-    }
-    s.kernels.interleave(scratch.phases.data(), static_cast<int>(parts), to + parts * i0, parts * (i1 - i0), false);
-    for (std::int64_t i = i1; i < n; ++i) edge(i);
   }
 
   // Whether rows from out, out_row_stride apart, are written with non-temporal stores (vector-aligned only).

@@ -273,6 +273,40 @@ void PlanarLaneRows(const float* const* in, std::int64_t in_row_stride, const fl
   kByTaps[taps <= kMaxLaneTaps ? taps : 0](in, in_row_stride, w, taps, init, out, out_row_stride, rows, count, stream);
 }
 
+// Expanded rows (KernelSet::expand_row): lanes of part q from row[first + base[q] + i], zero outside [0, width).
+HWY_INLINE V ExpandLoad(const D d, const float* row, std::int64_t width, std::int64_t at) {
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  const std::int64_t lo = std::clamp<std::int64_t>(-at, 0, lanes), hi = std::clamp<std::int64_t>(width - at, 0, lanes);
+  if (lo == 0 && hi == lanes) return hn::LoadU(d, row + at);
+  if (lo >= hi) return hn::Zero(d);
+  return LoadRange(d, row + at, static_cast<size_t>(lo), static_cast<size_t>(hi));
+}
+
+void ExpandRow(const float* row, std::int64_t width, std::int64_t first, const std::int64_t* base, int parts,
+               float* out, std::int64_t n) {
+  const D d;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  std::int64_t i = 0;
+  if (parts == 2) {
+    for (; i + lanes <= n; i += lanes) {
+      hn::StoreInterleaved2(ExpandLoad(d, row, width, first + base[0] + i),
+                            ExpandLoad(d, row, width, first + base[1] + i), d, out + 2 * i);
+    }
+  } else if (parts == 4) {
+    for (; i + lanes <= n; i += lanes) {
+      hn::StoreInterleaved4(
+          ExpandLoad(d, row, width, first + base[0] + i), ExpandLoad(d, row, width, first + base[1] + i),
+          ExpandLoad(d, row, width, first + base[2] + i), ExpandLoad(d, row, width, first + base[3] + i), d,
+          out + 4 * i);
+    }
+  }
+  for (; i < n; ++i)
+    for (int q = 0; q < parts; ++q) {
+      const std::int64_t at = first + base[q] + i;
+      out[parts * i + q] = at >= 0 && at < width ? row[at] : 0.0f;
+    }
+}
+
 // Planar gemm (PlanarGemmCall): M output channels x NV vectors of consecutive pixels. Each step broadcasts M
 // packed weights and loads NV vectors of one input channel's row, the transpose of GemmTile's roles, so that
 // channels_first tensors need no relayout. `n` holds the pixels of each vector when the tile is the partial last
@@ -563,6 +597,7 @@ void FillPlanarKernels(KernelSet* set) {
   set->planar_gemm[1] = PlanarGemm<1>, set->planar_gemm[2] = PlanarGemm<2>;
   set->planar_gemm[3] = PlanarGemm<3>, set->planar_gemm[4] = PlanarGemm<4>;
   set->interleave = Interleave;
+  set->expand_row = ExpandRow;
   set->panel_rows = PanelRows;
 }
 

@@ -387,10 +387,12 @@ TEST_P(EngineTarget, PlanarDepthwiseMatchesReference) {
                   "convT_mb1_g2_ic2_oc2_i3001_k3_s3_d1_p1:0_op2_f32_cfirst_wtf",
                   // Expanded rows (strides dividing the lanes): phases with fewer taps than others (zero weights),
                   // padding past the kernel, a batch, output padding; 3D with a dilated x kernel whose phases
-                  // read offsets 0, 3, 6 and 0, 3; stride 4 with taps 2, 2, 1, 1; a row cut into chunks.
+                  // read offsets 0, 3, 6 and 0, 3; stride 4 with taps 2, 2, 1, 1, and with a phase that starts a
+                  // column later than the others; a row cut into chunks.
                   "convT_mb2_g3_ic3_oc3_i7x45_k3x3_s2x2_d1x1_p3:0x0:4_op1x1_f32_cfirst_wtorch",
                   "convT_mb1_g2_ic2_oc2_i3x2x37_k2x3x5_s1x2x2_d1x1x3_p0:1x1:0x2:3_op0x1x1_f32_cfirst_wtf",
                   "convT_mb1_g2_ic2_oc2_i5x23_k3x6_s2x4_d1x1_p1:1x2:1_op1x3_f32_cfirst_wtorch",
+                  "convT_mb1_g3_ic3_oc3_i9x31_k3x8_s2x4_d1x1_p1:1x1:2_op1x0_f32_cfirst_wtf",
                   "convT_mb1_g1_ic1_oc1_i2100_k3_s2_d1_p0:2_op1_f32_cfirst_wtorch"},
                  "depthwise_planar");
 }
