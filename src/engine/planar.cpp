@@ -318,6 +318,19 @@ class Planar final : public detail::ForwardOnlyImplementation {
     return {y_lo, std::max(y_lo, y_hi)};
   }
 
+  // Calls run(yseq, yseg, j0, j1) for every y segment that output rows [y0, y1) reach: pixels [j0, j1) of the y
+  // sequence yseq, whose rows have the valid y taps of yseg, in one kernel call.
+  template <class Run>
+  static void for_each_y_run(const State& s, std::int64_t y0, std::int64_t y1, const Run& run) {
+    for (const AxisSequence& yseq : s.axes[1].sequences) {
+      const auto [jb, je] = pixels_in(yseq, y0, y1);
+      for (const AxisSegment& yseg : yseq.segments) {
+        const std::int64_t j0 = std::max(jb, yseg.j_begin), j1 = std::min(je, yseg.j_end);
+        if (j0 < j1) run(yseq, yseg, j0, j1);
+      }
+    }
+  }
+
   // Input row `row` into a slot: element i is column x_begin + lo + i, zero outside the input.
   static void fill_slot(const State& s, const float* row, std::int64_t x_begin, float* slot) {
     const std::int64_t first = x_begin + s.lo;  // the input column of slot element 0
@@ -337,7 +350,9 @@ class Planar final : public detail::ForwardOnlyImplementation {
     if (s.expanded) return run_item_expanded(s, scratch, nz, src, w, init, y0, y1, x_begin, dst);
     const auto& xs = s.axes[2].sequences;
     const auto parts = static_cast<std::int64_t>(xs.size());
-    const auto [y_lo, y_hi] = input_rows(s, y0, y1);
+    // Named variables, not a structured binding: the lambda below captures them (clang 14 cannot capture bindings).
+    const std::pair<std::int64_t, std::int64_t> in_rows = input_rows(s, y0, y1);
+    const std::int64_t y_lo = in_rows.first, y_hi = in_rows.second;
     for (int zi = 0; zi < nz; ++zi)
       for (std::int64_t iy = y_lo; iy < y_hi; ++iy) {
         fill_slot(s, src + (scratch.z_taps[zi].in_index * s.in[1] + iy) * s.in[2], x_begin,
@@ -345,36 +360,32 @@ class Planar final : public detail::ForwardOnlyImplementation {
       }
     const std::int64_t out_begin = x_begin * parts;
     const std::int64_t count = std::min(s.out[2], (x_begin + s.chunk_len) * parts) - out_begin;
-    for (const AxisSequence& yseq : s.axes[1].sequences) {
-      const auto [jb, je] = pixels_in(yseq, y0, y1);
-      for (const AxisSegment& yseg : yseq.segments) {
-        const std::int64_t j0 = std::max(jb, yseg.j_begin), j1 = std::min(je, yseg.j_end);
-        if (j0 >= j1) continue;
-        int t = 0;
-        scratch.part_taps[0] = 0;
-        for (std::int64_t q = 0; q < parts; ++q) {
-          const AxisSequence& xseq = xs[static_cast<std::size_t>(q)];
-          for (int zi = 0; zi < nz; ++zi)
-            for (int yt = yseg.tap_begin; yt < yseg.tap_end; ++yt) {
-              const AxisTap& ytap = yseq.taps[static_cast<std::size_t>(yt)];
-              const std::int64_t iy = yseq.in_first + j0 * yseq.in_step + ytap.in_offset;
-              const float* slot_row = scratch.slots.data() + (zi * (y_hi - y_lo) + iy - y_lo) * s.slot_len;
-              const float* k_row =
-                  w + (scratch.z_taps[zi].kernel_index * s.kernel[1] + ytap.kernel_index) * s.kernel[2];
-              for (const AxisTap& xtap : xseq.taps) {
-                scratch.in[static_cast<std::size_t>(t)] = slot_row + xseq.in_first - s.lo + xtap.in_offset;
-                scratch.tap_weights[static_cast<std::size_t>(t++)] = k_row[xtap.kernel_index];
-              }
+    for_each_y_run(s, y0, y1, [&](const AxisSequence& yseq, const AxisSegment& yseg, std::int64_t j0,
+                                  std::int64_t j1) {
+      int t = 0;
+      scratch.part_taps[0] = 0;
+      for (std::int64_t q = 0; q < parts; ++q) {
+        const AxisSequence& xseq = xs[static_cast<std::size_t>(q)];
+        for (int zi = 0; zi < nz; ++zi)
+          for (int yt = yseg.tap_begin; yt < yseg.tap_end; ++yt) {
+            const AxisTap& ytap = yseq.taps[static_cast<std::size_t>(yt)];
+            const std::int64_t iy = yseq.in_first + j0 * yseq.in_step + ytap.in_offset;
+            const float* slot_row = scratch.slots.data() + (zi * (y_hi - y_lo) + iy - y_lo) * s.slot_len;
+            const float* k_row =
+                w + (scratch.z_taps[zi].kernel_index * s.kernel[1] + ytap.kernel_index) * s.kernel[2];
+            for (const AxisTap& xtap : xseq.taps) {
+              scratch.in[static_cast<std::size_t>(t)] = slot_row + xseq.in_first - s.lo + xtap.in_offset;
+              scratch.tap_weights[static_cast<std::size_t>(t++)] = k_row[xtap.kernel_index];
             }
-          scratch.part_taps[static_cast<std::size_t>(q + 1)] = t;
-        }
-        float* const out = dst + (yseq.out_first + j0 * yseq.out_step) * s.out[2] + out_begin;
-        const std::int64_t out_row_stride = yseq.out_step * s.out[2];
-        s.kernels.planar_rows(scratch.in.data(), yseq.in_step * s.slot_len, scratch.tap_weights.data(),
-                              scratch.part_taps.data(), static_cast<int>(parts), init, out, out_row_stride, j1 - j0,
-                              count, stream_rows(s, out, out_row_stride));
+          }
+        scratch.part_taps[static_cast<std::size_t>(q + 1)] = t;
       }
-    }
+      float* const out = dst + (yseq.out_first + j0 * yseq.out_step) * s.out[2] + out_begin;
+      const std::int64_t out_row_stride = yseq.out_step * s.out[2];
+      s.kernels.planar_rows(scratch.in.data(), yseq.in_step * s.slot_len, scratch.tap_weights.data(),
+                            scratch.part_taps.data(), static_cast<int>(parts), init, out, out_row_stride, j1 - j0,
+                            count, stream_rows(s, out, out_row_stride));
+    });
   }
 
   // run_item with expanded rows (plan_expanded): each input row through one zero-padded slot into its expanded
@@ -385,7 +396,9 @@ class Planar final : public detail::ForwardOnlyImplementation {
     const auto& xs = s.axes[2].sequences;
     const auto parts = static_cast<std::int64_t>(xs.size());
     const std::int64_t lanes = s.kernels.lanes;
-    const auto [y_lo, y_hi] = input_rows(s, y0, y1);
+    // Named variables, not a structured binding: the lambda below captures them (clang 14 cannot capture bindings).
+    const std::pair<std::int64_t, std::int64_t> in_rows = input_rows(s, y0, y1);
+    const std::int64_t y_lo = in_rows.first, y_hi = in_rows.second;
     float* const rows = aligned_start(scratch.slots);  // [z tap][input row - y_lo][expanded_len]
     for (int zi = 0; zi < nz; ++zi)
       for (std::int64_t iy = y_lo; iy < y_hi; ++iy) {
@@ -397,30 +410,26 @@ class Planar final : public detail::ForwardOnlyImplementation {
     const std::int64_t out_begin = x_begin * parts;
     const std::int64_t count = std::min(s.out[2], (x_begin + s.chunk_len) * parts) - out_begin;
     const auto shifts = static_cast<std::int64_t>(s.shifts.size());
-    for (const AxisSequence& yseq : s.axes[1].sequences) {
-      const auto [jb, je] = pixels_in(yseq, y0, y1);
-      for (const AxisSegment& yseg : yseq.segments) {
-        const std::int64_t j0 = std::max(jb, yseg.j_begin), j1 = std::min(je, yseg.j_end);
-        if (j0 >= j1) continue;
-        int t = 0;
-        for (int zi = 0; zi < nz; ++zi)
-          for (int yt = yseg.tap_begin; yt < yseg.tap_end; ++yt) {
-            const AxisTap& ytap = yseq.taps[static_cast<std::size_t>(yt)];
-            const std::int64_t iy = yseq.in_first + j0 * yseq.in_step + ytap.in_offset;
-            const float* row = rows + (zi * (y_hi - y_lo) + iy - y_lo) * s.expanded_len;
-            const float* zy_weights =
-                w + (scratch.z_taps[zi].kernel_index * s.kernel[1] + ytap.kernel_index) * shifts * lanes;
-            std::copy(zy_weights, zy_weights + shifts * lanes, lane_weights + t * lanes);
-            for (std::int64_t k = 0; k < shifts; ++k, ++t) {
-              scratch.in[static_cast<std::size_t>(t)] = row + parts * s.shifts[static_cast<std::size_t>(k)];
-            }
+    for_each_y_run(s, y0, y1, [&](const AxisSequence& yseq, const AxisSegment& yseg, std::int64_t j0,
+                                  std::int64_t j1) {
+      int t = 0;
+      for (int zi = 0; zi < nz; ++zi)
+        for (int yt = yseg.tap_begin; yt < yseg.tap_end; ++yt) {
+          const AxisTap& ytap = yseq.taps[static_cast<std::size_t>(yt)];
+          const std::int64_t iy = yseq.in_first + j0 * yseq.in_step + ytap.in_offset;
+          const float* row = rows + (zi * (y_hi - y_lo) + iy - y_lo) * s.expanded_len;
+          const float* zy_weights =
+              w + (scratch.z_taps[zi].kernel_index * s.kernel[1] + ytap.kernel_index) * shifts * lanes;
+          std::copy(zy_weights, zy_weights + shifts * lanes, lane_weights + t * lanes);
+          for (std::int64_t k = 0; k < shifts; ++k, ++t) {
+            scratch.in[static_cast<std::size_t>(t)] = row + parts * s.shifts[static_cast<std::size_t>(k)];
           }
-        float* const out = dst + (yseq.out_first + j0 * yseq.out_step) * s.out[2] + out_begin;
-        const std::int64_t out_row_stride = yseq.out_step * s.out[2];
-        s.kernels.planar_lane_rows(scratch.in.data(), yseq.in_step * s.expanded_len, lane_weights, t, init, out,
-                                   out_row_stride, j1 - j0, count, stream_rows(s, out, out_row_stride));
-      }
-    }
+        }
+      float* const out = dst + (yseq.out_first + j0 * yseq.out_step) * s.out[2] + out_begin;
+      const std::int64_t out_row_stride = yseq.out_step * s.out[2];
+      s.kernels.planar_lane_rows(scratch.in.data(), yseq.in_step * s.expanded_len, lane_weights, t, init, out,
+                                 out_row_stride, j1 - j0, count, stream_rows(s, out, out_row_stride));
+    });
   }
 
   // Whether rows from out, out_row_stride apart, are written with non-temporal stores (vector-aligned only).
