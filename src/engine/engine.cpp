@@ -34,7 +34,8 @@ constexpr std::int64_t kPixelsPerWorkItem = 256;
 // layouts and thread counts) and neutral below. Tiles of several passes stream nothing: their last pass stores
 // onto lines the earlier passes brought into cache, and streaming them measured neutral to 7% slower.
 constexpr double kStreamBytes = 4.0 * 1024 * 1024;
-// Packed weights of one gemm pass: 32 KiB measured best against 16 and 64 KiB (and no passes) on the suite.
+// Packed weights of one gemm pass: 32 KiB measured best against 16 and 64 KiB (and no passes) on the suite, with
+// AVX-512's 6-row tiles (Zen 4). Tiles of fewer rows take passes of kOnePassBytes instead (see choose_passes).
 constexpr std::int64_t kPassBytes = 32 * 1024;
 // ... unless all of a tile's packed weights fit this, in L2: then one pass, with no partial sums stored and reloaded
 // (timed in turns: HiFi-GAN's up3, 64 KiB, 5-9% faster in both layouts and at 2 threads; the other small-weight
@@ -195,7 +196,13 @@ void choose_passes(Kind kind, const Problem& p, State& s) {
       taps *= s.tap_radix[d];
     }
     const bool one_pass = taps * s.k * s.nr * static_cast<std::int64_t>(sizeof(float)) <= kOnePassBytes;
-    const std::int64_t pass_steps = kPassBytes / (s.nr * static_cast<std::int64_t>(sizeof(float)));
+    // A tile of few rows (AVX2's widest: 2 x 4 vectors) loads 4 weight vectors for every 8 multiply-adds wherever
+    // they are, and gained nothing from passes that keep them in L1: with passes of 256 KiB (one tap and all 2048
+    // input channels in a pass) ASPP ran 1.07-1.08x as fast as with 32 KiB, rates 6 and 18, both layouts, 1 and 2
+    // threads, timed in turns (Zen 1); 64 and 128 KiB were in between, 1 MiB slower than 128. Fewer passes store and
+    // reload fewer partial sums and read each tap's input slice fewer times.
+    const std::int64_t pass_bytes = s.rows >= kTallTileRows ? kPassBytes : kOnePassBytes;
+    const std::int64_t pass_steps = pass_bytes / (s.nr * static_cast<std::int64_t>(sizeof(float)));
     const std::int64_t steps = one_pass ? taps * s.k : std::max<std::int64_t>(kMinChunkChannels, pass_steps);
     const std::int64_t chunks = (s.k + steps - 1) / steps;
     s.k_chunk = (s.k + chunks - 1) / chunks;  // equal chunks
