@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
 
 #include "engine/kernels.hpp"
 
@@ -73,6 +74,8 @@ HWY_INLINE bool StreamTwoParts(const D d, V a, V b, float* HWY_RESTRICT out) {
   return false;
 #endif
 }
+
+constexpr std::int64_t kLineBytes = 64;
 
 // Whether StreamTwoParts can.
 constexpr bool kStreamsTwoParts = HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3;
@@ -486,6 +489,17 @@ HWY_NOINLINE void PlanarGemm(const PlanarGemmCall& call) {
     return;
   }
   std::int64_t x = 0;
+  // Streamed rows of a tile that are not whole cache lines (AVX2's 4 x 3 tile: 96 bytes) are followed by the tiles
+  // of the next blocks before the next tile of the row completes the line: each block then computes the fewest
+  // tiles that end on a line (two of 4 x 3). Non-temporal stores collect in a few write-combining buffers, and a
+  // line left half written leaves memory as a partial write; WaveNet channels_first 1.06x (1 thread), 1.03x (2).
+  const std::int64_t tile_bytes = NV * lanes * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t line_tiles = call.stream ? kLineBytes / std::gcd(kLineBytes, tile_bytes) : 1;
+  for (; line_tiles > 1 && x + line_tiles * NV * lanes <= call.count; x += line_tiles * NV * lanes) {
+    for (int block = 0; block < call.blocks; ++block) {
+      for (std::int64_t i = 0; i < line_tiles; ++i) PlanarGemmTile<M, NV>(d, call, x + i * NV * lanes, nullptr, block);
+    }
+  }
   for (; x + NV * lanes <= call.count; x += NV * lanes) {
     for (int block = 0; block < call.blocks; ++block) PlanarGemmTile<M, NV>(d, call, x, nullptr, block);
   }
