@@ -103,8 +103,8 @@ HWY_INLINE void GemmProducts(const D d, const TileCall& call, V (&acc)[M][NV]) {
       for (int v = 0; v < NV; ++v) bv[v] = hn::LoadU(d, b + q * NV * lanes + v * lanes);
       const float* HWY_RESTRICT aq = a + q * call.a_channel_stride;
       // The next tile (the next M pixels or images) reads the same channels: fetch them while this one computes,
-      // a cache line per row every 16 channels.
-      if ((q & 15) == 0 && call.a_channel_stride == 1) {
+      // a cache line per row every 16 channels, if the call has a next tile (TileCall::prefetch_next).
+      if ((q & 15) == 0 && call.prefetch_next && call.a_channel_stride == 1) {
         for (int r = 0; r < M; ++r) hwy::Prefetch(aq + (r + M) * call.a_pixel_stride);
       }
       for (int r = 0; r < M; ++r) {
@@ -301,6 +301,7 @@ HWY_INLINE void ForEachTile(const TileCall& call, const Run& run) {
   TileCall tile = call;
   for (int i = 0; i < call.tiles; ++i) {
     tile.reverse = (i & 1) != 0;
+    tile.prefetch_next = i + 1 < call.tiles;
     tile.a_offset = i * call.m * call.a_pixel_stride;
     tile.c = call.c + i * call.m * call.c_pixel_stride;
     run(tile);

@@ -52,6 +52,11 @@ struct TileCall {
   // 1-7% on the other layers of the gemm path). Which tiles run backwards depends on the problem only, so results
   // stay identical for any thread count.
   bool reverse = false;
+  // Set by the kernels for each tile of a call (false from the caller): whether tile i + 1 of the call exists. A
+  // gemm tile fetches the next tile's input rows ahead only then: past the last tile they may lie outside the
+  // source, and a prefetch of an unmapped address costs a page walk each time (DCGAN g2 channels_first, its last
+  // tiles fetching images past the batch: 1.5x slower whenever the source's neighbour pages were unmapped).
+  bool prefetch_next = false;
 };
 
 using TileFn = void (*)(const TileCall&);
