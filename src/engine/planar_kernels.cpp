@@ -416,7 +416,7 @@ HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std:
   }
   // A whole tile of two parts on aligned rows, streamed: interleaved in registers where the target can (AVX2,
   // SSE). Through row_buf below, each tile also stored and reloaded every output vector on its way to the streaming
-  // stores: without that U-Net up4 ran 1.06-1.07x, HiFi-GAN up3 1.02-1.03x, CycleGAN 1.01-1.03x as fast (1 and 2
+  // stores: without that U-Net up4 ran 1.07-1.08x, HiFi-GAN up3 1.02-1.03x, CycleGAN 1.01-1.03x as fast (1 and 2
   // threads, in turns, Zen 1). One check for the whole tile: checked vector by vector, U-Net up4 gained 1.02-1.04x.
   float* const c_block = call.c + block * M * call.c_channel_stride + x * call.parts;
   if (kStreamsTwoParts && call.parts == 2 && call.stream && outputs == 2 * NV * static_cast<std::int64_t>(lanes) &&
