@@ -293,24 +293,40 @@ void ExpandRow(const float* row, std::int64_t width, std::int64_t first, const s
                float* out, std::int64_t n) {
   const D d;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  // Vectors i in [inside_lo, inside_hi] read every part inside the row: plain loads. LoadInside's edge checks on
+  // every vector had cost dw_up2 (channels_first) 6-9% of its time at 1 thread, 4% at 2 (timed in turns).
+  std::int64_t inside_lo = 0, inside_hi = n;
+  for (int q = 0; q < parts; ++q) {
+    inside_lo = std::max(inside_lo, -(first + base[q]));
+    inside_hi = std::min(inside_hi, width - lanes - (first + base[q]));
+  }
+  const auto at = [&](int q, std::int64_t i) { return first + base[q] + i; };
   std::int64_t i = 0;
   if (parts == 2) {
     for (; i + lanes <= n; i += lanes) {
-      hn::StoreInterleaved2(LoadInside(d, row, width, first + base[0] + i),
-                            LoadInside(d, row, width, first + base[1] + i), d, out + 2 * i);
+      if (i >= inside_lo && i <= inside_hi) {
+        hn::StoreInterleaved2(hn::LoadU(d, row + at(0, i)), hn::LoadU(d, row + at(1, i)), d, out + 2 * i);
+      } else {
+        hn::StoreInterleaved2(LoadInside(d, row, width, at(0, i)), LoadInside(d, row, width, at(1, i)), d,
+                              out + 2 * i);
+      }
     }
   } else if (parts == 4) {
     for (; i + lanes <= n; i += lanes) {
-      hn::StoreInterleaved4(
-          LoadInside(d, row, width, first + base[0] + i), LoadInside(d, row, width, first + base[1] + i),
-          LoadInside(d, row, width, first + base[2] + i), LoadInside(d, row, width, first + base[3] + i), d,
-          out + 4 * i);
+      if (i >= inside_lo && i <= inside_hi) {
+        hn::StoreInterleaved4(hn::LoadU(d, row + at(0, i)), hn::LoadU(d, row + at(1, i)),
+                              hn::LoadU(d, row + at(2, i)), hn::LoadU(d, row + at(3, i)), d, out + 4 * i);
+      } else {
+        hn::StoreInterleaved4(LoadInside(d, row, width, at(0, i)), LoadInside(d, row, width, at(1, i)),
+                              LoadInside(d, row, width, at(2, i)), LoadInside(d, row, width, at(3, i)), d,
+                              out + 4 * i);
+      }
     }
   }
   for (; i < n; ++i)
     for (int q = 0; q < parts; ++q) {
-      const std::int64_t at = first + base[q] + i;
-      out[parts * i + q] = at >= 0 && at < width ? row[at] : 0.0f;
+      const std::int64_t a = at(q, i);
+      out[parts * i + q] = a >= 0 && a < width ? row[a] : 0.0f;
     }
 }
 
