@@ -149,12 +149,7 @@ HWY_INLINE void DepthwisePair(const D d, const float* HWY_RESTRICT a, std::int64
   for (int v = 0; v < NV; ++v) {
     const V w_lo = hn::LoadU(d, b_lo + v * lanes), w_hi = hn::LoadU(d, b_hi + v * lanes);
     for (int p = 0; p <= M; ++p) {
-      V x = hn::LoadU(d, a + p * a_stride + v * lanes);
-#if HWY_ARCH_X86 && HWY_TARGET != HWY_EMU128 && HWY_TARGET != HWY_SCALAR  // native vector registers only
-      // Keeps x in a register: GCC otherwise folds the load into both multiply-adds as memory operands, which
-      // loads it twice again.
-      asm("" : "+x"(x.raw));
-#endif
+      const V x = LoadOnce(d, a + p * a_stride + v * lanes);
       if (p < M) acc[p][v] = hn::MulAdd(x, w_lo, acc[p][v]);
       if (p > 0) acc[p - 1][v] = hn::MulAdd(x, w_hi, acc[p - 1][v]);
     }

@@ -97,6 +97,8 @@ struct PlanarGemmCall {
 using PlanarGemmFn = void (*)(const PlanarGemmCall&);
 
 inline constexpr int kMaxVectorsPerTile = 4;
+// Taps of a planar_lane_row_pairs call at most: both rows' weights stay in registers.
+inline constexpr int kMaxPairedLaneTaps = 4;
 
 struct KernelSet {
   std::string target;  // Highway's target name, e.g. "AVX3", "AVX2", "EMU128"
@@ -148,6 +150,15 @@ struct KernelSet {
   void (*planar_lane_rows)(const float* const* in, std::int64_t in_row_stride, const float* w, int taps, float init,
                            float* out, std::int64_t out_row_stride, std::int64_t rows, std::int64_t count,
                            bool stream) = nullptr;
+  // Pairs of rows that read the same input rows with different weights (planar.cpp's paired y phases): for r < rows,
+  //   out_a[r * out_row_stride + x] = init + sum over t < taps of
+  //                                   w_a[t * lanes + x % lanes] * in[t][r * in_row_stride + x]
+  // and out_b likewise with w_b, each input vector loaded once for both. 1 <= taps <= kMaxPairedLaneTaps; the rest
+  // as planar_lane_rows.
+  void (*planar_lane_row_pairs)(const float* const* in, std::int64_t in_row_stride, const float* w_a,
+                                const float* w_b, int taps, float init, float* out_a, float* out_b,
+                                std::int64_t out_row_stride, std::int64_t rows, std::int64_t count,
+                                bool stream) = nullptr;
   // out[j * parts + q] = part[q][j] for every j * parts + q < count: a transposed convolution's phases, computed
   // one after the other, merged into an output row (any number of parts). `stream`: non-temporal stores where out
   // is aligned, for 2 to 4 parts (the caller issues a store fence afterwards).

@@ -215,6 +215,31 @@ HWY_INLINE void LaneWeightSums(const D d, const float* const (&in)[T > 0 ? T : 1
   }
 }
 
+// Vectors [0, U) of acc to out[0, U * lanes): streamed (out vector-aligned) or not.
+template <int U>
+HWY_INLINE void StoreLaneVectors(const D d, const V (&acc)[U], float* HWY_RESTRICT out, bool stream) {
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  if (stream) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) hn::Stream(acc[u], d, out + u * lanes);
+  } else {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) hn::StoreU(acc[u], d, out + u * lanes);
+  }
+}
+
+// The first min(left, lanes) lanes of v to out: a row's last vector, partial through a buffer.
+HWY_INLINE void StoreLaneVector(const D d, V v, float* HWY_RESTRICT out, std::int64_t left, bool stream) {
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  if (left >= lanes) {
+    const V acc[1] = {v};
+    return StoreLaneVectors<1>(d, acc, out, stream);
+  }
+  HWY_ALIGN float buffer[HWY_MAX_BYTES / sizeof(float)];
+  hn::Store(v, d, buffer);
+  for (std::int64_t i = 0; i < left; ++i) out[i] = buffer[i];
+}
+
 // One row: U = 4 vectors at a time (four chains of multiply-adds), then single vectors, the last partial one through
 // a buffer.
 template <int T>
@@ -235,28 +260,12 @@ HWY_INLINE void PlanarLaneRow(const LaneTaps<T>& call, std::int64_t offset, floa
   for (; x + U * lanes <= count; x += U * lanes) {
     V acc[U];
     LaneWeightSums<T, U>(d, in, w, call, init, x_offset + x, acc);
-    if (stream) {
-#pragma GCC unroll 4
-      for (int u = 0; u < U; ++u) hn::Stream(acc[u], d, out + x + u * lanes);
-    } else {
-#pragma GCC unroll 4
-      for (int u = 0; u < U; ++u) hn::StoreU(acc[u], d, out + x + u * lanes);
-    }
+    StoreLaneVectors<U>(d, acc, out + x, stream);
   }
   for (; x < count; x += lanes) {
     V acc[1];
     LaneWeightSums<T, 1>(d, in, w, call, init, x_offset + x, acc);
-    if (x + lanes <= count) {
-      if (stream) {
-        hn::Stream(acc[0], d, out + x);
-      } else {
-        hn::StoreU(acc[0], d, out + x);
-      }
-    } else {
-      HWY_ALIGN float buffer[HWY_MAX_BYTES / sizeof(float)];
-      hn::Store(acc[0], d, buffer);
-      for (std::int64_t i = 0; i < count - x; ++i) out[x + i] = buffer[i];
-    }
+    StoreLaneVector(d, acc[0], out + x, count - x, stream);
   }
 }
 
@@ -277,6 +286,65 @@ void PlanarLaneRows(const float* const* in, std::int64_t in_row_stride, const fl
       PlanarLaneRowsTaps<0>, PlanarLaneRowsTaps<1>, PlanarLaneRowsTaps<2>, PlanarLaneRowsTaps<3>, PlanarLaneRowsTaps<4>,
       PlanarLaneRowsTaps<5>, PlanarLaneRowsTaps<6>, PlanarLaneRowsTaps<7>, PlanarLaneRowsTaps<8>};
   kByTaps[taps <= kMaxLaneTaps ? taps : 0](in, in_row_stride, w, taps, init, out, out_row_stride, rows, count, stream);
+}
+
+// Row pairs (KernelSet::planar_lane_row_pairs): two output rows that read the same input rows with different
+// weights, each input vector loaded once for both. The T taps' weights of both rows stay in registers (2T of them,
+// with 2U accumulators: T <= kMaxPairedLaneTaps keeps them within AVX2's 16).
+template <int T>
+void PlanarLaneRowPairsTaps(const float* const* in_rows, std::int64_t in_row_stride, const float* w_a,
+                            const float* w_b, float init, float* out_a, float* out_b, std::int64_t out_row_stride,
+                            std::int64_t rows, std::int64_t count, bool stream) {
+  const D d;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  V wa[T], wb[T];
+  for (int t = 0; t < T; ++t) wa[t] = hn::Load(d, w_a + t * lanes), wb[t] = hn::Load(d, w_b + t * lanes);
+  constexpr int U = 2;
+  const auto sums = [&](const float* const (&in)[T], std::int64_t x, auto& a, auto& b) {
+    constexpr int kU = static_cast<int>(sizeof(a) / sizeof(a[0]));
+#pragma GCC unroll 4
+    for (int u = 0; u < kU; ++u) a[u] = hn::Set(d, init), b[u] = a[u];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+#pragma GCC unroll 4
+      for (int u = 0; u < kU; ++u) {
+        const V v = LoadOnce(d, in[t] + x + u * lanes);
+        a[u] = hn::MulAdd(wa[t], v, a[u]);
+        b[u] = hn::MulAdd(wb[t], v, b[u]);
+      }
+    }
+  };
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* in[T];
+    for (int t = 0; t < T; ++t) in[t] = in_rows[t] + r * in_row_stride;
+    float* const row_a = out_a + r * out_row_stride;
+    float* const row_b = out_b + r * out_row_stride;
+    std::int64_t x = 0;
+    for (; x + U * lanes <= count; x += U * lanes) {
+      V a[U], b[U];
+      sums(in, x, a, b);
+      StoreLaneVectors<U>(d, a, row_a + x, stream);
+      StoreLaneVectors<U>(d, b, row_b + x, stream);
+    }
+    for (; x < count; x += lanes) {
+      V a[1], b[1];
+      sums(in, x, a, b);
+      StoreLaneVector(d, a[0], row_a + x, count - x, stream);
+      StoreLaneVector(d, b[0], row_b + x, count - x, stream);
+    }
+  }
+}
+
+void PlanarLaneRowPairs(const float* const* in, std::int64_t in_row_stride, const float* w_a, const float* w_b,
+                        int taps, float init, float* out_a, float* out_b, std::int64_t out_row_stride,
+                        std::int64_t rows, std::int64_t count, bool stream) {
+  using Fn = void (*)(const float* const*, std::int64_t, const float*, const float*, float, float*, float*,
+                      std::int64_t, std::int64_t, std::int64_t, bool);
+  static_assert(kMaxPairedLaneTaps == 4);
+  static constexpr Fn kByTaps[kMaxPairedLaneTaps] = {PlanarLaneRowPairsTaps<1>, PlanarLaneRowPairsTaps<2>,
+                                                     PlanarLaneRowPairsTaps<3>, PlanarLaneRowPairsTaps<4>};
+  kByTaps[std::clamp(taps, 1, kMaxPairedLaneTaps) - 1](in, in_row_stride, w_a, w_b, init, out_a, out_b,
+                                                        out_row_stride, rows, count, stream);
 }
 
 // The vector of row[at, at + lanes), zeros for the lanes outside row[0, width), reading nothing outside it (expanded
@@ -635,6 +703,7 @@ void FillPlanarKernels(KernelSet* set) {
   set->planar_target = hwy::TargetName(HWY_TARGET);
   set->planar_rows = PlanarRows;
   set->planar_lane_rows = PlanarLaneRows;
+  set->planar_lane_row_pairs = PlanarLaneRowPairs;
   for (int v = 1; v <= kMaxVectorsPerTile; ++v) set->planar_mr[v] = PlanarRows(v);
   set->planar_gemm[1] = PlanarGemm<1>, set->planar_gemm[2] = PlanarGemm<2>;
   set->planar_gemm[3] = PlanarGemm<3>, set->planar_gemm[4] = PlanarGemm<4>;

@@ -10,6 +10,16 @@ constexpr int TileRows(int vectors) {
   return rows < 1 ? 1 : (rows > 16 ? 16 : rows);
 }
 
+// A vector loaded once for several multiply-adds: GCC otherwise folds the load into each of them as a memory
+// operand, which loads it again for every one.
+HWY_INLINE V LoadOnce(const D d, const float* HWY_RESTRICT p) {
+  V v = hn::LoadU(d, p);
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_EMU128 && HWY_TARGET != HWY_SCALAR  // native vector registers only
+  asm("" : "+x"(v.raw));
+#endif
+  return v;
+}
+
 // Lanes [lo, hi) of p (0 <= lo <= hi <= lanes), zeros elsewhere, without touching memory outside p + lo .. p + hi:
 // AVX2 and AVX-512 masked loads suppress faults; other targets copy through a buffer.
 HWY_INLINE V LoadRange(const D d, const float* p, size_t lo, size_t hi) {

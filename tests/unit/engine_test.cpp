@@ -395,7 +395,12 @@ TEST_P(EngineTarget, PlanarDepthwiseMatchesReference) {
                   "convT_mb1_g2_ic2_oc2_i3x2x37_k2x3x5_s1x2x2_d1x1x3_p0:1x1:0x2:3_op0x1x1_f32_cfirst_wtf",
                   "convT_mb1_g2_ic2_oc2_i5x23_k3x6_s2x4_d1x1_p1:1x2:1_op1x3_f32_cfirst_wtorch",
                   "convT_mb1_g3_ic3_oc3_i9x31_k3x8_s2x4_d1x1_p1:1x1:2_op1x0_f32_cfirst_wtf",
-                  "convT_mb1_g1_ic1_oc1_i2100_k3_s2_d1_p0:2_op1_f32_cfirst_wtorch"},
+                  "convT_mb1_g1_ic1_oc1_i2100_k3_s2_d1_p0:2_op1_f32_cfirst_wtorch",
+                  // Rows of two y phases that read the same input rows, computed in pairs: stride 3 (two of three
+                  // phases pair, rows at the edges alone), bands of 12 rows that cut pairs, 3D with z taps.
+                  "convT_mb1_g2_ic2_oc2_i11x37_k6x4_s3x2_d1x1_p2:1x1:1_op1x0_f32_cfirst_wtorch",
+                  "convT_mb1_g32_ic32_oc32_i12x650_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
+                  "convT_mb1_g2_ic2_oc2_i4x9x30_k3x2x2_s1x2x2_d1x1x1_p1:1x0:0x0:0_op0x1x0_f32_cfirst_wtorch"},
                  "depthwise_planar");
 }
 
