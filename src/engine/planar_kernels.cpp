@@ -357,22 +357,31 @@ HWY_INLINE V LoadInside(const D d, const float* row, std::int64_t width, std::in
   return LoadRange(d, row + at, static_cast<size_t>(lo), static_cast<size_t>(hi));
 }
 
+// The positions p whose vector row[offset + p, offset + p + lanes) lies wholly inside row[0, width): [first,
+// last], empty when first > last. Reads there take plain loads; only those at the edges need LoadInside's checks,
+// which on every vector had cost dw_up2 (channels_first, expanded rows) 6-9% of its time at 1 thread, 4% at 2
+// (timed in turns).
+struct VectorsInside {
+  std::int64_t first, last;
+  VectorsInside(std::int64_t lanes, std::int64_t width, std::int64_t offset)
+      : first(-offset), last(width - lanes - offset) {}
+  bool contains(std::int64_t p) const { return p >= first && p <= last; }
+  void intersect(const VectorsInside& other) {
+    first = std::max(first, other.first), last = std::min(last, other.last);
+  }
+};
+
 void ExpandRow(const float* row, std::int64_t width, std::int64_t first, const std::int64_t* base, int parts,
                float* out, std::int64_t n) {
   const D d;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
-  // Vectors i in [inside_lo, inside_hi] read every part inside the row: plain loads. LoadInside's edge checks on
-  // every vector had cost dw_up2 (channels_first) 6-9% of its time at 1 thread, 4% at 2 (timed in turns).
-  std::int64_t inside_lo = 0, inside_hi = n;
-  for (int q = 0; q < parts; ++q) {
-    inside_lo = std::max(inside_lo, -(first + base[q]));
-    inside_hi = std::min(inside_hi, width - lanes - (first + base[q]));
-  }
+  VectorsInside inside(lanes, width, first + base[0]);  // vectors i that read every part inside the row
+  for (int q = 1; q < parts; ++q) inside.intersect(VectorsInside(lanes, width, first + base[q]));
   const auto at = [&](int q, std::int64_t i) { return first + base[q] + i; };
   std::int64_t i = 0;
   if (parts == 2) {
     for (; i + lanes <= n; i += lanes) {
-      if (i >= inside_lo && i <= inside_hi) {
+      if (inside.contains(i)) {
         hn::StoreInterleaved2(hn::LoadU(d, row + at(0, i)), hn::LoadU(d, row + at(1, i)), d, out + 2 * i);
       } else {
         hn::StoreInterleaved2(LoadInside(d, row, width, at(0, i)), LoadInside(d, row, width, at(1, i)), d,
@@ -381,7 +390,7 @@ void ExpandRow(const float* row, std::int64_t width, std::int64_t first, const s
     }
   } else if (parts == 4) {
     for (; i + lanes <= n; i += lanes) {
-      if (i >= inside_lo && i <= inside_hi) {
+      if (inside.contains(i)) {
         hn::StoreInterleaved4(hn::LoadU(d, row + at(0, i)), hn::LoadU(d, row + at(1, i)),
                               hn::LoadU(d, row + at(2, i)), hn::LoadU(d, row + at(3, i)), d, out + 4 * i);
       } else {
@@ -686,6 +695,7 @@ void PanelRows(const float* const* from, std::int64_t slots, std::int64_t from_s
   // (the copy was 16-24% of 3D U-Net's and the volumetric decoder's time in profiles): their lines are fetched this
   // many rows ahead, across slots (10-13% after; 24 rows ahead was no better).
   constexpr std::int64_t kAhead = 12;
+  const VectorsInside interior(lanes, inside, -zeros_before);
   for (std::int64_t i = 0; i < all; ++i) {
     if (i + kAhead < all) {
       const float* next = from[(i + kAhead) / rows] + (i + kAhead) % rows * from_stride;
@@ -694,7 +704,9 @@ void PanelRows(const float* const* from, std::int64_t slots, std::int64_t from_s
     const float* row = from[i / rows] + i % rows * from_stride;  // column v of the window: row[v - zeros_before]
     float* out = to + i * to_stride;
     for (std::int64_t v = 0; v < window; v += lanes) {
-      hn::StoreU(LoadInside(d, row, inside, v - zeros_before), d, out + v);
+      const V columns = interior.contains(v) ? hn::LoadU(d, row + v - zeros_before)
+                                             : LoadInside(d, row, inside, v - zeros_before);
+      hn::StoreU(columns, d, out + v);
     }
   }
 }
