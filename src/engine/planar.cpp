@@ -461,7 +461,8 @@ class Planar final : public detail::ForwardOnlyImplementation {
   static std::optional<std::int64_t> pair_offset(const State& s, int nz, const YRun& a, const YRun& b) {
     const AxisSequence &sa = *a.seq, &sb = *b.seq;
     const int ny = a.seg->tap_end - a.seg->tap_begin;
-    if (&sa == &sb || sa.in_step != sb.in_step || sa.out_step != sb.out_step || ny < 1 ||
+    // No taps (a z level that no tap reaches, or rows wholly in padding): the rows are their bias, alone.
+    if (&sa == &sb || sa.in_step != sb.in_step || sa.out_step != sb.out_step || nz < 1 || ny < 1 ||
         ny != b.seg->tap_end - b.seg->tap_begin ||
         nz * ny * static_cast<std::int64_t>(s.shifts.size()) > kMaxPairedLaneTaps) {
       return std::nullopt;
