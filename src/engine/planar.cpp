@@ -16,7 +16,6 @@
 
 #include <algorithm>
 #include <array>
-#include <numeric>
 #include <optional>
 
 #include "engine/axis.hpp"
