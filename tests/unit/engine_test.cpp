@@ -406,6 +406,51 @@ TEST_P(EngineTarget, PlanarDepthwiseMatchesReference) {
                  "depthwise_planar");
 }
 
+// Row pairs on random shapes: channels_first depthwise transposed layers whose y phases read the same input rows
+// (kernels of twice the stride along y, the stride dividing every target's lanes along x), 2D and 3D, with padding
+// and output padding, batches and bands of rows, 1 and 2 threads.
+TEST_P(EngineTarget, PlanarDepthwisePairsOnRandomProblems) {
+  std::mt19937_64 rng(47);
+  int ran = 0;
+  for (int i = 0; i < 40; ++i) {
+    Case c;
+    Problem& p = c.problem;
+    p.op = Op::conv_transpose;
+    p.spatial_dims = i % 4 == 3 ? 3 : 2;
+    p.batch = testing::uniform(rng, 1, 2);
+    p.groups = p.in_channels = p.out_channels = testing::uniform(rng, 1, 40);
+    p.layout = Layout::channels_first;
+    p.weight_layout = i % 2 ? WeightLayout::tf : WeightLayout::torch;
+    for (int d = 0; d < p.spatial_dims; ++d) {
+      const bool x = d == p.spatial_dims - 1;
+      p.stride[d] = x ? 2 : testing::uniform(rng, 2, 3);
+      p.kernel[d] = x ? testing::uniform(rng, 2, 4) : (d == 0 && p.spatial_dims == 3 ? 2 : 2 * p.stride[d]);
+      p.input[d] = testing::uniform(rng, 1, p.spatial_dims == 3 ? 6 : 20);
+      p.pad_begin[d] = testing::uniform(rng, 0, p.kernel[d] - 1);
+      p.pad_end[d] = testing::uniform(rng, 0, p.kernel[d] - 1);
+      p.output_padding[d] = testing::uniform(rng, 0, p.stride[d] - 1);
+    }
+    try {
+      validate(p);
+    } catch (const Error&) {
+      continue;  // e.g. padding that leaves no output
+    }
+    auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+    c.src = to_float(random_values(rng, src_shape(p)));
+    c.weights = to_float(random_values(rng, weights_shape(p)));
+    c.bias = to_float(random_values(rng, bias_shape(p)));
+    std::string impl1, impl2;
+    const auto one = run_plan(c, 1, &impl1);
+    const auto two = run_plan(c, 2, &impl2);
+    EXPECT_EQ(impl1, "depthwise_planar") << to_string(p);
+    check_against_reference(c, one, impl1);
+    ASSERT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << to_string(p);
+    if (HasFatalFailure()) return;
+    ++ran;
+  }
+  EXPECT_GE(ran, 30) << "too many draws were invalid";
+}
+
 TEST_P(EngineTarget, ScatterMatchesReference) {
   check_problems({"convT_mb1_g1_ic19_oc1_i13x11_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_cfirst_wtorch",
                   "convT_mb1_g1_ic19_oc3_i13x11_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtf",
