@@ -426,14 +426,15 @@ class Planar final : public detail::ForwardOnlyImplementation {
       YRun& run_a = scratch.runs[a];
       for (std::size_t b = a + 1; b < scratch.runs.size() && !run_a.done; ++b) {
         YRun& run_b = scratch.runs[b];
-        const std::optional<std::int64_t> delta = run_b.done ? std::nullopt : pair_offset(s, nz, run_a, run_b);
-        if (!delta) continue;
-        const std::int64_t j0 = std::max(run_a.j0, run_b.j0 - *delta), j1 = std::min(run_a.j1, run_b.j1 - *delta);
+        const std::optional<RowPair> pair = run_b.done ? std::nullopt : pair_offset(s, nz, run_a, run_b);
+        if (!pair) continue;
+        const std::int64_t delta = pair->delta;
+        const std::int64_t j0 = std::max(run_a.j0, run_b.j0 - delta), j1 = std::min(run_a.j1, run_b.j1 - delta);
         if (j0 >= j1) continue;
-        item.pair(run_a, run_b, *delta, j0, j1);
+        item.pair(run_a, run_b, *pair, j0, j1);
         // What either run has outside the pair, alone.
         item.single(run_a, run_a.j0, j0), item.single(run_a, j1, run_a.j1);
-        item.single(run_b, run_b.j0, j0 + *delta), item.single(run_b, j1 + *delta, run_b.j1);
+        item.single(run_b, run_b.j0, j0 + delta), item.single(run_b, j1 + delta, run_b.j1);
         run_a.done = run_b.done = true;
       }
       if (!run_a.done) item.single(run_a, run_a.j0, run_a.j1);
@@ -456,8 +457,13 @@ class Planar final : public detail::ForwardOnlyImplementation {
   // convolution's y phases: with a 4-tap kernel at stride 2, output rows 2m + 1 and 2m + 2 both read input rows m
   // and m + 1), both are computed in one pass that loads each input vector once (planar_lane_row_pairs): dw_up2
   // (channels_first) 1.15-1.21x as fast at 1 thread and 1.12x at 2, timed in turns with every row alone. Returns
-  // delta, or nothing where they do not pair (or the taps of a call would be too many to keep in registers).
-  static std::optional<std::int64_t> pair_offset(const State& s, int nz, const YRun& a, const YRun& b) {
+  // delta with both runs' y taps in the order of their rows, or nothing where they do not pair (or the taps of a call
+  // would be too many to keep in registers).
+  struct RowPair {
+    std::int64_t delta;
+    int order_a[kMaxPairedLaneTaps], order_b[kMaxPairedLaneTaps];  // see sorted_y_taps
+  };
+  static std::optional<RowPair> pair_offset(const State& s, int nz, const YRun& a, const YRun& b) {
     const AxisSequence &sa = *a.seq, &sb = *b.seq;
     const int ny = a.seg->tap_end - a.seg->tap_begin;
     // No taps (a z level that no tap reaches, or rows wholly in padding): the rows are their bias, alone.
@@ -466,8 +472,10 @@ class Planar final : public detail::ForwardOnlyImplementation {
         nz * ny * static_cast<std::int64_t>(s.shifts.size()) > kMaxPairedLaneTaps) {
       return std::nullopt;
     }
-    int order_a[kMaxPairedLaneTaps], order_b[kMaxPairedLaneTaps];
-    sorted_y_taps(a, order_a), sorted_y_taps(b, order_b);
+    RowPair pair{};
+    sorted_y_taps(a, pair.order_a), sorted_y_taps(b, pair.order_b);
+    const int* order_a = pair.order_a;
+    const int* order_b = pair.order_b;
     // Input rows read at pixel j: in_first + j * in_step + in_offset.
     const auto row = [](const AxisSequence& seq, int tap) {
       return seq.in_first + seq.taps[static_cast<std::size_t>(tap)].in_offset;
@@ -479,7 +487,8 @@ class Planar final : public detail::ForwardOnlyImplementation {
     for (int i = 1; i < ny; ++i) {
       if (row(sa, order_a[i]) - row(sb, order_b[i]) != shift) return std::nullopt;
     }
-    return shift / sa.in_step;
+    pair.delta = shift / sa.in_step;
+    return pair;
   }
 
   // The output rows of a work item with expanded rows, computed by runs of rows alone or in pairs.
@@ -534,13 +543,12 @@ class Planar final : public detail::ForwardOnlyImplementation {
     }
 
     // Rows [j0, j1) of run a with rows [j0 + delta, j1 + delta) of run b (see pair_offset).
-    void pair(const YRun& a, const YRun& b, std::int64_t delta, std::int64_t j0, std::int64_t j1) const {
-      int order_a[kMaxPairedLaneTaps], order_b[kMaxPairedLaneTaps];
-      sorted_y_taps(a, order_a), sorted_y_taps(b, order_b);
-      gather_taps(a, order_a, j0, weights_a());
-      const int taps = gather_taps(b, order_b, j0 + delta, weights_b());  // the same input rows, in the same order
+    void pair(const YRun& a, const YRun& b, const RowPair& rows_pair, std::int64_t j0, std::int64_t j1) const {
+      gather_taps(a, rows_pair.order_a, j0, weights_a());
+      // The same input rows, in the same order.
+      const int taps = gather_taps(b, rows_pair.order_b, j0 + rows_pair.delta, weights_b());
       float* const out_a = out_row(a, j0);
-      float* const out_b = out_row(b, j0 + delta);
+      float* const out_b = out_row(b, j0 + rows_pair.delta);
       const std::int64_t out_row_stride = a.seq->out_step * s.out[2];
       s.kernels.planar_lane_row_pairs(scratch.in.data(), a.seq->in_step * s.expanded_len, weights_a(), weights_b(),
                                       taps, init, out_a, out_b, out_row_stride, j1 - j0, count,

@@ -378,26 +378,16 @@ void ExpandRow(const float* row, std::int64_t width, std::int64_t first, const s
   VectorsInside inside(lanes, width, first + base[0]);  // vectors i that read every part inside the row
   for (int q = 1; q < parts; ++q) inside.intersect(VectorsInside(lanes, width, first + base[q]));
   const auto at = [&](int q, std::int64_t i) { return first + base[q] + i; };
+  // Part q's vector i: a plain load inside the row, edge checks only at its edges.
+  const auto part = [&](int q, std::int64_t i) {
+    return inside.contains(i) ? hn::LoadU(d, row + at(q, i)) : LoadInside(d, row, width, at(q, i));
+  };
   std::int64_t i = 0;
   if (parts == 2) {
-    for (; i + lanes <= n; i += lanes) {
-      if (inside.contains(i)) {
-        hn::StoreInterleaved2(hn::LoadU(d, row + at(0, i)), hn::LoadU(d, row + at(1, i)), d, out + 2 * i);
-      } else {
-        hn::StoreInterleaved2(LoadInside(d, row, width, at(0, i)), LoadInside(d, row, width, at(1, i)), d,
-                              out + 2 * i);
-      }
-    }
+    for (; i + lanes <= n; i += lanes) hn::StoreInterleaved2(part(0, i), part(1, i), d, out + 2 * i);
   } else if (parts == 4) {
     for (; i + lanes <= n; i += lanes) {
-      if (inside.contains(i)) {
-        hn::StoreInterleaved4(hn::LoadU(d, row + at(0, i)), hn::LoadU(d, row + at(1, i)),
-                              hn::LoadU(d, row + at(2, i)), hn::LoadU(d, row + at(3, i)), d, out + 4 * i);
-      } else {
-        hn::StoreInterleaved4(LoadInside(d, row, width, at(0, i)), LoadInside(d, row, width, at(1, i)),
-                              LoadInside(d, row, width, at(2, i)), LoadInside(d, row, width, at(3, i)), d,
-                              out + 4 * i);
-      }
+      hn::StoreInterleaved4(part(0, i), part(1, i), part(2, i), part(3, i), d, out + 4 * i);
     }
   }
   for (; i < n; ++i)
