@@ -2,6 +2,7 @@
 // than stride, kernel not a multiple of stride, padding past the kernel, output padding, dilation with stride,
 // groups and depthwise, odd channel counts up to 67, 1D/2D/3D), every compiled SIMD target, 1 and 2 threads,
 // outputs pre-filled with NaN so unwritten elements show.
+#include <array>
 #include <gtest/gtest.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -443,6 +444,54 @@ TEST_P(EngineTarget, PlanarDepthwisePairsOnRandomProblems) {
     const auto one = run_plan(c, 1, &impl1);
     const auto two = run_plan(c, 2, &impl2);
     EXPECT_EQ(impl1, "depthwise_planar") << to_string(p);
+    check_against_reference(c, one, impl1);
+    ASSERT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << to_string(p);
+    if (HasFatalFailure()) return;
+    ++ran;
+  }
+  EXPECT_EQ(ran, 40) << "too many draws were invalid";
+}
+
+// Tap pairs on random shapes: channels_last depthwise layers whose x taps lie one pixel apart (stride-1
+// convolutions, transposed layers with kernels of twice the stride or more), which the depthwise kernel computes
+// two at a time from one load per pixel. Rows up to 40 pixels (whole tiles of every height and a remainder),
+// channel counts that take one and two vectors per tile, padding up to past the kernel, 1D to 3D, 1 and 2 threads.
+TEST_P(EngineTarget, DepthwiseTapPairsOnRandomProblems) {
+  std::mt19937_64 rng(53);
+  const std::array<std::int64_t, 5> channels = {8, 16, 24, 32, 48};
+  int ran = 0;
+  for (int i = 0; ran < 40 && i < 200; ++i) {
+    Case c;
+    Problem& p = c.problem;
+    p.op = i % 2 ? Op::conv : Op::conv_transpose;
+    p.spatial_dims = 1 + i % 3;
+    p.batch = testing::uniform(rng, 1, 2);
+    p.groups = p.in_channels = p.out_channels = channels[testing::uniform(rng, 0, 4)];
+    p.layout = Layout::channels_last;
+    p.weight_layout = i % 4 < 2 ? WeightLayout::tf : WeightLayout::torch;
+    for (int d = 0; d < p.spatial_dims; ++d) {
+      const bool x = d == p.spatial_dims - 1;
+      p.stride[d] = p.op == Op::conv ? (x ? 1 : testing::uniform(rng, 1, 2)) : testing::uniform(rng, 1, 3);
+      p.kernel[d] = p.op == Op::conv ? testing::uniform(rng, x ? 2 : 1, 5)
+                                     : testing::uniform(rng, x ? 2 * p.stride[d] : 1, 2 * p.stride[d] + 1);
+      p.input[d] = testing::uniform(rng, 1, x ? 40 : 5);
+      p.pad_begin[d] = testing::uniform(rng, 0, p.kernel[d] + 1);  // up to past the kernel
+      p.pad_end[d] = testing::uniform(rng, 0, p.kernel[d] + 1);
+      if (p.op == Op::conv_transpose) p.output_padding[d] = testing::uniform(rng, 0, p.stride[d] - 1);
+    }
+    try {
+      validate(p);
+    } catch (const Error&) {
+      continue;  // e.g. padding that leaves no output
+    }
+    auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+    c.src = to_float(random_values(rng, src_shape(p)));
+    c.weights = to_float(random_values(rng, weights_shape(p)));
+    c.bias = to_float(random_values(rng, bias_shape(p)));
+    std::string impl1, impl2;
+    const auto one = run_plan(c, 1, &impl1);
+    const auto two = run_plan(c, 2, &impl2);
+    EXPECT_EQ(impl1, "depthwise_simd") << to_string(p);
     check_against_reference(c, one, impl1);
     ASSERT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << to_string(p);
     if (HasFatalFailure()) return;
