@@ -39,11 +39,41 @@ HWY_INLINE void PhaseSums(const D d, const float* const* in, const float* w, con
   }
 }
 
+// Whether InterleaveTwo can: where InterleaveLower/Upper pair the lanes of whole vectors (128-bit targets) or of
+// each 128-bit half (AVX2).
+constexpr bool kInterleavesTwo = HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3;
+
+// a and b interleaved (a0 b0 a1 b1 ...) into two vectors, in registers.
+HWY_INLINE void InterleaveTwo(const D d, V a, V b, V& first, V& second) {
+#if HWY_TARGET == HWY_AVX2
+  const V lo = hn::InterleaveLower(d, a, b), hi = hn::InterleaveUpper(d, a, b);
+  first = hn::ConcatLowerLower(d, hi, lo);
+  // The upper halves as lo's upper half moved down (an extract) blended with hi, not ConcatUpperUpper (Highway's
+  // StoreInterleaved2 too): that is a vperm2f128, 8 micro-ops on Zen 1. dw_up2 channels_first, whose expanded rows
+  // and outputs are interleaved vector by vector, gained 1.05-1.08x at 1 thread and 1.04-1.05x at 2 in most runs
+  // (timed in turns; 0.96x and 0.99x in one); the gemm layers were unchanged.
+  const hn::Half<D> dh;
+  second = hn::ConcatUpperLower(d, hi, hn::ZeroExtendVector(d, hn::UpperHalf(dh, lo)));
+#elif HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3
+  first = hn::InterleaveLower(d, a, b), second = hn::InterleaveUpper(d, a, b);
+#else
+  (void)d, (void)a, (void)b;
+  first = second = hn::Zero(d);  // unused: kInterleavesTwo is false
+#endif
+}
+
 // a, b, c, e (the first `parts` of them, 1 to 4) interleaved into out[0, parts * lanes).
 HWY_INLINE void StoreInterleavedParts(const D d, int parts, V a, V b, V c, V e, float* HWY_RESTRICT out) {
   switch (parts) {
     case 1: return hn::StoreU(a, d, out);
-    case 2: return hn::StoreInterleaved2(a, b, d, out);
+    case 2:
+      if constexpr (kInterleavesTwo) {
+        V first, second;
+        InterleaveTwo(d, a, b, first, second);
+        hn::StoreU(first, d, out);
+        return hn::StoreU(second, d, out + hn::Lanes(d));
+      }
+      return hn::StoreInterleaved2(a, b, d, out);
     case 3: return hn::StoreInterleaved3(a, b, c, d, out);
     default: return hn::StoreInterleaved4(a, b, c, e, d, out);
   }
@@ -56,29 +86,18 @@ HWY_INLINE void StoreParts(const D d, const V (&acc)[P][U], int u, float* HWY_RE
   StoreInterleavedParts(d, P, acc[0][u], acc[P > 1 ? 1 : 0][u], acc[P > 2 ? 2 : 0][u], acc[P > 3 ? 3 : 0][u], out);
 }
 
-// Two parts interleaved in registers and streamed: where InterleaveLower/Upper pair the lanes of whole vectors
-// (128-bit targets) or of each 128-bit half (AVX2). Elsewhere through a buffer, which on AVX2 had cost dw_up2
-// (channels_first) its store and reload of every output vector.
+// Two parts interleaved in registers and streamed (where kInterleavesTwo). Elsewhere through a buffer, which on
+// AVX2 had cost dw_up2 (channels_first) its store and reload of every output vector.
 HWY_INLINE bool StreamTwoParts(const D d, V a, V b, float* HWY_RESTRICT out) {
-#if HWY_TARGET == HWY_AVX2
-  const V lo = hn::InterleaveLower(d, a, b), hi = hn::InterleaveUpper(d, a, b);
-  hn::Stream(hn::ConcatLowerLower(d, hi, lo), d, out);
-  hn::Stream(hn::ConcatUpperUpper(d, hi, lo), d, out + hn::Lanes(d));
+  if constexpr (!kInterleavesTwo) return false;
+  V first, second;
+  InterleaveTwo(d, a, b, first, second);
+  hn::Stream(first, d, out);
+  hn::Stream(second, d, out + hn::Lanes(d));
   return true;
-#elif HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3
-  hn::Stream(hn::InterleaveLower(d, a, b), d, out);
-  hn::Stream(hn::InterleaveUpper(d, a, b), d, out + hn::Lanes(d));
-  return true;
-#else
-  (void)d, (void)a, (void)b, (void)out;
-  return false;
-#endif
 }
 
 constexpr std::int64_t kLineBytes = 64;
-
-// Whether StreamTwoParts can.
-constexpr bool kStreamsTwoParts = HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3;
 
 template <int P, int U>
 HWY_INLINE void StorePartsStreamed(const D d, const V (&acc)[P][U], int u, float* HWY_RESTRICT out) {
@@ -384,7 +403,7 @@ void ExpandRow(const float* row, std::int64_t width, std::int64_t first, const s
   };
   std::int64_t i = 0;
   if (parts == 2) {
-    for (; i + lanes <= n; i += lanes) hn::StoreInterleaved2(part(0, i), part(1, i), d, out + 2 * i);
+    for (; i + lanes <= n; i += lanes) StoreInterleavedParts(d, 2, part(0, i), part(1, i), V(), V(), out + 2 * i);
   } else if (parts == 4) {
     for (; i + lanes <= n; i += lanes) {
       hn::StoreInterleaved4(part(0, i), part(1, i), part(2, i), part(3, i), d, out + 4 * i);
@@ -502,7 +521,7 @@ HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std:
   // stores: without that U-Net up4 ran 1.07-1.08x, HiFi-GAN up3 1.02-1.03x, CycleGAN 1.01-1.03x as fast (1 and 2
   // threads, in turns, Zen 1). One check for the whole tile: checked vector by vector, U-Net up4 gained 1.02-1.04x.
   float* const c_block = call.c + block * M * call.c_channel_stride + x * call.parts;
-  if (kStreamsTwoParts && call.parts == 2 && call.stream && outputs == 2 * NV * static_cast<std::int64_t>(lanes) &&
+  if (kInterleavesTwo && call.parts == 2 && call.stream && outputs == 2 * NV * static_cast<std::int64_t>(lanes) &&
       (reinterpret_cast<std::uintptr_t>(c_block) | (call.c_channel_stride * sizeof(float))) % (lanes * sizeof(float)) ==
           0) {
     for (int r = 0; r < m; ++r)
@@ -626,7 +645,7 @@ HWY_INLINE std::int64_t InterleaveVectors(const float* const* part, int parts, f
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
   if (parts == 2) {
     for (; j + lanes <= j_end; j += lanes) {
-      hn::StoreInterleaved2(hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), d, out + j * 2);
+      StoreInterleavedParts(d, 2, hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), V(), V(), out + j * 2);
     }
   } else if (parts == 3) {
     for (; j + lanes <= j_end; j += lanes) {
