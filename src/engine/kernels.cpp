@@ -215,13 +215,15 @@ HWY_NOINLINE void DepthwiseTile(const TileCall& call) {
       }
       ++t;
     }
-    float* c = call.c + offset;
+    // One pointer walks the rows: with c + r * c_stride per row, GCC kept the rows' offsets on the stack and reloaded
+    // them for every block (dw_up2 channels_last 1.03-1.06x at 1 and 2 threads, in turns; the atrous layer 1.01x).
+    float* HWY_RESTRICT c = call.c + offset;
     if (stream) {
-      for (int r = 0; r < M; ++r)
-        for (int v = 0; v < NV; ++v) hn::Stream(acc[r][v], d, c + r * c_stride + v * lanes);
+      for (int r = 0; r < M; ++r, c += c_stride)
+        for (int v = 0; v < NV; ++v) hn::Stream(acc[r][v], d, c + v * lanes);
     } else if (plain) {
-      for (int r = 0; r < M; ++r)
-        for (int v = 0; v < NV; ++v) hn::StoreU(acc[r][v], d, c + r * c_stride + v * lanes);
+      for (int r = 0; r < M; ++r, c += c_stride)
+        for (int v = 0; v < NV; ++v) hn::StoreU(acc[r][v], d, c + v * lanes);
     } else {
       TileCall block_call = call;
       block_call.c = call.c + offset * call.c_channel_stride;
