@@ -403,7 +403,9 @@ void ExpandRow(const float* row, std::int64_t width, std::int64_t first, const s
   };
   std::int64_t i = 0;
   if (parts == 2) {
-    for (; i + lanes <= n; i += lanes) StoreInterleavedParts(d, 2, part(0, i), part(1, i), V(), V(), out + 2 * i);
+    for (; i + lanes <= n; i += lanes) {
+      StoreInterleavedParts(d, 2, part(0, i), part(1, i), hn::Zero(d), hn::Zero(d), out + 2 * i);
+    }
   } else if (parts == 4) {
     for (; i + lanes <= n; i += lanes) {
       hn::StoreInterleaved4(part(0, i), part(1, i), part(2, i), part(3, i), d, out + 4 * i);
@@ -645,7 +647,8 @@ HWY_INLINE std::int64_t InterleaveVectors(const float* const* part, int parts, f
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
   if (parts == 2) {
     for (; j + lanes <= j_end; j += lanes) {
-      StoreInterleavedParts(d, 2, hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), V(), V(), out + j * 2);
+      StoreInterleavedParts(d, 2, hn::LoadU(d, part[0] + j), hn::LoadU(d, part[1] + j), hn::Zero(d), hn::Zero(d),
+                            out + j * 2);
     }
   } else if (parts == 3) {
     for (; j + lanes <= j_end; j += lanes) {
