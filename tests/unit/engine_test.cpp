@@ -117,24 +117,46 @@ TEST_P(EngineTarget, MatchesReferenceOnRandomProblemsWithOneAndTwoThreads) {
   EXPECT_EQ(fast, 400) << "every float32 problem should take a SIMD path";
 }
 
+// One problem with random values (from rng) must take `expected`: against the reference, 1 and 2 threads bitwise
+// equal.
+void check_problem(std::mt19937_64& rng, const Problem& p, const std::string& expected, bool aligned = false) {
+  Case c;
+  c.problem = p;
+  auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  c.src = to_float(random_values(rng, src_shape(p)));
+  c.weights = to_float(random_values(rng, weights_shape(p)));
+  c.bias = to_float(random_values(rng, bias_shape(p)));
+  std::string impl1, impl2;
+  const auto one = run_plan(c, 1, &impl1, aligned);
+  EXPECT_EQ(impl1, expected) << to_string(p);
+  check_against_reference(c, one, impl1);
+  const auto two = run_plan(c, 2, &impl2, aligned);
+  EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << to_string(p);
+}
+
 // Named problems that must take `expected`, against the reference, 1 and 2 threads bitwise equal.
 void check_problems(const std::vector<const char*>& problems, const std::string& expected, bool aligned = false) {
   std::mt19937_64 rng(31);
-  for (const char* text : problems) {
-    Case c;
-    c.problem = parse_problem(text);
-    const Problem& p = c.problem;
-    auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
-    c.src = to_float(random_values(rng, src_shape(p)));
-    c.weights = to_float(random_values(rng, weights_shape(p)));
-    c.bias = to_float(random_values(rng, bias_shape(p)));
-    std::string impl1, impl2;
-    const auto one = run_plan(c, 1, &impl1, aligned);
-    EXPECT_EQ(impl1, expected) << text;
-    check_against_reference(c, one, impl1);
-    const auto two = run_plan(c, 2, &impl2, aligned);
-    EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << text;
+  for (const char* text : problems) check_problem(rng, parse_problem(text), expected, aligned);
+}
+
+// 40 valid problems from draw(rng, i), i = 0, 1, ... (invalid draws skipped, at most 200), each checked as above.
+template <class Draw>
+void check_random_problems(std::uint64_t seed, const Draw& draw, const std::string& expected) {
+  std::mt19937_64 rng(seed);
+  int ran = 0;
+  for (int i = 0; ran < 40 && i < 200; ++i) {
+    const Problem p = draw(rng, i);
+    try {
+      validate(p);
+    } catch (const Error&) {
+      continue;  // e.g. padding that leaves no output
+    }
+    check_problem(rng, p, expected);
+    if (::testing::Test::HasFailure()) return;
+    ++ran;
   }
+  EXPECT_EQ(ran, 40) << "too many draws were invalid";
 }
 
 // Winograd takes 3x3 stride-1 layers with many channels; tiles cross the image edge, residue classes of odd sizes,
@@ -410,94 +432,56 @@ TEST_P(EngineTarget, PlanarDepthwiseMatchesReference) {
 // Row pairs on random shapes: channels_first depthwise transposed layers whose y phases read the same input rows
 // (kernels of twice the stride along y, the stride dividing every target's lanes along x), 2D and 3D, with padding
 // up to past the kernel and output padding, batches and bands of rows, 1 and 2 threads.
-TEST_P(EngineTarget, PlanarDepthwisePairsOnRandomProblems) {
-  std::mt19937_64 rng(47);
-  int ran = 0;
-  for (int i = 0; ran < 40 && i < 200; ++i) {
-    Case c;
-    Problem& p = c.problem;
-    p.op = Op::conv_transpose;
-    p.spatial_dims = i % 4 == 3 ? 3 : 2;
-    p.batch = testing::uniform(rng, 1, 2);
-    p.groups = p.in_channels = p.out_channels = testing::uniform(rng, 2, 40);
-    p.layout = Layout::channels_first;
-    p.weight_layout = i % 2 ? WeightLayout::tf : WeightLayout::torch;
-    for (int d = 0; d < p.spatial_dims; ++d) {
-      const bool x = d == p.spatial_dims - 1;
-      p.stride[d] = x ? 2 : testing::uniform(rng, 2, 3);
-      p.kernel[d] = x ? testing::uniform(rng, 2, 4) : (d == 0 && p.spatial_dims == 3 ? 2 : 2 * p.stride[d]);
-      p.input[d] = testing::uniform(rng, 1, p.spatial_dims == 3 ? 6 : 20);
-      p.pad_begin[d] = testing::uniform(rng, 0, p.kernel[d] + 1);  // up to past the kernel
-      p.pad_end[d] = testing::uniform(rng, 0, p.kernel[d] + 1);
-      p.output_padding[d] = testing::uniform(rng, 0, p.stride[d] - 1);
-    }
-    try {
-      validate(p);
-    } catch (const Error&) {
-      continue;  // e.g. padding that leaves no output
-    }
-    auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
-    c.src = to_float(random_values(rng, src_shape(p)));
-    c.weights = to_float(random_values(rng, weights_shape(p)));
-    c.bias = to_float(random_values(rng, bias_shape(p)));
-    std::string impl1, impl2;
-    const auto one = run_plan(c, 1, &impl1);
-    const auto two = run_plan(c, 2, &impl2);
-    EXPECT_EQ(impl1, "depthwise_planar") << to_string(p);
-    check_against_reference(c, one, impl1);
-    ASSERT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << to_string(p);
-    if (HasFatalFailure()) return;
-    ++ran;
+Problem row_pair_problem(std::mt19937_64& rng, int i) {
+  Problem p;
+  p.op = Op::conv_transpose;
+  p.spatial_dims = i % 4 == 3 ? 3 : 2;
+  p.batch = testing::uniform(rng, 1, 2);
+  p.groups = p.in_channels = p.out_channels = testing::uniform(rng, 2, 40);
+  p.layout = Layout::channels_first;
+  p.weight_layout = i % 2 ? WeightLayout::tf : WeightLayout::torch;
+  for (int d = 0; d < p.spatial_dims; ++d) {
+    const bool x = d == p.spatial_dims - 1;
+    p.stride[d] = x ? 2 : testing::uniform(rng, 2, 3);
+    p.kernel[d] = x ? testing::uniform(rng, 2, 4) : (d == 0 && p.spatial_dims == 3 ? 2 : 2 * p.stride[d]);
+    p.input[d] = testing::uniform(rng, 1, p.spatial_dims == 3 ? 6 : 20);
+    p.pad_begin[d] = testing::uniform(rng, 0, p.kernel[d] + 1);  // up to past the kernel
+    p.pad_end[d] = testing::uniform(rng, 0, p.kernel[d] + 1);
+    p.output_padding[d] = testing::uniform(rng, 0, p.stride[d] - 1);
   }
-  EXPECT_EQ(ran, 40) << "too many draws were invalid";
+  return p;
+}
+TEST_P(EngineTarget, PlanarDepthwisePairsOnRandomProblems) {
+  check_random_problems(47, row_pair_problem, "depthwise_planar");
 }
 
 // Tap pairs on random shapes: channels_last depthwise layers whose x taps lie one pixel apart (stride-1
 // convolutions, transposed layers with kernels of twice the stride or more), which the depthwise kernel computes
 // two at a time from one load per pixel. Rows up to 40 pixels (whole tiles of every height and a remainder),
 // channel counts that take one and two vectors per tile, padding up to past the kernel, 1D to 3D, 1 and 2 threads.
-TEST_P(EngineTarget, DepthwiseTapPairsOnRandomProblems) {
-  std::mt19937_64 rng(53);
-  const std::array<std::int64_t, 5> channels = {8, 16, 24, 32, 48};
-  int ran = 0;
-  for (int i = 0; ran < 40 && i < 200; ++i) {
-    Case c;
-    Problem& p = c.problem;
-    p.op = i % 2 ? Op::conv : Op::conv_transpose;
-    p.spatial_dims = 1 + i % 3;
-    p.batch = testing::uniform(rng, 1, 2);
-    p.groups = p.in_channels = p.out_channels = channels[testing::uniform(rng, 0, 4)];
-    p.layout = Layout::channels_last;
-    p.weight_layout = i % 4 < 2 ? WeightLayout::tf : WeightLayout::torch;
-    for (int d = 0; d < p.spatial_dims; ++d) {
-      const bool x = d == p.spatial_dims - 1;
-      p.stride[d] = p.op == Op::conv ? (x ? 1 : testing::uniform(rng, 1, 2)) : testing::uniform(rng, 1, 3);
-      p.kernel[d] = p.op == Op::conv ? testing::uniform(rng, x ? 2 : 1, 5)
-                                     : testing::uniform(rng, x ? 2 * p.stride[d] : 1, 2 * p.stride[d] + 1);
-      p.input[d] = testing::uniform(rng, 1, x ? 40 : 5);
-      p.pad_begin[d] = testing::uniform(rng, 0, p.kernel[d] + 1);  // up to past the kernel
-      p.pad_end[d] = testing::uniform(rng, 0, p.kernel[d] + 1);
-      if (p.op == Op::conv_transpose) p.output_padding[d] = testing::uniform(rng, 0, p.stride[d] - 1);
-    }
-    try {
-      validate(p);
-    } catch (const Error&) {
-      continue;  // e.g. padding that leaves no output
-    }
-    auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
-    c.src = to_float(random_values(rng, src_shape(p)));
-    c.weights = to_float(random_values(rng, weights_shape(p)));
-    c.bias = to_float(random_values(rng, bias_shape(p)));
-    std::string impl1, impl2;
-    const auto one = run_plan(c, 1, &impl1);
-    const auto two = run_plan(c, 2, &impl2);
-    EXPECT_EQ(impl1, "depthwise_simd") << to_string(p);
-    check_against_reference(c, one, impl1);
-    ASSERT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << to_string(p);
-    if (HasFatalFailure()) return;
-    ++ran;
+Problem tap_pair_problem(std::mt19937_64& rng, int i) {
+  constexpr std::array<std::int64_t, 5> kChannels = {8, 16, 24, 32, 48};
+  Problem p;
+  p.op = i % 2 ? Op::conv : Op::conv_transpose;
+  p.spatial_dims = 1 + i % 3;
+  p.batch = testing::uniform(rng, 1, 2);
+  p.groups = p.in_channels = p.out_channels = kChannels[static_cast<std::size_t>(testing::uniform(rng, 0, 4))];
+  p.layout = Layout::channels_last;
+  p.weight_layout = i % 4 < 2 ? WeightLayout::tf : WeightLayout::torch;
+  for (int d = 0; d < p.spatial_dims; ++d) {
+    const bool x = d == p.spatial_dims - 1;
+    p.stride[d] = p.op == Op::conv ? (x ? 1 : testing::uniform(rng, 1, 2)) : testing::uniform(rng, 1, 3);
+    p.kernel[d] = p.op == Op::conv ? testing::uniform(rng, x ? 2 : 1, 5)
+                                   : testing::uniform(rng, x ? 2 * p.stride[d] : 1, 2 * p.stride[d] + 1);
+    p.input[d] = testing::uniform(rng, 1, x ? 40 : 5);
+    p.pad_begin[d] = testing::uniform(rng, 0, p.kernel[d] + 1);  // up to past the kernel
+    p.pad_end[d] = testing::uniform(rng, 0, p.kernel[d] + 1);
+    if (p.op == Op::conv_transpose) p.output_padding[d] = testing::uniform(rng, 0, p.stride[d] - 1);
   }
-  EXPECT_EQ(ran, 40) << "too many draws were invalid";
+  return p;
+}
+TEST_P(EngineTarget, DepthwiseTapPairsOnRandomProblems) {
+  check_random_problems(53, tap_pair_problem, "depthwise_simd");
 }
 
 TEST_P(EngineTarget, ScatterMatchesReference) {
