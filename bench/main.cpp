@@ -109,7 +109,26 @@ void remeasure_peaks(RunInfo& info) {
 
 void unavailable(PeerRun& run, const std::string& why) { run.reason = why; }
 
-LayerResult measure_layer(const Layer& layer, const RunInfo& info, const std::string& scratch,
+// The PyTorch helper process, started when first needed and again after it has died.
+class TorchPeerSlot {
+ public:
+  explicit TorchPeerSlot(int threads) : threads_(threads) {}
+  TorchPeer& get() {
+    if (!peer_ || !peer_->alive()) {
+      peer_.reset();  // the dead one is reaped first
+      peer_.emplace(threads_);
+    }
+    return *peer_;
+  }
+
+ private:
+  int threads_;
+  std::optional<TorchPeer> peer_;
+};
+
+// Times tdconv, oneDNN's two variants and PyTorch on one layer, in turns (time_in_turns): timed one after the
+// other, their ratios would carry the machine's drift.
+LayerResult measure_layer(const Layer& layer, const RunInfo& info, const std::string& scratch, TorchPeerSlot& torch,
                           const Progress& progress) {
   LayerResult r;
   r.name = layer.name;
@@ -124,8 +143,7 @@ LayerResult measure_layer(const Layer& layer, const RunInfo& info, const std::st
   const Buffer src = random_buffer(tdconv::element_count(tdconv::src_shape(p), "src"), 1);
   const Buffer weights = random_buffer(tdconv::element_count(tdconv::weights_shape(p), "weights"), 2);
 
-  // tdconv and oneDNN's variants are timed in turns (time_in_turns), so that their ratio is not the machine's drift.
-  progress.say(layer.name + (info.onednn.wanted && info.onednn.available ? ": tdconv and oneDNN" : ": tdconv"));
+  progress.say(layer.name + ": setting up");
   std::optional<TdconvContender> td;
   try {
     td.emplace(p, src, weights);
@@ -133,23 +151,35 @@ LayerResult measure_layer(const Layer& layer, const RunInfo& info, const std::st
     r.error = e.what();
     return r;
   }
-  std::vector<std::function<void()>> runs{[&] { td->run(); }};
+  std::vector<Contender> contenders{in_process([&] { td->run(); })};
   std::optional<OneDnnVariant> any, plain;
   if (info.onednn.wanted && info.onednn.available) {
     any.emplace(p, true, src, weights);
     plain.emplace(p, false, src, weights);
     for (OneDnnVariant* v : {&*any, &*plain}) {
-      if (v->ready()) runs.emplace_back([v] { v->run(); });
+      if (v->ready()) contenders.push_back(in_process([v] { v->run(); }));
     }
   } else {
     unavailable(r.onednn_any, info.onednn.wanted ? "oneDNN unavailable" : "not requested");
     unavailable(r.onednn_plain, r.onednn_any.reason);
   }
-  std::vector<Timing> timings;
-  try {
-    timings = time_in_turns(runs, info.rule);
-  } catch (const std::exception& e) {
-    r.error = e.what();
+  std::optional<TorchContender> pytorch;
+  if (info.torch.wanted && info.torch.available) {
+    try {
+      pytorch.emplace(torch.get(), layer.name, p, src, weights, scratch);
+      if (pytorch->ready()) contenders.push_back(pytorch->contender());
+    } catch (const std::exception& e) {  // the helper could not be started
+      r.torch.reason = std::string("PyTorch: ") + e.what();
+      r.torch.failed = true;
+    }
+  } else {
+    unavailable(r.torch, info.torch.wanted ? "PyTorch unavailable" : "not requested");
+  }
+
+  progress.say(layer.name + ": timing");
+  const std::vector<Timing> timings = time_in_turns(contenders, info.rule);
+  if (!timings[0].error.empty()) {
+    r.error = timings[0].error;
     return r;
   }
   r.tdconv = td->result(timings[0]);
@@ -159,12 +189,7 @@ LayerResult measure_layer(const Layer& layer, const RunInfo& info, const std::st
     const Timing timing = (*variant)->ready() ? timings[next++] : Timing{};
     *into = (*variant)->result(timing, &td->dst());
   }
-  if (info.torch.wanted && info.torch.available) {
-    progress.say(layer.name + ": PyTorch");
-    r.torch = run_torch(layer.name, p, src, weights, &td->dst(), info.threads, info.rule, scratch);
-  } else {
-    unavailable(r.torch, info.torch.wanted ? "PyTorch unavailable" : "not requested");
-  }
+  if (pytorch) r.torch = pytorch->result(pytorch->ready() ? timings[next++] : Timing{}, td->dst());
   return r;
 }
 
@@ -230,12 +255,13 @@ int run(const Options& o) {
   std::cout.flush();
 
   const std::string scratch = make_scratch_dir();
+  TorchPeerSlot torch(o.threads);
   std::vector<LayerResult> results;
   for (int round = 0; round < o.rounds; ++round) {
     for (std::size_t i = 0; i < layers.size(); ++i) {
       progress.say((o.rounds > 1 ? "round " + std::to_string(round + 1) + "/" + std::to_string(o.rounds) + " " : "") +
                    "[" + std::to_string(i + 1) + "/" + std::to_string(layers.size()) + "] " + layers[i].name);
-      LayerResult r = measure_layer(layers[i], info, scratch, progress);
+      LayerResult r = measure_layer(layers[i], info, scratch, torch, progress);
       if (round == 0) {
         results.push_back(std::move(r));
       } else {

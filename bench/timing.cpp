@@ -7,9 +7,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <utility>
 
 namespace bench {
 namespace {
@@ -37,7 +41,63 @@ double own_cpu_seconds() {
   return total;
 }
 
+// A helper process's CPU seconds, all threads (the first field of /proc/PID/task/TID/schedstat, in ns: precise,
+// where /proc/PID/stat counts 10 ms ticks); 0 when it cannot be read.
+double helper_cpu_seconds(int pid) {
+  std::error_code error;
+  double total = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", error)) {
+    std::ifstream in(task.path() / "schedstat");
+    long long ns = 0;
+    if (in >> ns) total += static_cast<double>(ns) * 1e-9;
+  }
+  return total;
+}
+
+// CPU seconds used so far by all threads of process `pid`; 0 is this process.
+double process_cpu_seconds(int pid) {
+  if (pid != 0) return helper_cpu_seconds(pid);
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// Waits until process `pid` (0: this one, whose calling thread sleeps meanwhile) uses no more than 5% of a core
+// over a millisecond, or 100 ms have passed. OpenMP workers spin after a parallel region (libgomp's here: about
+// 9 ms, measured) and would take a core from the next run if that run is in another process.
+void wait_until_idle(int pid) {
+  constexpr double kStep = 0.001;
+  double before = process_cpu_seconds(pid);
+  for (int step = 0; step < 100; ++step) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(kStep));
+    const double after = process_cpu_seconds(pid);
+    if (after - before <= 0.05 * kStep) return;
+    before = after;
+  }
+}
+
+// Wakes this process's OpenMP workers (an empty parallel region), untimed. After a turn in another process they
+// have been asleep for its duration, and waking them took up to ~10 ms on this VM (a halted virtual CPU); a layer
+// in a network finds them spinning from the previous layer.
+void wake_thread_pool() {
+#if defined(TDCONV_BENCH_OPENMP)
+#pragma omp parallel
+  { asm volatile("" ::: "memory"); }
+#endif
+}
+
 }  // namespace
+
+Contender in_process(std::function<void()> run) {
+  return {[run = std::move(run)] {
+            wake_thread_pool();
+            const double t0 = now_seconds();
+            run();
+            return now_seconds() - t0;
+          },
+          0};
+}
 
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -50,28 +110,66 @@ double median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
-Timing time_runs(const std::function<void()>& run, const TimingRule& rule) { return time_in_turns({run}, rule)[0]; }
+Timing time_runs(const std::function<void()>& run, const TimingRule& rule) {
+  return time_in_turns({in_process(run)}, rule)[0];
+}
 
-std::vector<Timing> time_in_turns(const std::vector<std::function<void()>>& runs, const TimingRule& rule) {
-  const std::size_t n = runs.size();
-  for (const auto& run : runs) run();  // warm-up
+std::vector<Timing> time_in_turns(const std::vector<Contender>& contenders, const TimingRule& rule) {
+  const std::size_t n = contenders.size();
   std::vector<Timing> timings(n);
-  std::vector<double> totals(n, 0.0);
-  const LoadMeter load;
-  auto done = [&] {
-    for (std::size_t i = 0; i < n; ++i) {
-      if (static_cast<int>(timings[i].times_ms.size()) < rule.min_runs || totals[i] < rule.min_seconds) return false;
+  std::vector<double> totals(n, 0.0);  // seconds timed so far
+  std::vector<double> last(n, 0.0);    // the last run's seconds
+  std::vector<int> helpers;
+  for (const Contender& c : contenders) {
+    if (c.process != 0) helpers.push_back(c.process);
+  }
+  int last_process = 0;
+  // Runs contender i once, after the previous process has gone idle when it was another; false when it threw
+  // (then recorded, and i left out from then on).
+  auto run_once = [&](std::size_t i, double& seconds) {
+    if (contenders[i].process != last_process) wait_until_idle(last_process);
+    last_process = contenders[i].process;
+    try {
+      seconds = contenders[i].run();
+      return true;
+    } catch (const std::exception& e) {
+      timings[i].error = e.what();
+      return false;
     }
-    return true;
   };
-  for (std::size_t cycle = 0; !done(); ++cycle) {
-    for (std::size_t turn = 0; turn < n; ++turn) {
-      const std::size_t i = (cycle + turn) % n;
-      const double t0 = now_seconds();
-      runs[i]();
-      const double dt = now_seconds() - t0;
+  auto running = [&](std::size_t i) { return timings[i].error.empty(); };
+  auto finished = [&](std::size_t i) {
+    const bool enough_runs = static_cast<int>(timings[i].times_ms.size()) >= rule.min_runs;
+    return !running(i) || (enough_runs && totals[i] >= rule.min_seconds);
+  };
+  // A contender takes its turn in a cycle unless it is more than one of its runs ahead of the one that has
+  // accumulated the least time, so that a slow one runs every few cycles with its runs spread over the same
+  // stretch as a fast one's (and the fast one does not wait for many slow runs to reach its own count).
+  auto takes_turn = [&](std::size_t i) {
+    double least = totals[i];
+    for (std::size_t j = 0; j < n; ++j) {
+      if (running(j)) least = std::min(least, totals[j]);
+    }
+    return totals[i] - least < last[i];
+  };
+
+  for (std::size_t i = 0; i < n; ++i) run_once(i, last[i]);  // warm-up
+  const LoadMeter load(helpers);
+  for (std::size_t cycle = 0;; ++cycle) {
+    bool all_finished = true;
+    for (std::size_t i = 0; i < n; ++i) all_finished = all_finished && finished(i);
+    if (all_finished) break;
+    std::vector<std::size_t> turns;  // decided before the cycle runs: within one, runs change the totals
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::size_t i = (cycle + k) % n;
+      if (running(i) && takes_turn(i)) turns.push_back(i);
+    }
+    for (std::size_t i : turns) {
+      double dt = 0;
+      if (!run_once(i, dt)) continue;
       timings[i].times_ms.push_back(dt * 1e3);
       totals[i] += dt;
+      last[i] = dt;
     }
   }
   const double other = load.other_load();
@@ -82,7 +180,14 @@ std::vector<Timing> time_in_turns(const std::vector<std::function<void()>>& runs
   return timings;
 }
 
-LoadMeter::LoadMeter() : busy0_(machine_busy_seconds()), own0_(own_cpu_seconds()), start_(now_seconds()) {}
+LoadMeter::LoadMeter(std::vector<int> helpers)
+    : helpers_(std::move(helpers)), busy0_(machine_busy_seconds()), own0_(own_seconds()), start_(now_seconds()) {}
+
+double LoadMeter::own_seconds() const {
+  double total = own_cpu_seconds();
+  for (int pid : helpers_) total += helper_cpu_seconds(pid);
+  return total;
+}
 
 double LoadMeter::other_load() const {
   const double wall = now_seconds() - start_;
@@ -90,7 +195,7 @@ double LoadMeter::other_load() const {
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   // /proc/stat counts in clock ticks (10 ms): below ~0.1 s the figure is noise, so it is left unknown.
   if (busy0_ < 0 || busy1 < 0 || cpus <= 0 || wall < 0.1) return -1;
-  const double others = (busy1 - busy0_) - (own_cpu_seconds() - own0_);
+  const double others = (busy1 - busy0_) - (own_seconds() - own0_);
   return std::clamp(others / (wall * static_cast<double>(cpus)), 0.0, 1.0);
 }
 

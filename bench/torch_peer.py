@@ -1,24 +1,26 @@
 #!/usr/bin/python3
 """PyTorch peer of tdconv-bench: times F.conv*d / F.conv_transpose*d on the layers it is given.
 
-Run by tdconv-bench as  /usr/bin/python3 torch_peer.py --request FILE  (or --probe), with
+Run by tdconv-bench as  /usr/bin/python3 torch_peer.py --serve --threads N  (or --probe), with
 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=17179869184 (PyTorch allocates its output on every call;
 a fixed mmap threshold keeps glibc's timing independent of what ran before) and OPENBLAS_NUM_THREADS=1 (Debian's
 PyTorch 1.13 runs transposed convolutions through im2col + OpenBLAS, whose threads otherwise fight its OpenMP pool
 over the cores). See shared/docs/BENCHMARKING.md.
 
-Request (JSON):
-  {"threads": N, "runs": R, "min_seconds": S, "layout": "channels_first" | "channels_last",
-   "layers": [{"name", "op": "conv" | "conv_transpose", "spatial_dims", "batch", "in_channels", "out_channels",
-               "groups", "input", "kernel", "stride", "dilation", "pad_begin", "pad_end", "output_padding",
-               "output": expected spatial output size,
-               "src_file", "weights_file": raw float32 in the layer's layout and torch's weight layout (optional:
-               random data when absent), "dst_file": where to write the output for the caller to check (optional)}]}
-Answer on stdout (JSON): {"torch": version, "threads": N, "results": [{"name", "median_ms", "times_ms", "call"} or
-  {"name", "error"}]}
+--serve answers requests, one JSON object per line on stdin, one JSON answer per line on stdout, until stdin
+closes, so that tdconv-bench can time PyTorch in turns with tdconv and oneDNN (one call per "run" request):
+  {"cmd": "setup", "layout": "channels_first" | "channels_last",
+   "layer": {"name", "op": "conv" | "conv_transpose", "spatial_dims", "batch", "in_channels", "out_channels",
+             "groups", "input", "kernel", "stride", "dilation", "pad_begin", "pad_end", "output_padding",
+             "output": expected spatial output size,
+             "src_file", "weights_file": raw float32 in the layer's layout and torch's weight layout (optional:
+             random data when absent), "dst_file": where to write the output for the caller to check (optional)}}
+      builds the inputs and the call, runs it once (warm-up), checks the output's shape, writes dst_file;
+      answers {"call": what is called} or {"error": why not}
+  {"cmd": "run"}
+      calls the layer set up last once; answers {"ms": the call's time in milliseconds} or {"error": ...}
 
-Each layer: 1 warm-up call, then calls until at least R calls and S seconds; the median is reported. Timed:
-exactly what a PyTorch user writes for the layer, under torch.no_grad():
+Timed: exactly what a PyTorch user writes for the layer, under torch.no_grad():
   conv, symmetric padding P:            F.convNd(x, w, None, stride, P, dilation, groups)
   conv, padding BEGIN != END:           F.pad(x, the part of the padding beyond min(BEGIN, END)), then F.convNd with
                                         padding min(BEGIN, END)  (PyTorch's convolutions pad symmetrically only)
@@ -32,7 +34,6 @@ channels_last memory is exactly (N, W, C).
 
 import argparse
 import json
-import statistics
 import sys
 import time
 
@@ -181,55 +182,89 @@ def to_caller_layout(layer, y):
     return y.contiguous()
 
 
-def run_layer(spec, request, torch, np):
-    layer = Layer(spec, request["layout"])
-    x = make_input(layer, torch, np)
-    w = make_weights(layer, torch, np)
-    f, call = build_call(layer, x, w, torch)
-    if layer.channels_last:
-        call += " channels_last" + (" (1D as 2D, height 1)" if layer.as_2d else "")
-    with torch.no_grad():
-        y = f()  # warm-up
+class Session:
+    """The layer set up last: its call, ready to be timed."""
+
+    def __init__(self, torch, np):
+        self.torch = torch
+        self.np = np
+        self.call = None
+        self.y = None  # the last output, kept until the next call replaces it (as a loop over calls would)
+        # Big enough for ATen to split over its OpenMP threads (its grain is 32768 elements): adding to it wakes
+        # them before a timed call, as tdconv-bench wakes its own (timing.cpp).
+        self.wake = torch.zeros(1 << 17)
+
+    def setup(self, spec, layout):
+        torch = self.torch
+        self.call = self.y = None
+        layer = Layer(spec, layout)
+        x = make_input(layer, torch, self.np)
+        w = make_weights(layer, torch, self.np)
+        f, call = build_call(layer, x, w, torch)
+        if layer.channels_last:
+            call += " channels_last" + (" (1D as 2D, height 1)" if layer.as_2d else "")
+        with torch.no_grad():
+            y = f()  # warm-up
         expected = [spec["batch"], spec["out_channels"], *spec["output"][: layer.nd]]
         got = list(y.shape)
         if layer.as_2d:
             got = got[:2] + got[3:]
         if got != expected:
-            return {"name": layer.name, "error": f"PyTorch's output has shape {got}, expected {expected}", "call": call}
+            return {"error": f"PyTorch's output has shape {got}, expected {expected}", "call": call}
         if spec.get("dst_file"):
             to_caller_layout(layer, y).numpy().tofile(spec["dst_file"])
-        times = []
-        total = 0.0
-        while len(times) < request["runs"] or total < request["min_seconds"]:
+        self.call, self.y = f, y
+        return {"call": call}
+
+    def run(self):
+        if self.call is None:
+            return {"error": "no layer is set up"}
+        with self.torch.no_grad():
+            self.wake.add_(1.0)
             t0 = time.perf_counter()
-            y = f()
+            self.y = self.call()
             dt = time.perf_counter() - t0
-            times.append(dt * 1e3)
-            total += dt
-    return {"name": layer.name, "median_ms": statistics.median(times), "times_ms": times, "call": call}
+        return {"ms": dt * 1e3}
+
+
+def serve(threads):
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    session = Session(torch, np)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            cmd = request.get("cmd")
+            if cmd == "setup":
+                answer = session.setup(request["layer"], request["layout"])
+            elif cmd == "run":
+                answer = session.run()
+            else:
+                answer = {"error": f"unknown request {cmd!r}"}
+        except Exception as e:  # noqa: BLE001 - one failing layer must not end the others' measurements
+            session.call = session.y = None
+            answer = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(answer), flush=True)
+    return 0
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--probe", action="store_true", help="say whether torch imports, and its version")
-    parser.add_argument("--request", help="the request file (default: standard input)")
+    parser.add_argument("--serve", action="store_true", help="answer requests on stdin (see above)")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch's threads (with --serve)")
     args = parser.parse_args()
     if args.probe:
         print(json.dumps(probe()))
         return 0
-    request = json.load(open(args.request) if args.request else sys.stdin)
-    import numpy as np
-    import torch
-
-    torch.set_num_threads(request["threads"])
-    results = []
-    for spec in request["layers"]:
-        try:
-            results.append(run_layer(spec, request, torch, np))
-        except Exception as e:  # noqa: BLE001 - one failing layer must not hide the others' results
-            results.append({"name": spec.get("name"), "error": f"{type(e).__name__}: {e}"})
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
-    return 0
+    if args.serve:
+        return serve(args.threads)
+    parser.error("give --probe or --serve")
+    return 2
 
 
 if __name__ == "__main__":

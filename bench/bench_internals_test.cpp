@@ -1,0 +1,111 @@
+// Tests of the benchmark's own machinery: the turns that time implementations against each other, and the helper
+// process the PyTorch peer runs in. The contenders here report made-up times, so nothing waits.
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "child_process.hpp"
+#include "timing.hpp"
+
+namespace bench {
+namespace {
+
+// A contender that takes `seconds` per run (as it reports) and logs its index in `order` each time it runs.
+Contender fake(double seconds, int index, std::vector<int>& order) {
+  return {[seconds, index, &order] {
+            order.push_back(index);
+            return seconds;
+          },
+          0};
+}
+
+int count(const std::vector<int>& order, int index) {
+  int n = 0;
+  for (int i : order) n += i == index ? 1 : 0;
+  return n;
+}
+
+TEST(TimeInTurns, EachContenderGetsItsRunsAndSeconds) {
+  std::vector<int> order;
+  const TimingRule rule{5, 0.1};
+  const auto timings = time_in_turns({fake(0.001, 0, order), fake(0.004, 1, order), fake(0.05, 2, order)}, rule);
+  ASSERT_EQ(timings.size(), 3u);
+  for (const Timing& t : timings) {
+    EXPECT_TRUE(t.error.empty());
+    EXPECT_GE(t.times_ms.size(), 5u);
+    double total = 0;
+    for (double ms : t.times_ms) total += ms * 1e-3;
+    EXPECT_GE(total, 0.1 - 1e-9);
+  }
+  EXPECT_DOUBLE_EQ(timings[0].median_ms, 1.0);
+  EXPECT_DOUBLE_EQ(timings[1].median_ms, 4.0);
+  EXPECT_DOUBLE_EQ(timings[2].median_ms, 50.0);
+}
+
+TEST(TimeInTurns, ContendersAccumulateTimeAtTheSamePace) {
+  // 1 ms against 10 ms: the slow one runs about every tenth cycle, so both reach the minimum time together and
+  // the fast one does not run 10 times its share while waiting for the slow one's runs.
+  std::vector<int> order;
+  const auto timings = time_in_turns({fake(0.001, 0, order), fake(0.01, 1, order)}, TimingRule{5, 0.2});
+  const int fast = count(order, 0) - 1;  // less the warm-up
+  const int slow = count(order, 1) - 1;
+  EXPECT_GE(slow, 20);
+  EXPECT_LE(slow, 22);
+  EXPECT_GE(fast, 200);
+  EXPECT_LE(fast, 215);
+  // Spread over the whole stretch: between two slow runs there are never more than 11 fast ones.
+  int fast_in_a_row = 0;
+  for (std::size_t k = 2; k < order.size(); ++k) {
+    fast_in_a_row = order[k] == 0 ? fast_in_a_row + 1 : 0;
+    EXPECT_LE(fast_in_a_row, 11) << "at turn " << k;
+  }
+}
+
+TEST(TimeInTurns, EqualContendersAlternate) {
+  std::vector<int> order;
+  time_in_turns({fake(0.002, 0, order), fake(0.002, 1, order)}, TimingRule{5, 0.05});
+  for (std::size_t k = 2; k + 1 < order.size(); k += 2) {
+    EXPECT_NE(order[k], order[k + 1]) << "at turn " << k;  // each cycle runs both
+  }
+}
+
+TEST(TimeInTurns, AContenderThatThrowsIsLeftOutAndNamed) {
+  std::vector<int> order;
+  int calls = 0;
+  Contender failing{[&calls]() -> double {
+                      if (++calls == 3) throw std::runtime_error("peer died");
+                      return 0.002;
+                    },
+                    0};
+  const auto timings = time_in_turns({fake(0.002, 0, order), failing}, TimingRule{5, 0.05});
+  EXPECT_TRUE(timings[0].error.empty());
+  EXPECT_GE(timings[0].times_ms.size(), 25u);
+  EXPECT_EQ(timings[1].error, "peer died");
+  EXPECT_EQ(timings[1].times_ms.size(), 1u);  // the warm-up, one timed run, then the failure
+  EXPECT_EQ(calls, 3);
+}
+
+TEST(ChildProcess, AnswersLineByLine) {
+  ChildProcess cat({"cat"});
+  EXPECT_TRUE(cat.alive());
+  EXPECT_GT(cat.pid(), 0);
+  EXPECT_EQ(cat.ask("{\"cmd\": \"run\"}"), "{\"cmd\": \"run\"}");
+  EXPECT_EQ(cat.ask(""), "");
+  EXPECT_EQ(cat.ask(std::string(20000, 'x')), std::string(20000, 'x'));  // longer than one atomic pipe write
+}
+
+TEST(ChildProcess, OneThatEndsIsReportedNotFatal) {
+  ChildProcess quiet({"true"});
+  EXPECT_THROW(quiet.read_line(), std::runtime_error);
+  EXPECT_FALSE(quiet.alive());
+  EXPECT_THROW(quiet.ask("hello"), std::runtime_error);
+}
+
+TEST(ChildProcess, AMissingProgramIsAnError) {
+  EXPECT_THROW(ChildProcess({"/nonexistent/tdconv-peer"}), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace bench
