@@ -55,12 +55,29 @@ TEST(TimeInTurns, ContendersAccumulateTimeAtTheSamePace) {
   EXPECT_LE(slow, 22);
   EXPECT_GE(fast, 200);
   EXPECT_LE(fast, 215);
-  // Spread over the whole stretch: between two slow runs there are never more than 11 fast ones.
+  // Spread over the whole stretch: between two slow runs there are never more than 11 fast ones, and after the
+  // slow one's last run (it finished first) the fast one makes up at most two slow runs' worth of time.
   int fast_in_a_row = 0;
+  std::size_t last_slow = 0;
   for (std::size_t k = 2; k < order.size(); ++k) {
+    if (order[k] == 1) {
+      EXPECT_LE(fast_in_a_row, 11) << "before turn " << k;
+      last_slow = k;
+    }
     fast_in_a_row = order[k] == 0 ? fast_in_a_row + 1 : 0;
-    EXPECT_LE(fast_in_a_row, 11) << "at turn " << k;
   }
+  EXPECT_LE(order.size() - 1 - last_slow, 20u);
+}
+
+TEST(TimeInTurns, AFinishedContenderKeepsOneTurnPerCycleWhileASlowOneEnds) {
+  // 1 ms against 100 ms, at least 5 runs and 0.05 s: the fast one has its 0.05 s when the slow one has 2 runs;
+  // then each of the slow one's last 3 runs is timed in turns with one fast run, not 100.
+  std::vector<int> order;
+  time_in_turns({fake(0.001, 0, order), fake(0.1, 1, order)}, TimingRule{5, 0.05});
+  EXPECT_EQ(count(order, 1) - 1, 5);
+  EXPECT_GE(count(order, 0) - 1, 50);
+  EXPECT_LE(count(order, 0) - 1, 56);
+  EXPECT_EQ(order.back() == 1 ? order[order.size() - 2] : order.back(), 0);  // the slow one's last run had company
 }
 
 TEST(TimeInTurns, EqualContendersAlternate) {

@@ -142,17 +142,18 @@ std::vector<Timing> time_in_turns(const std::vector<Contender>& contenders, cons
     const bool enough_runs = static_cast<int>(timings[i].times_ms.size()) >= rule.min_runs;
     return !running(i) || (enough_runs && totals[i] >= rule.min_seconds);
   };
-  // A contender takes its turn in a cycle unless it is more than one of its runs ahead of the one that has
-  // accumulated the least time, so that a slow one runs every few cycles with its runs spread over the same
-  // stretch as a fast one's (and the fast one does not wait for many slow runs to reach its own count).
-  auto takes_turn = [&](std::size_t i) {
+  // Until it is finished, a contender takes its turn in a cycle unless it is more than one of its runs ahead of
+  // the unfinished one that has accumulated the least time: a slow one runs every few cycles, its runs spread over
+  // the same stretch as a fast one's, and a fast one does not run hundreds of times while a slow one reaches
+  // rule.min_runs. A finished one takes one turn in each cycle in which an unfinished slower one does, so that the
+  // slow one's last runs are still timed in turns with it.
+  auto unfinished_takes_turn = [&](std::size_t i) {
     double least = totals[i];
     for (std::size_t j = 0; j < n; ++j) {
-      if (running(j)) least = std::min(least, totals[j]);
+      if (!finished(j)) least = std::min(least, totals[j]);
     }
     return totals[i] - least < last[i];
   };
-
   for (std::size_t i = 0; i < n; ++i) run_once(i, last[i]);  // warm-up
   const LoadMeter load(helpers);
   for (std::size_t cycle = 0;; ++cycle) {
@@ -160,9 +161,18 @@ std::vector<Timing> time_in_turns(const std::vector<Contender>& contenders, cons
     for (std::size_t i = 0; i < n; ++i) all_finished = all_finished && finished(i);
     if (all_finished) break;
     std::vector<std::size_t> turns;  // decided before the cycle runs: within one, runs change the totals
+    std::vector<char> paced(n, 0);  // unfinished and taking its turn
+    for (std::size_t i = 0; i < n; ++i) paced[i] = !finished(i) && unfinished_takes_turn(i);
+    // A finished contender keeps company with the slower ones still running.
+    auto accompanies = [&](std::size_t i) {
+      for (std::size_t j = 0; j < n; ++j) {
+        if (paced[j] && last[j] > last[i]) return true;
+      }
+      return false;
+    };
     for (std::size_t k = 0; k < n; ++k) {
       const std::size_t i = (cycle + k) % n;
-      if (running(i) && takes_turn(i)) turns.push_back(i);
+      if (running(i) && (finished(i) ? accompanies(i) : paced[i])) turns.push_back(i);
     }
     for (std::size_t i : turns) {
       double dt = 0;

@@ -30,7 +30,7 @@ struct Contender {
   int process = 0;
 };
 
-// A contender computing in this process, timed around the call.
+// A contender computing in this process, timed around the call, after waking the OpenMP workers (untimed).
 Contender in_process(std::function<void()> run);
 
 Timing time_runs(const std::function<void()>& run, const TimingRule& rule);
@@ -39,9 +39,10 @@ Timing time_runs(const std::function<void()>& run, const TimingRule& rule);
 // (the order rotating from cycle to cycle), until every one has rule.min_runs runs and rule.min_seconds of them.
 // This machine's speed drifts by tens of percent over seconds (a shared core); timed one after the other, two
 // implementations sampled different stretches of it and their ratio moved by as much, timed in turns they sample
-// the same stretches. An implementation more than one of its runs ahead of the one that has accumulated the least
-// time sits a cycle out, so that each accumulates time at the same pace and a slow one's runs are spread over the
-// whole stretch. When the turn passes to another process, the next run waits until the previous process has
+// the same stretches. Until finished, an implementation more than one of its runs ahead of the unfinished one that
+// has accumulated the least time sits a cycle out, so that each accumulates time at the same pace and a slow one's
+// runs are spread over the whole stretch; once finished, it runs along with each run of a slower unfinished one.
+// When the turn passes to another process, the next run waits until the previous process has
 // gone idle: libgomp's workers spin for about 9 ms after a parallel region here, and would take a core from it.
 // A contender whose run throws is left out of the cycles from then on, its Timing holding the message. One Timing
 // per implementation, in the order given.
