@@ -164,12 +164,21 @@ void choose_tiles(Kind kind, const Problem& p, std::int64_t taps, bool short_run
     }
     case Kind::gemm: {  // weights [group][block][tap][input channel][nr outputs]
       // The widest tile measured best (6 x 64 with AVX-512): narrower tiles with more rows lost 5-30% on the suite.
-      // Where runs of pixels with the same taps are short and tiles run across the batch instead, they need
-      // kTallTileRows rows: AVX2's widest tile has 2, which left DCGAN's small images in runs of 1 and 2 pixels
-      // (half the time in one-pixel tiles); its 6 x 2 tile across the batch ran DCGAN's first two layers 1.13x and
-      // 1.16x as fast, timed in turns (on layers with long runs it was 0.94-1.04x).
-      int v = static_cast<int>(std::min<std::int64_t>((ocg + lanes - 1) / lanes, kMaxVectorsPerTile));
-      while (short_runs && v > 1 && s.kernels.mr[v] < kTallTileRows) --v;
+      // AVX2's widest tile has 2 rows (2 x 4 vectors: 4 weight loads per 8 multiply-adds); its tallest wide one,
+      // 6 x 2 (2 loads and 6 broadcasts per 12), is taken where
+      // - runs of pixels with the same taps are short and tiles run across the batch: the 2 x 4 tile left DCGAN's
+      //   small images in runs of 1 and 2 pixels (half the time in one-pixel tiles); the 6 x 2 tile across the batch
+      //   ran DCGAN's first two layers 1.13x and 1.16x as fast, timed in turns;
+      // - the output channels take two or more blocks of the widest tile anyway (so its one pass over each input
+      //   pixel saves nothing) and are a whole number of the tall tile's blocks: on the suite's layers with 64 to
+      //   512 output channels, 0.998-1.075x at 1 thread and 1.003-1.047x at 2, channels_last, in turns (HiFi-GAN
+      //   up1 1.075x and 1.039x, U-Net up4 1.035x and 1.014x); where 32 channels fit one wide block (the 3D decoder
+      //   layers) it was 0.98-1.01x, and FCN-8s' 21 channels in two 16-channel blocks 0.89-0.96x.
+      const int widest = static_cast<int>(std::min<std::int64_t>((ocg + lanes - 1) / lanes, kMaxVectorsPerTile));
+      int tall = widest;
+      while (tall > 1 && s.kernels.mr[tall] < kTallTileRows) --tall;
+      const bool blocks_anyway = ocg >= 2 * widest * lanes && ocg % (tall * lanes) == 0;
+      const int v = short_runs || blocks_anyway ? tall : widest;
       s.tile = s.kernels.gemm[v], s.rows = s.kernels.mr[v], s.nr = v * lanes;
       s.tile_groups = p.groups, s.blocks = (ocg + s.nr - 1) / s.nr, s.k = icg;
       s.src_group_step = icg, s.dst_group_step = ocg, s.nr_limit = ocg;
@@ -200,8 +209,11 @@ void choose_passes(Kind kind, const Problem& p, State& s) {
     // they are, and gained nothing from passes that keep them in L1: with passes of 256 KiB (one tap and all 2048
     // input channels in a pass) ASPP ran 1.07-1.08x as fast as with 32 KiB, rates 6 and 18, both layouts, 1 and 2
     // threads, timed in turns (Zen 1); 64 and 128 KiB were in between, 1 MiB slower than 128. Fewer passes store and
-    // reload fewer partial sums and read each tap's input slice fewer times.
-    const std::int64_t pass_bytes = s.rows >= kTallTileRows ? kPassBytes : kOnePassBytes;
+    // reload fewer partial sums and read each tap's input slice fewer times. So do AVX2's 6 x 2 tiles (see
+    // choose_tiles): on ASPP rate 18, 1.015x against the 2 x 4 tile with 256 KiB passes, 0.976x with 32 KiB. Only
+    // the tall tiles of a target whose widest tile is tall (AVX-512: 6 x 64) take 32 KiB passes.
+    const bool tall_widest = s.kernels.mr[kMaxVectorsPerTile] >= kTallTileRows;
+    const std::int64_t pass_bytes = tall_widest && s.rows >= kTallTileRows ? kPassBytes : kOnePassBytes;
     const std::int64_t pass_steps = pass_bytes / (s.nr * static_cast<std::int64_t>(sizeof(float)));
     const std::int64_t steps = one_pass ? taps * s.k : std::max<std::int64_t>(kMinChunkChannels, pass_steps);
     const std::int64_t chunks = (s.k + steps - 1) / steps;

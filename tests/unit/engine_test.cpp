@@ -166,8 +166,9 @@ void check_winograd(const std::vector<const char*>& problems) { check_problems(p
 // The gemm path adds products in passes (tap groups x input channel chunks) when a tile's weights exceed 256 KiB
 // (kOnePassBytes; the smaller ones here take one pass): many input channels (several chunks, a partial output
 // block), several taps per pass, border tiles with fewer taps than a pass skips, both layouts, both weight layouts,
-// groups, 1D to 3D, strided transposed. Tiles of fewer than 6 rows (AVX2's, SSE4's) take passes of 256 KiB, whose
-// channel chunks only 4200 input channels reach (2048 per chunk with AVX2, 4096 with SSE4).
+// groups, 1D to 3D, strided transposed. AVX2's and SSE4's tiles take passes of 256 KiB, whose channel chunks only
+// 4200 input channels reach (2048 per chunk with AVX2's 2 x 4 tile, 4096 with its 6 x 2 tile and SSE4's); 64 output
+// channels in long runs take AVX2's 6 x 2 tile (520 channels x 9 taps: two passes of taps).
 TEST(Engine, GemmPassesMatchReference) {
   check_problems({"conv_mb1_g1_ic300_oc70_i7x9_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtorch",
                   "conv_mb1_g1_ic300_oc70_i7x9_k3x3_s1x1_d2x2_p5:1x0:4_f32_cfirst_wtf",
@@ -178,7 +179,10 @@ TEST(Engine, GemmPassesMatchReference) {
                   "conv_mb2_g1_ic520_oc33_i37_k5_s2_d3_p7:1_f32_cfirst_wtorch",
                   "convT_mb7_g1_ic300_oc70_i2x2_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
                   "conv_mb1_g1_ic4200_oc40_i3x5_k1x2_s1x1_d1x3_p0:0x2:1_f32_clast_wtorch",
-                  "conv_mb1_g1_ic4200_oc40_i3x5_k1x2_s1x1_d1x3_p0:0x2:1_f32_cfirst_wtf"},
+                  "conv_mb1_g1_ic4200_oc40_i3x5_k1x2_s1x1_d1x3_p0:0x2:1_f32_cfirst_wtf",
+                  "conv_mb1_g1_ic520_oc64_i9x11_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtorch",
+                  "conv_mb1_g1_ic520_oc64_i9x11_k3x3_s1x1_d2x3_p3:1x0:4_f32_cfirst_wtf",
+                  "conv_mb1_g1_ic4200_oc64_i3x5_k1x2_s1x1_d1x3_p0:0x2:1_f32_clast_wtorch"},
                  "gemm_simd");
 }
 
