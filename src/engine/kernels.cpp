@@ -488,15 +488,15 @@ std::vector<std::string> supported_targets() {
   return names;
 }
 
-void to_channels_last(const KernelSet& kernels, const float* in, float* out, std::int64_t images,
-                      std::int64_t channels, std::int64_t pixels) {
+void to_channels_last(const KernelSet& kernels, const float* in, float* out, std::int64_t out_image,
+                      std::int64_t images, std::int64_t channels, std::int64_t pixels) {
   constexpr std::int64_t kSlice = 64;  // pixels: a strip of the transposition reads 16 lines of each channel
   const std::int64_t slices = (pixels + kSlice - 1) / kSlice;
 #pragma omp parallel for schedule(static)
   for (std::int64_t t = 0; t < images * slices; ++t) {
     const std::int64_t n = t / slices, x0 = t % slices * kSlice;
     const std::int64_t count = pixels - x0 < kSlice ? pixels - x0 : kSlice;
-    kernels.transpose(in + n * channels * pixels + x0, pixels, out + (n * pixels + x0) * channels, channels, count,
+    kernels.transpose(in + n * channels * pixels + x0, pixels, out + n * out_image + x0 * channels, channels, count,
                       channels, false);
   }
 }

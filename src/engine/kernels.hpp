@@ -178,9 +178,9 @@ struct KernelSet {
 };
 
 // Channels_first images [channel][pixel] copied into channels_last [pixel][channel] with kernels.transpose, in
-// slices of pixels shared by the OpenMP threads.
-void to_channels_last(const KernelSet& kernels, const float* in, float* out, std::int64_t images,
-                      std::int64_t channels, std::int64_t pixels);
+// slices of pixels shared by the OpenMP threads; image n of `out` starts at out + n * out_image.
+void to_channels_last(const KernelSet& kernels, const float* in, float* out, std::int64_t out_image,
+                      std::int64_t images, std::int64_t channels, std::int64_t pixels);
 
 // The kernels of the best target this CPU supports (as limited by force_target, if set).
 KernelSet best_kernels();

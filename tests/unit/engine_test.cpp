@@ -203,6 +203,19 @@ TEST(Engine, ChannelsFirstMatchesReference) {
                  "gemm_simd");
 }
 
+// Tiles across the batch (small images) whose images are a multiple of 4 KiB apart run on a copy of the source with
+// the images one cache line further apart (copied_image_stride), channels_last (copied as is, in parallel) and
+// channels_first (copied into channels_last); 1 and 2 threads. The copy's buffer belongs to the calling thread, and
+// a parallel copy that named it from the other thread had crashed at 2 threads. Images of 1024 floats (64 channels
+// of 4x4, 256 of 4), batches of 7 and 9 (tiles of 6 and of fewer), 2D transposed and 1D convolutions.
+TEST(Engine, BatchTilesOverImagesFourKiBApartMatchReference) {
+  check_problems({"convT_mb7_g1_ic64_oc40_i4x4_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch",
+                  "convT_mb7_g1_ic64_oc64_i4x4_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
+                  "conv_mb9_g1_ic256_oc24_i4_k3_s1_d1_p1:1_f32_clast_wtorch",
+                  "conv_mb9_g1_ic256_oc24_i4_k3_s1_d2_p2:1_f32_cfirst_wtorch"},
+                 "gemm_simd");
+}
+
 // Channels_first depthwise, plane by plane: rows shorter and longer than the unrolled vectors, rows whose taps all
 // land in padding (padding past the kernel), dilation with stride, transposed strides 2 to 5 (interleaved phases,
 // including a stride larger than the output row; 5 is past the fused kernels) and larger than the kernel, output
