@@ -29,17 +29,16 @@ double machine_busy_seconds() {
   return static_cast<double>(user + nice + system + irq + softirq + steal) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-// This process's CPU seconds, all threads, plus those of the children it has waited for (the PyTorch peer).
-double own_cpu_seconds() {
+// CPU seconds (user and system) of RUSAGE_SELF or RUSAGE_CHILDREN.
+double rusage_seconds(int who) {
   auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
-  double total = 0;
-  for (int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
-    rusage usage{};
-    getrusage(who, &usage);
-    total += seconds(usage.ru_utime) + seconds(usage.ru_stime);
-  }
-  return total;
+  rusage usage{};
+  getrusage(who, &usage);
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
+
+// This process's CPU seconds, all threads, plus those of the children it has waited for.
+double own_cpu_seconds() { return rusage_seconds(RUSAGE_SELF) + rusage_seconds(RUSAGE_CHILDREN); }
 
 // A helper process's CPU seconds, all threads (the first field of /proc/PID/task/TID/schedstat, in ns: precise,
 // where /proc/PID/stat counts 10 ms ticks); 0 when it cannot be read.
@@ -55,13 +54,7 @@ double helper_cpu_seconds(int pid) {
 }
 
 // CPU seconds used so far by all threads of process `pid`; 0 is this process.
-double process_cpu_seconds(int pid) {
-  if (pid != 0) return helper_cpu_seconds(pid);
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
+double process_cpu_seconds(int pid) { return pid != 0 ? helper_cpu_seconds(pid) : rusage_seconds(RUSAGE_SELF); }
 
 // Waits until process `pid` (0: this one, whose calling thread sleeps meanwhile) uses no more than 5% of a core
 // over a millisecond, or 100 ms have passed. OpenMP workers spin after a parallel region (libgomp's here: about

@@ -50,7 +50,7 @@ std::vector<Timing> time_in_turns(const std::vector<Contender>& contenders, cons
 
 // Measures how much CPU time other processes used between its construction and other_load(): what the machine did
 // (/proc/stat) minus what this process, the children it waited for (getrusage) and the running helper processes
-// given (/proc/PID/stat) did, as a share of all CPUs.
+// given (/proc/PID/task/*/schedstat) did, as a share of all CPUs.
 class LoadMeter {
  public:
   explicit LoadMeter(std::vector<int> helpers = {});

@@ -263,8 +263,7 @@ def main():
         return 0
     if args.serve:
         return serve(args.threads)
-    parser.error("give --probe or --serve")
-    return 2
+    parser.error("give --probe or --serve")  # exits with status 2
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@
 #include "engine/engine.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <array>
+#include <cstring>
 #include <limits>
 
 #include <hwy/cache_control.h>
@@ -355,16 +355,22 @@ class Engine final : public detail::ForwardOnlyImplementation {
   // 4 KiB apart, copied further apart (copied_image_stride). Otherwise a state that reads the source in place.
   std::shared_ptr<State> make_state(const Problem& p) const {
     const std::int64_t images = relayout_images(p);
-    if (images == 0) return make_direct_state(p);
+    const std::int64_t image_floats = element_count(src_shape(p), "src") / p.batch;
+    std::shared_ptr<State> direct;  // channels_last: reading the source in place, unless its images conflict
+    if (p.layout == Layout::channels_last) {
+      direct = make_direct_state(p);
+      if (images == 0 || copied_image_stride(kind_, *direct, image_floats) == image_floats) return direct;
+    } else if (images == 0) {
+      return make_direct_state(p);
+    }
     auto s = std::make_shared<State>();
     s->chunk = p;
     s->chunk.layout = Layout::channels_last;
     s->chunk.batch = images;
     auto inner = make_direct_state(s->chunk);
-    const std::int64_t image_floats = element_count(src_shape(p), "src") / p.batch;
     inner->src_image_stride = copied_image_stride(kind_, *inner, image_floats);
     if (p.layout == Layout::channels_last) {
-      if (inner->src_image_stride == image_floats) return make_direct_state(p);
+      if (inner->src_image_stride == image_floats) return direct;  // a chunk too small to run across the batch
     } else {
       inner->dst_channels_first = true;
       choose_columns(*inner);  // again: staged items cover every sequence
