@@ -203,6 +203,17 @@ TEST(Engine, ChannelsFirstMatchesReference) {
                  "gemm_simd");
 }
 
+// A work item computes every phase of a transposed row in its columns (256 pixels per phase): rows longer than one
+// column, cut mid-phase, strides 2, 3 and 8 (FCN-8s' 8 phases of 21 channels), output padding, channels_last written
+// directly and channels_first staged, 1D and 2D, 1 and 2 threads.
+TEST(Engine, TransposedRowsLongerThanAColumnMatchReference) {
+  check_problems({"convT_mb1_g1_ic21_oc21_i3x70_k16x16_s8x8_d1x1_p4:4x4:4_op0x0_f32_clast_wtorch",
+                  "convT_mb1_g1_ic21_oc21_i3x70_k16x16_s8x8_d1x1_p4:4x4:4_op0x0_f32_cfirst_wtorch",
+                  "convT_mb2_g1_ic9_oc13_i2x301_k5x5_s3x3_d1x1_p1:1x1:1_op2x1_f32_clast_wtf",
+                  "convT_mb1_g1_ic16_oc24_i1100_k4_s2_d1_p1:2_op1_f32_clast_wtorch"},
+                 "gemm_simd");
+}
+
 // Tiles across the batch (small images) whose images are a multiple of 4 KiB apart run on a copy of the source with
 // the images one cache line further apart (copied_image_stride), channels_last (copied as is, in parallel) and
 // channels_first (copied into channels_last); 1 and 2 threads. The copy's buffer belongs to the calling thread, and
