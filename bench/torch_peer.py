@@ -227,11 +227,22 @@ class Session:
         return {"ms": dt * 1e3}
 
 
+def warm_up_blas(torch):
+    """One small matrix product before any layer. In a fresh process, OpenBLAS 0.3.21's single-threaded sgemm ran the
+    im2col products of U-Net up1 and HiFi-GAN up1 (2048 x 1024 x 256, 4096 x 512 x 256) at a third of its speed
+    until some other product had run: both layers took 92-97 ms in four fresh processes and 32-35 ms in 8 of 9 that
+    had first multiplied two 512 x 512 matrices (1 thread, this helper's environment). A network's later layers
+    meet the second state, so every layer is timed in it (see bench/README.md)."""
+    a = torch.ones(512, 512)
+    torch.mm(a, a)
+
+
 def serve(threads):
     import numpy as np
     import torch
 
     torch.set_num_threads(threads)
+    warm_up_blas(torch)
     session = Session(torch, np)
     for line in sys.stdin:
         if not line.strip():
