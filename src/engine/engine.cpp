@@ -68,8 +68,8 @@ struct XBlock {
 //   once per 16 pixels);
 // - writing a channels_last destination directly, the two threads no longer write the pixels of one line at once.
 //   With an item per phase, consecutive items (one per thread) had been neighbouring phases of the same rows: FCN-8s
-//   (8 phases of 21-channel pixels, 84 bytes, so every line is shared by two phases) took 1.03-1.28x as long at 2
-//   threads (timed in turns, 6 processes), the same at 1 thread; the other transposed layers within -3..+7%.
+//   (8 phases of 21-channel pixels, 84 bytes, so every line is shared by two phases) took 1.03-1.29x as long at 2
+//   threads (timed in turns, 5 processes), the same at 1 thread; the other transposed layers within -3..+7%.
 struct Column {
   std::int64_t x_begin = 0, x_end = 0;
   std::vector<XBlock> parts;

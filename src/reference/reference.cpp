@@ -68,7 +68,7 @@ void for_each_tap(const Problem& p, Fn fn) {
 
   // The dense-side channels of the group innermost: each (strided element, tap) pair's dense position and its
   // padding check are computed once for all of them (the reference is every differential test's oracle, and with
-  // that loop outermost it had taken 86% of the sanitizer build's Winograd tests in index arithmetic). Consecutive
+  // that loop outermost it had taken 86% of the sanitizer build's Winograd tests). Consecutive
   // dense channels are dense_channel_step apart in the activation and weight_channel_step in the weights.
   const std::int64_t dense_plane = dense_size[0] * dense_size[1] * dense_size[2];
   const std::int64_t dense_channel_step = p.layout == Layout::channels_first ? dense_plane : 1;
