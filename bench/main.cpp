@@ -4,6 +4,7 @@
 // tdconv's or an installed peer failed on a layer; 1 an internal error, or tdconv failing on a layer or leaving
 // non-finite output.
 #include <algorithm>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include <functional>
 #include <optional>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -75,11 +77,16 @@ RunInfo describe_run(const Options& o, const Progress& progress) {
   info.layout = std::string(tdconv::to_string(o.layout));
   info.layers_file = o.layers_file;
   info.build = build_description();
-  info.rule = {o.min_runs, o.min_seconds};
+  info.rule = {o.min_runs, o.min_seconds, nullptr};
   info.rounds = o.rounds;
   progress.say("measuring the FMA peak");
   info.peaks.push_back(measure_fma_peak(1, kPeakSeconds));
   if (o.threads > 1) info.peaks.push_back(measure_fma_peak(o.threads, kPeakSeconds));
+  info.speed_gate = !o.all_runs;
+  if (info.speed_gate) {
+    auto gate = std::make_shared<SpeedGate>(o.threads, info.peaks.back().gflops / o.threads);
+    info.rule.full_speed = [gate] { return (*gate)(); };
+  }
   info.onednn.wanted = wants_onednn(o.peers);
   info.torch.wanted = wants_torch(o.peers);
   info.onednn.detail = info.torch.detail = "not requested (--peers)";
@@ -95,6 +102,17 @@ RunInfo describe_run(const Options& o, const Progress& progress) {
     info.torch.detail = s.detail + (s.available ? "; run with " + torch_environment(o.threads) : "");
   }
   return info;
+}
+
+// At 1 thread, this process and the PyTorch helper (started later, it inherits the mask) run on one CPU: the speed
+// checks around a run (SpeedGate) then look at the core the run used, whichever process it was in.
+void pin_to_one_cpu() {
+  const int cpu = sched_getcpu();
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof(set), &set);
 }
 
 // The peak again after a round of the suite, keeping the better: the machine's speed drifts over seconds, and one
@@ -196,7 +214,7 @@ LayerResult measure_layer(const Layer& layer, const RunInfo& info, const std::st
 // Adds a later round's runs of one layer to the first round's (same implementations, same output checks).
 void pool_timing(Timing& into, const Timing& from) {
   into.times_ms.insert(into.times_ms.end(), from.times_ms.begin(), from.times_ms.end());
-  into.median_ms = median(into.times_ms);
+  into.full_speed.insert(into.full_speed.end(), from.full_speed.begin(), from.full_speed.end());
   into.other_load = std::max(into.other_load, from.other_load);
 }
 
@@ -209,7 +227,9 @@ void pool_peer(PeerRun& into, const PeerRun& from) {
   into.failed = into.failed || from.failed;
 }
 
-void pool(LayerResult& into, const LayerResult& from) {
+// Pools a later round's runs of one layer into the first round's and sets the medians of all its implementations
+// together (summarize_together).
+void pool(LayerResult& into, const LayerResult& from, int min_runs) {
   if (!into.error.empty() || !into.skip_reason.empty()) return;
   if (!from.error.empty()) {
     into.error = from.error;
@@ -222,6 +242,12 @@ void pool(LayerResult& into, const LayerResult& from) {
   pool_peer(into.onednn_any, from.onednn_any);
   pool_peer(into.onednn_plain, from.onednn_plain);
   pool_peer(into.torch, from.torch);
+  if (!into.tdconv) return;
+  std::vector<Timing*> together{&into.tdconv->timing};
+  for (PeerRun* peer : {&into.onednn_any, &into.onednn_plain, &into.torch}) {
+    if (peer->available) together.push_back(&peer->timing);
+  }
+  summarize_together(together, min_runs);
 }
 
 std::vector<Layer> selected_layers(const Options& o) {
@@ -249,6 +275,7 @@ int run(const Options& o) {
     return 0;
   }
   set_threads(o.threads);
+  if (o.threads == 1) pin_to_one_cpu();
   const Progress progress;
   RunInfo info = describe_run(o, progress);
   print_header(std::cout, info);
@@ -265,7 +292,7 @@ int run(const Options& o) {
       if (round == 0) {
         results.push_back(std::move(r));
       } else {
-        pool(results[i], r);
+        pool(results[i], r, info.rule.min_runs);
       }
     }
     progress.say("measuring the FMA peak again");

@@ -93,6 +93,10 @@ Options parse_options(int argc, char** argv) {
       o.fail_on_mismatch = true;
       continue;
     }
+    if (arg == "--all-runs") {
+      o.all_runs = true;
+      continue;
+    }
     if (arg.rfind("--", 0) != 0) throw UsageError(arg + ": unexpected argument (options start with --)");
     const auto eq = arg.find('=');
     if (eq != std::string::npos) {
@@ -109,13 +113,19 @@ Options parse_options(int argc, char** argv) {
 std::string usage() {
   return "usage: tdconv-bench [--layers FILE] [--threads N] [--filter SUBSTR] [--json FILE]\n"
          "                    [--peers none|onednn|torch|all] [--layout channels_first|channels_last]\n"
-         "                    [--runs N] [--min-seconds S] [--rounds N] [--fail-on-mismatch] [--list]\n"
+         "                    [--runs N] [--min-seconds S] [--rounds N] [--all-runs] [--fail-on-mismatch]\n"
+         "                    [--list]\n"
          "\n"
          "Times tdconv's forward pass on every forward layer of the suite (default " TDCONV_BENCH_DEFAULT_LAYERS
          ")\n"
          "and, as peers, oneDNN (best of format_tag::any and plain activations) and PyTorch (a subprocess).\n"
          "Each measurement: 1 warm-up run, then at least --runs runs (default 5) and at least --min-seconds\n"
          "(default 0.5) in all; the median is reported. Ratios are peer_ms / tdconv_ms (>1: tdconv is faster).\n"
+         "Every run is bracketed by two 0.3 ms checks that the cores run at 80% of the measured FMA peak or more\n"
+         "(on a shared host they drop to about half for stretches of milliseconds to seconds): medians are over\n"
+         "the runs that pass both, as long as every implementation of the layer has --runs of them within 3x\n"
+         "its minimums; else over every run, for all of them. At 1 thread the benchmark and its PyTorch helper\n"
+         "are pinned to one CPU, the one the checks look at.\n"
          "\n"
          "  --layers FILE       the suite (JSON; see the \"about\" field of bench/layers.json)\n"
          "  --threads N         threads for tdconv and the peers (default: hardware threads)\n"
@@ -127,6 +137,7 @@ std::string usage() {
          "  --rounds N          measure the whole suite N times (default 1) and pool each layer's runs: every\n"
          "                      implementation then samples the same stretches of a shared machine's load,\n"
          "                      which on a busy machine moves single medians by tens of percent\n"
+         "  --all-runs          no speed checks: medians over every run\n"
          "  --list              print the selected layers (problem, GFLOP, valid taps) and exit\n"
          "  --fail-on-mismatch  exit 3 if a peer's output differs from tdconv's (max error > 1e-3 of max |y|)\n"
          "                      or an installed peer fails on a layer it can express\n"

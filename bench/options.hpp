@@ -21,6 +21,7 @@ struct Options {
   double min_seconds = 0.5;
   int rounds = 1;  // passes over the whole suite; each layer's timings are pooled over them
   bool fail_on_mismatch = false;
+  bool all_runs = false;  // no speed checks: medians over every run
   bool list = false;  // print the selected layers and exit
   bool help = false;
 };

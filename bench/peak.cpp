@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -56,30 +58,38 @@ struct ThreadResult {
   float sink = 0;
 };
 
-// One thread's share: batches of iterations until `seconds` have passed.
-void run_for(Kernel kernel, double seconds, const std::atomic<bool>& go, ThreadResult& out) {
+// One thread's share: batches of `batch` iterations until `seconds` have passed.
+void run_for(Kernel kernel, std::int64_t batch, double seconds, const std::atomic<bool>& go, ThreadResult& out) {
   while (!go.load(std::memory_order_acquire)) {
   }
   const double start = now_seconds();
   double elapsed = 0;
   do {
-    out.flops += static_cast<double>(kernel(1 << 18, &out.sink));
+    out.flops += static_cast<double>(kernel(batch, &out.sink));
     elapsed = now_seconds() - start;
   } while (elapsed < seconds);
   out.seconds = elapsed;
 }
 
-// One round: every thread runs the kernel for `seconds`; GFLOP/s of all of them together.
-double one_round(Kernel kernel, int threads, double seconds) {
+// Every thread runs the kernel for `seconds` at once (the calling thread is the first).
+std::vector<ThreadResult> run_together(Kernel kernel, std::int64_t batch, int threads, double seconds) {
   std::vector<ThreadResult> results(static_cast<std::size_t>(threads));
   std::atomic<bool> go{false};
   std::vector<std::thread> workers;
-  for (auto& r : results) workers.emplace_back(run_for, kernel, seconds, std::cref(go), std::ref(r));
+  for (std::size_t t = 1; t < results.size(); ++t) {
+    workers.emplace_back(run_for, kernel, batch, seconds, std::cref(go), std::ref(results[t]));
+  }
   go.store(true, std::memory_order_release);
+  run_for(kernel, batch, seconds, go, results[0]);
   for (auto& w : workers) w.join();
+  return results;
+}
+
+// One round: every thread runs the kernel for `seconds`; GFLOP/s of all of them together.
+double one_round(Kernel kernel, int threads, double seconds) {
   double flops = 0;
   double slowest = 0;
-  for (const auto& r : results) {
+  for (const auto& r : run_together(kernel, 1 << 18, threads, seconds)) {
     flops += r.flops;
     slowest = std::max(slowest, r.seconds);
   }
@@ -87,6 +97,20 @@ double one_round(Kernel kernel, int threads, double seconds) {
 }
 
 }  // namespace
+
+SpeedGate::SpeedGate(int threads, double gflops_per_thread) : threads_(threads), reference_(gflops_per_thread) {}
+
+bool SpeedGate::operator()() {
+  std::string isa;
+  const Kernel kernel = pick_kernel(isa);
+  double slowest = std::numeric_limits<double>::infinity();
+  // Batches of a few microseconds, so that the probe ends close to kProbeSeconds.
+  for (const auto& r : run_together(kernel, 1 << 10, threads_, kProbeSeconds)) {
+    slowest = std::min(slowest, r.flops / r.seconds * 1e-9);
+  }
+  reference_ = std::max(reference_, slowest);
+  return slowest >= kFullSpeed * reference_;
+}
 
 Peak measure_fma_peak(int threads, double seconds) {
   Peak peak;

@@ -51,8 +51,14 @@ std::string variant_of(const LayerResult& r) {
 
 using Row = std::vector<std::string>;
 
+// "8/13": runs at full speed of all runs, with "*" where the medians are over every run (too few at full speed).
+std::string full_speed(const Timing& t) {
+  return std::to_string(t.full_speed_runs()) + "/" + std::to_string(t.times_ms.size()) +
+         (t.from_full_speed_runs ? "" : "*");
+}
+
 Row header_row() {
-  return {"layer", "impl", "ms", "GFLOP/s", "%peak", "valid taps", "oneDNN ms", "torch ms",
+  return {"layer", "impl", "ms", "full speed", "GFLOP/s", "%peak", "valid taps", "oneDNN ms", "torch ms",
           "vs oneDNN", "vs torch", "vs best", "workspace", "packed", "plan ms"};
 }
 
@@ -65,6 +71,7 @@ Row layer_row(const LayerResult& r, const RunInfo& info) {
   return {r.name,
           t.implementation,
           number(t.timing.median_ms) + (t.finite ? "" : "!"),
+          full_speed(t.timing),
           number(gflops),
           peak > 0 ? percent(gflops / peak) : "-",
           percent(r.valid_taps),
@@ -174,8 +181,16 @@ void print_geomeans(std::ostream& out, const RunInfo& info, const std::vector<La
 
 ordered_json optional_number(std::optional<double> v) { return v ? ordered_json(*v) : ordered_json(nullptr); }
 
-ordered_json timing_json(const Timing& t) {
-  return {{"median_ms", t.median_ms}, {"times_ms", t.times_ms}, {"other_load", t.other_load < 0 ? ordered_json(nullptr) : ordered_json(t.other_load)}};
+ordered_json other_load_json(double load) { return load < 0 ? ordered_json(nullptr) : ordered_json(load); }
+
+// The medians and every run of one implementation (the JSON report's per-implementation fields).
+void add_timing(ordered_json& j, const Timing& t) {
+  j["median_ms"] = t.median_ms;
+  j["median_from_full_speed_runs"] = t.from_full_speed_runs;
+  j["median_all_runs_ms"] = t.median_all_ms;
+  j["times_ms"] = t.times_ms;
+  j["full_speed"] = t.full_speed;
+  j["other_load"] = other_load_json(t.other_load);
 }
 
 ordered_json peer_json(const LayerResult& r, const PeerRun* run) {
@@ -190,9 +205,8 @@ ordered_json peer_json(const LayerResult& r, const PeerRun* run) {
   }
   j["ratio"] = optional_number(ratio(r, run));
   j["detail"] = run->detail;
-  j["times_ms"] = run->timing.times_ms;
+  add_timing(j, run->timing);
   j["max_rel_error"] = optional_number(run->max_rel_error);
-  j["other_load"] = run->timing.other_load < 0 ? ordered_json(nullptr) : ordered_json(run->timing.other_load);
   j["mismatch"] = run->mismatch();
   return j;
 }
@@ -209,7 +223,8 @@ ordered_json layer_json(const LayerResult& r, const RunInfo& info) {
   if (!r.tdconv) return j;
   const TdconvRun& t = *r.tdconv;
   const double gflops = r.flops / (t.timing.median_ms * 1e-3) * 1e-9;
-  ordered_json td = timing_json(t.timing);
+  ordered_json td;
+  add_timing(td, t.timing);
   td["gflops"] = gflops;
   td["peak_fraction"] = info.peak_for_threads() > 0 ? ordered_json(gflops / info.peak_for_threads()) : nullptr;
   td["implementation"] = t.implementation;
@@ -256,8 +271,8 @@ void print_header(std::ostream& out, const RunInfo& info) {
   out << "tdconv-bench: " << info.layers_file << "\n"
       << "  threads " << info.threads << ", layout " << info.layout << ", f32, torch weight layout; "
       << "each timing: 1 warm-up, median of >= " << info.rule.min_runs << " runs and >= " << info.rule.min_seconds
-      << " s" << (info.rounds > 1 ? ", pooled over " + std::to_string(info.rounds) + " rounds of the suite" : "")
-      << "\n"
+      << " s" << (info.speed_gate ? " at full speed (checked before and after each run)" : "")
+      << (info.rounds > 1 ? ", pooled over " + std::to_string(info.rounds) + " rounds of the suite" : "") << "\n"
       << "  build: " << info.build << "\n";
   for (const auto& p : info.peaks) {
     out << "  FMA peak (" << p.isa << ", measured): " << number(p.gflops) << " GFLOP/s on " << p.threads
@@ -278,7 +293,10 @@ void print_report(std::ostream& out, const RunInfo& info, const std::vector<Laye
   for (const auto& r : results) rows.push_back(layer_row(r, info));
   out << "\n";
   print_rows(out, rows);
-  out << "(ms: median; %peak: of the measured FMA peak on " << info.threads
+  out << "(ms: median" << (info.speed_gate ? " of the runs at full speed" : "")
+      << "; full speed: tdconv's runs with the cores at >= 80% of the FMA peak before and after, of all its runs (*: "
+         "too few for some implementation, so every median is over all runs); %peak: of the measured FMA peak on "
+      << info.threads
       << " thread(s); valid taps: share of nominal multiply-adds whose tap lands inside the tensor; vs X: X's ms / "
          "tdconv's ms, >1 means tdconv is faster; workspace: scratch of one forward call at this thread count, packed "
          "weights not counted; packed: packed weights; ! marks a wrong or non-finite output)\n";
@@ -297,11 +315,12 @@ void write_json(const std::string& path, const RunInfo& info, const std::vector<
   j["min_runs"] = info.rule.min_runs;
   j["min_seconds"] = info.rule.min_seconds;
   j["rounds"] = info.rounds;
+  j["speed_gate"] = info.speed_gate;
   ordered_json peaks = ordered_json::array();
-  for (const auto& p : info.peaks) peaks.push_back({{"isa", p.isa},
-                                         {"threads", p.threads},
-                                         {"gflops", p.gflops},
-                                         {"other_load", p.other_load < 0 ? ordered_json(nullptr) : ordered_json(p.other_load)}});
+  for (const auto& p : info.peaks) {
+    peaks.push_back(
+        {{"isa", p.isa}, {"threads", p.threads}, {"gflops", p.gflops}, {"other_load", other_load_json(p.other_load)}});
+  }
   j["fma_peak"] = peaks;
   j["fma_peak_gflops"] = info.peak_for_threads();
   j["peers"] = {{"onednn", peer_status_json(info.onednn)}, {"torch", peer_status_json(info.torch)}};

@@ -70,6 +70,7 @@ struct RunInfo {
   PeerStatus torch;
   TimingRule rule;
   int rounds = 1;  // passes over the suite whose runs are pooled (--rounds)
+  bool speed_gate = true;  // medians over the runs at full speed (TimingRule::full_speed; off with --all-runs)
   double peak_for_threads() const;
 };
 

@@ -107,10 +107,29 @@ Timing time_runs(const std::function<void()>& run, const TimingRule& rule) {
   return time_in_turns({in_process(run)}, rule)[0];
 }
 
+int Timing::full_speed_runs() const {
+  return static_cast<int>(std::count(full_speed.begin(), full_speed.end(), true));
+}
+
+void summarize_together(const std::vector<Timing*>& timings, int min_runs) {
+  bool fast_enough = true;
+  for (const Timing* t : timings) fast_enough = fast_enough && t->full_speed_runs() >= min_runs;
+  for (Timing* t : timings) {
+    t->median_all_ms = median(t->times_ms);
+    std::vector<double> fast;
+    for (std::size_t i = 0; i < t->times_ms.size(); ++i) {
+      if (t->full_speed[i]) fast.push_back(t->times_ms[i]);
+    }
+    t->from_full_speed_runs = fast_enough && !fast.empty();
+    t->median_ms = t->from_full_speed_runs ? median(fast) : t->median_all_ms;
+  }
+}
+
 std::vector<Timing> time_in_turns(const std::vector<Contender>& contenders, const TimingRule& rule) {
   const std::size_t n = contenders.size();
   std::vector<Timing> timings(n);
   std::vector<double> totals(n, 0.0);  // seconds timed so far
+  std::vector<double> fast_totals(n, 0.0);  // seconds of the runs at full speed
   std::vector<double> last(n, 0.0);    // the last run's seconds
   std::vector<int> helpers;
   for (const Contender& c : contenders) {
@@ -118,12 +137,15 @@ std::vector<Timing> time_in_turns(const std::vector<Contender>& contenders, cons
   }
   int last_process = 0;
   // Runs contender i once, after the previous process has gone idle when it was another; false when it threw
-  // (then recorded, and i left out from then on).
-  auto run_once = [&](std::size_t i, double& seconds) {
+  // (then recorded, and i left out from then on). `fast`: the speed checks around the run passed.
+  auto run_once = [&](std::size_t i, double& seconds, bool& fast) {
     if (contenders[i].process != last_process) wait_until_idle(last_process);
     last_process = contenders[i].process;
     try {
+      const bool before = !rule.full_speed || rule.full_speed();
       seconds = contenders[i].run();
+      const bool after = !rule.full_speed || rule.full_speed();
+      fast = before && after;
       return true;
     } catch (const std::exception& e) {
       timings[i].error = e.what();
@@ -132,8 +154,11 @@ std::vector<Timing> time_in_turns(const std::vector<Contender>& contenders, cons
   };
   auto running = [&](std::size_t i) { return timings[i].error.empty(); };
   auto finished = [&](std::size_t i) {
-    const bool enough_runs = static_cast<int>(timings[i].times_ms.size()) >= rule.min_runs;
-    return !running(i) || (enough_runs && totals[i] >= rule.min_seconds);
+    const Timing& t = timings[i];
+    const bool enough_fast = t.full_speed_runs() >= rule.min_runs && fast_totals[i] >= rule.min_seconds;
+    const bool gave_up = static_cast<int>(t.times_ms.size()) >= kGiveUpFactor * rule.min_runs &&
+                         totals[i] >= kGiveUpFactor * rule.min_seconds;
+    return !running(i) || enough_fast || gave_up;
   };
   // Until it is finished, a contender takes its turn in a cycle unless it is more than one of its runs ahead of
   // the unfinished one that has accumulated the least time: a slow one runs every few cycles, its runs spread over
@@ -147,7 +172,10 @@ std::vector<Timing> time_in_turns(const std::vector<Contender>& contenders, cons
     }
     return totals[i] - least < last[i];
   };
-  for (std::size_t i = 0; i < n; ++i) run_once(i, last[i]);  // warm-up
+  for (std::size_t i = 0; i < n; ++i) {  // warm-up
+    bool fast = false;
+    run_once(i, last[i], fast);
+  }
   const LoadMeter load(helpers);
   for (std::size_t cycle = 0;; ++cycle) {
     bool all_finished = true;
@@ -169,17 +197,26 @@ std::vector<Timing> time_in_turns(const std::vector<Contender>& contenders, cons
     }
     for (std::size_t i : turns) {
       double dt = 0;
-      if (!run_once(i, dt)) continue;
+      bool fast = false;
+      if (!run_once(i, dt, fast)) continue;
       timings[i].times_ms.push_back(dt * 1e3);
+      timings[i].full_speed.push_back(fast);
       totals[i] += dt;
+      if (fast) fast_totals[i] += dt;
       last[i] = dt;
     }
   }
   const double other = load.other_load();
+  std::vector<Timing*> ran;
   for (Timing& t : timings) {
     t.other_load = other;
-    t.median_ms = median(t.times_ms);
+    if (t.error.empty()) {
+      ran.push_back(&t);
+    } else {
+      t.median_ms = t.median_all_ms = median(t.times_ms);
+    }
   }
+  summarize_together(ran, rule.min_runs);
   return timings;
 }
 
