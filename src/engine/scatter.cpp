@@ -54,7 +54,9 @@ struct Packed final : PackedData {
 // broadcast inputs and NV weight vectors for M x NV multiply-adds, of which columns / padded columns are useful;
 // ties go to the taller tile. FSRCNN's 81 columns take 2 x 48 with AVX-512 as before, and 6 x 2 vectors with AVX2
 // instead of 13 x 1 (the one padding least, 88 columns, at 1.17 loads per useful product): 1.11-1.13x faster on
-// FSRCNN's layer, 1.03-1.08x on DCGAN's last (48 columns; 6 x 2 rather than 3 x 3), Zen 1, timed in turns.
+// FSRCNN's layer, 1.03-1.08x on DCGAN's last (48 columns; 6 x 2 rather than 3 x 3), Zen 1, timed in turns. Since
+// AVX2's three-vector tile has 4 rows (GemmRows), both take 4 x 3: DCGAN's last 1.06x as fast as with 6 x 2, FSRCNN's
+// 0.96-0.98x (Zen 3, paired in turns at full speed).
 int scatter_vectors(const KernelSet& k, std::int64_t columns) {
   int best = 1;
   std::int64_t best_loads = 0, best_products = 1;  // loads per useful product = best_loads / best_products

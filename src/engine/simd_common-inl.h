@@ -10,6 +10,14 @@ constexpr int TileRows(int vectors) {
   return rows < 1 ? 1 : (rows > 16 ? 16 : rows);
 }
 
+// Gemm and depthwise tiles: as many rows as leave room for the NV weight vectors and one broadcast, every register
+// in use (their loops keep it so). With 16 registers the three-vector tile then has 4 rows instead of 3: FCN-8s' 21
+// output channels ran 1.06-1.15x as fast with it (paired in turns, Zen 3), and the one-vector tile 14 instead of 13.
+constexpr int GemmRows(int vectors) {
+  const int rows = (kRegisters - vectors - 1) / vectors;
+  return rows < 1 ? 1 : (rows > 16 ? 16 : rows);
+}
+
 // A vector loaded once for several multiply-adds: GCC otherwise folds the load into each of them as a memory
 // operand, which loads it again for every one.
 HWY_INLINE V LoadOnce(const D d, const float* HWY_RESTRICT p) {
