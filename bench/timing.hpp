@@ -48,8 +48,8 @@ Timing time_runs(const std::function<void()>& run, const TimingRule& rule);
 // Several implementations of one layer timed in turns: one warm-up run each, then cycles in which each runs once
 // (the order rotating from cycle to cycle), until every one has rule.min_runs runs and rule.min_seconds of them.
 // With a speed check (TimingRule::full_speed) the minimums count the runs at full speed; an implementation that
-// has not reached them after kGiveUpFactor times the minimums in all stops there, and its median is then over every
-// run. This machine's speed drifts by tens of percent over seconds (a shared core); timed one after the other, two
+// has not reached them after kGiveUpFactor times the minimums in all stops there, and the medians of all of them
+// are then over every run (summarize_together). This machine's speed drifts by tens of percent over seconds (a shared core); timed one after the other, two
 // implementations sampled different stretches of it and their ratio moved by as much, timed in turns they sample
 // the same stretches. Until finished, an implementation more than one of its runs ahead of the unfinished one that
 // has accumulated the least time sits a cycle out, so that each accumulates time at the same pace and a slow one's
