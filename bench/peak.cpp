@@ -98,14 +98,15 @@ double one_round(Kernel kernel, int threads, double seconds) {
 
 }  // namespace
 
-SpeedGate::SpeedGate(int threads, double gflops_per_thread) : threads_(threads), reference_(gflops_per_thread) {}
+SpeedGate::SpeedGate(int threads, double gflops_per_thread) : threads_(threads), reference_(gflops_per_thread) {
+  std::string isa;
+  kernel_ = pick_kernel(isa);
+}
 
 bool SpeedGate::operator()() {
-  std::string isa;
-  const Kernel kernel = pick_kernel(isa);
   double slowest = std::numeric_limits<double>::infinity();
   // Batches of a few microseconds, so that the probe ends close to kProbeSeconds.
-  for (const auto& r : run_together(kernel, 1 << 10, threads_, kProbeSeconds)) {
+  for (const auto& r : run_together(kernel_, 1 << 10, threads_, kProbeSeconds)) {
     slowest = std::min(slowest, r.flops / r.seconds * 1e-9);
   }
   reference_ = std::max(reference_, slowest);

@@ -1,6 +1,7 @@
 #pragma once
 // The machine's fp32 FMA peak, measured rather than taken from a datasheet (BENCHMARKING.md): independent FMA
 // chains, enough of them to hide the FMA latency, on 1..N threads at once.
+#include <cstdint>
 #include <string>
 
 namespace bench {
@@ -29,6 +30,7 @@ class SpeedGate {
   bool operator()();
 
  private:
+  std::int64_t (*kernel_)(std::int64_t, float*);  // the peak's kernel, picked once
   int threads_;
   double reference_;
 };

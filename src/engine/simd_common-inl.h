@@ -4,19 +4,18 @@
 // Vector registers of the target: 32 with AVX-512, 16 otherwise (x86 AVX2/SSE; NEON has 32 but stays safe).
 constexpr int kRegisters = (HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL) ? 32 : 16;
 
-// Tile height for `vectors` accumulator columns: as many rows as leave room for the b vectors and a broadcast.
-constexpr int TileRows(int vectors) {
-  const int rows = (kRegisters - vectors - 2) / vectors;
+// Tile height for `vectors` accumulator columns: as many rows as leave `spare` registers beside the b vectors.
+constexpr int RowsLeaving(int vectors, int spare) {
+  const int rows = (kRegisters - vectors - spare) / vectors;
   return rows < 1 ? 1 : (rows > 16 ? 16 : rows);
 }
+// Dot and planar tiles: room for a broadcast and one register more.
+constexpr int TileRows(int vectors) { return RowsLeaving(vectors, 2); }
 
 // Gemm and depthwise tiles: as many rows as leave room for the NV weight vectors and one broadcast, every register
 // in use (their loops keep it so). With 16 registers the three-vector tile then has 4 rows instead of 3: FCN-8s' 21
 // output channels ran 1.06-1.15x as fast with it (paired in turns, Zen 3), and the one-vector tile 14 instead of 13.
-constexpr int GemmRows(int vectors) {
-  const int rows = (kRegisters - vectors - 1) / vectors;
-  return rows < 1 ? 1 : (rows > 16 ? 16 : rows);
-}
+constexpr int GemmRows(int vectors) { return RowsLeaving(vectors, 1); }
 
 // A vector loaded once for several multiply-adds: GCC otherwise folds the load into each of them as a memory
 // operand, which loads it again for every one.
