@@ -123,18 +123,31 @@ struct Packed final : PackedData {
   std::vector<float> weights;
 };
 
+// A depthwise tile: its kernel, vectors of channels and floats per vector.
+struct DepthwiseTiles {
+  TileFn tile = nullptr;
+  int vectors = 0, lanes = 0;
+};
+
 // Vectors of channels per depthwise tile: the widest that divides the channels among tiles of at least 6 pixels,
 // else the widest that divides them. Each tap loads a vector of weights for the tile's pixels, and AVX2's 2-pixel
 // tile (four vectors) loaded 1.5 vectors per multiply-add: its 6 x 2 tile (with the prefetch in DepthwiseBlock)
 // took 0.74x of its time on dw_up2 at 1 thread, 0.82x at 2, and 1.05x on the atrous depthwise layer (Zen 1, in
-// turns in one process). AVX-512's four-vector tile has 6 pixels.
-int depthwise_vectors(const KernelSet& k, std::int64_t channels) {
-  for (const int min_rows : {6, 1}) {
-    for (int v = kMaxVectorsPerTile; v >= 1; --v) {
-      if (channels % (v * k.lanes) == 0 && k.mr[v] >= min_rows) return v;
+// turns in one process). AVX-512's four-vector tile has 6 pixels. Channels that no whole number of the target's
+// vectors divides may still fill its narrow ones (KernelSet::depthwise_narrow: 8 floats on AVX-512).
+DepthwiseTiles depthwise_tiles(const KernelSet& k, std::int64_t channels) {
+  for (const bool narrow : {false, true}) {
+    const int lanes = narrow ? k.depthwise_narrow_lanes : k.lanes;
+    if (lanes == 0) continue;
+    for (const int min_rows : {6, 1}) {
+      for (int v = kMaxVectorsPerTile; v >= 1; --v) {
+        if (channels % (v * lanes) == 0 && k.mr[v] >= min_rows) {
+          return {narrow ? k.depthwise_narrow[v] : k.depthwise[v], v, lanes};
+        }
+      }
     }
   }
-  return 0;
+  return {};
 }
 
 // Few output channels with enough input channels to fill vectors: the dot kernel (input channels as lanes) beats
@@ -153,8 +166,8 @@ void choose_tiles(Kind kind, const Problem& p, std::int64_t taps, bool short_run
   const std::int64_t icg = p.in_channels / p.groups, ocg = p.out_channels / p.groups;
   switch (kind) {
     case Kind::depthwise: {  // one tile group; blocks of nr channels, weights [tap][channel]
-      const int v = depthwise_vectors(s.kernels, p.groups);
-      s.tile = s.kernels.depthwise[v], s.rows = s.kernels.mr[v], s.nr = v * lanes;
+      const DepthwiseTiles tiles = depthwise_tiles(s.kernels, p.groups);
+      s.tile = tiles.tile, s.rows = s.kernels.mr[tiles.vectors], s.nr = tiles.vectors * tiles.lanes;
       s.tile_groups = 1, s.blocks = p.groups / s.nr, s.k = 1;
       s.src_block_step = s.nr, s.nr_limit = p.out_channels;
       s.b_block = s.nr, s.b_tap = p.groups;
@@ -337,7 +350,11 @@ class Engine final : public detail::ForwardOnlyImplementation {
     const bool depthwise = p.in_channels == p.groups && p.out_channels == p.groups;
     if (kind_ == Kind::depthwise) {
       if (!depthwise) return "not depthwise (one channel per group)";
-      if (depthwise_vectors(best_kernels(), p.groups) == 0) return "channels not a multiple of the vector width";
+      const KernelSet kernels = best_kernels();
+      if (depthwise_tiles(kernels, p.groups).tile == nullptr) {
+        const int lanes = kernels.depthwise_narrow_lanes ? kernels.depthwise_narrow_lanes : kernels.lanes;
+        return "channels not a multiple of the vector width (" + std::to_string(lanes) + " floats)";
+      }
     }
     if (kind_ == Kind::dot && !wants_dot(p)) return "more than 4 output channels per group, or too few input channels";
     return std::nullopt;

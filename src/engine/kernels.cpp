@@ -33,8 +33,8 @@ HWY_NOINLINE void StoreTileSlow(const TileCall& call, const float* tile, int row
   }
 }
 
-template <int M, int NV>
-HWY_INLINE void StoreTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
+template <int M, int NV, class DT>
+HWY_INLINE void StoreTile(const DT d, const TileCall& call, hn::Vec<DT> (&acc)[M][NV]) {
   const size_t lanes = hn::Lanes(d);
   if (HWY_LIKELY(call.c_channel_stride == 1 && static_cast<size_t>(call.nr_valid) == NV * lanes)) {
     const bool aligned = (reinterpret_cast<std::uintptr_t>(call.c) | (call.c_pixel_stride * sizeof(float))) %
@@ -53,12 +53,12 @@ HWY_INLINE void StoreTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
     // one's valid lanes under a mask, never a lane of the next pixel (another tile's, maybe another thread's).
     // FCN-8s ran 1.09x as fast as with these tiles stored element by element through memory (paired, Zen 3).
     const int whole = call.nr_valid / static_cast<int>(lanes);
-    const auto mask = hn::FirstN(d, static_cast<size_t>(call.nr_valid) - whole * lanes);
+    const size_t rest = static_cast<size_t>(call.nr_valid) - whole * lanes;
     for (int r = 0; r < M; ++r) {
       float* out = call.c + r * call.c_pixel_stride;
       for (int v = 0; v < NV; ++v) {
         if (v < whole) hn::StoreU(acc[r][v], d, out + v * lanes);
-        if (v == whole) hn::BlendedStore(acc[r][v], mask, d, out + v * lanes);
+        if (v == whole) StorePartial(d, acc[r][v], out + v * lanes, rest);
       }
     }
     return;
@@ -165,17 +165,17 @@ HWY_NOINLINE void GemmTile(const TileCall& call) {
 // addresses on the stack and reloaded them every call (dw_up2 channels_last: 1.04-1.09x at 1 and 2 threads, in
 // turns, Zen 1). The single-tap loop below keeps its prefetches up front: there they gained (the atrous depthwise
 // layer, whose input comes from memory, was 0.94-0.95x with them interleaved).
-template <int M, int NV>
-HWY_INLINE void DepthwisePair(const D d, const float* HWY_RESTRICT a, std::int64_t a_stride,
+template <int M, int NV, class DT>
+HWY_INLINE void DepthwisePair(const DT d, const float* HWY_RESTRICT a, std::int64_t a_stride,
                               const float* HWY_RESTRICT b_lo, const float* HWY_RESTRICT b_hi, bool prefetch,
-                              V (&acc)[M][NV]) {
+                              hn::Vec<DT> (&acc)[M][NV]) {
   const size_t lanes = hn::Lanes(d);
   for (int v = 0; v < NV; ++v) {
-    const V w_lo = hn::LoadU(d, b_lo + v * lanes), w_hi = hn::LoadU(d, b_hi + v * lanes);
+    const auto w_lo = hn::LoadU(d, b_lo + v * lanes), w_hi = hn::LoadU(d, b_hi + v * lanes);
     const float* HWY_RESTRICT ap = a + v * lanes;
     for (int p = 0; p <= M; ++p) {
       if (v == 0 && prefetch) hwy::Prefetch(ap + 2 * NV * lanes);
-      const V x = LoadOnce(d, ap);
+      const auto x = LoadOnce(d, ap);
       ap += a_stride;
       if (p < M) acc[p][v] = hn::MulAdd(x, w_lo, acc[p][v]);
       if (p > 0) acc[p - 1][v] = hn::MulAdd(x, w_hi, acc[p - 1][v]);
@@ -186,9 +186,11 @@ HWY_INLINE void DepthwisePair(const D d, const float* HWY_RESTRICT a, std::int64
 // Depthwise: channels are lanes; each tap multiplies each pixel's channel vector by the tap's per-channel weights.
 // Everything a block needs from the call is read once per tile (the blocks' loop had reloaded the call's fields and
 // copied it to store each block: the kernel ran at 5 cycles per multiply-add with its data in L1, Zen 1).
-template <int M, int NV>
+// DT: the target's full vectors, or 8-float ones (KernelSet::depthwise_narrow).
+template <class DT, int M, int NV>
 HWY_NOINLINE void DepthwiseTile(const TileCall& call) {
-  const D d;
+  using VT = hn::Vec<DT>;
+  const DT d;
   const size_t lanes = hn::Lanes(d);
   const auto nr = static_cast<std::int64_t>(NV * lanes);
   const int ntaps = call.ntaps;
@@ -207,9 +209,9 @@ HWY_NOINLINE void DepthwiseTile(const TileCall& call) {
                           (lanes * sizeof(float)) == 0;
   for (int block = 0; block < call.blocks; ++block) {
     const std::int64_t offset = block * nr;
-    V acc[M][NV];
+    VT acc[M][NV];
     for (int v = 0; v < NV; ++v) {
-      const V start = init ? hn::LoadU(d, init + offset + v * lanes) : hn::Zero(d);
+      const VT start = init ? hn::LoadU(d, init + offset + v * lanes) : hn::Zero(d);
       for (int r = 0; r < M; ++r) acc[r][v] = start;
     }
     for (int t = 0; t < ntaps;) {
@@ -229,7 +231,7 @@ HWY_NOINLINE void DepthwiseTile(const TileCall& call) {
         for (int r = 0; r < M; ++r) hwy::Prefetch(a + r * a_stride + 2 * nr);
       }
       for (int v = 0; v < NV; ++v) {
-        const V bv = hn::LoadU(d, b + v * lanes);
+        const VT bv = hn::LoadU(d, b + v * lanes);
         for (int r = 0; r < M; ++r) {
           // Only nr_valid channels exist in the input; the tail block reads up to a vector past them, which the
           // caller guarantees is inside the tensor or a padded copy (see engine.cpp: depthwise tail handling).
@@ -303,7 +305,13 @@ struct Gemm {
 };
 template <int M, int NV>
 struct Depthwise {
-  static void Run(const TileCall& call) { DepthwiseTile<M, NV>(call); }
+  static void Run(const TileCall& call) { DepthwiseTile<D, M, NV>(call); }
+};
+// 8 floats per vector: AVX-512's depthwise tiles for channel counts that are a multiple of 8 but not of 16.
+using DNarrow = hn::CappedTag<float, 8>;
+template <int M, int NV>
+struct DepthwiseNarrow {
+  static void Run(const TileCall& call) { DepthwiseTile<DNarrow, M, NV>(call); }
 };
 
 template <int M, int NO>
@@ -345,6 +353,12 @@ template <int NV>
 void DepthwiseEntry(const TileCall& call) {
   ForEachTile(call, [](const TileCall& tile) { DispatchRows<NV, Depthwise>(tile); });
 }
+#if HWY_MAX_BYTES > 32
+template <int NV>
+void DepthwiseNarrowEntry(const TileCall& call) {
+  ForEachTile(call, [](const TileCall& tile) { DispatchRows<NV, DepthwiseNarrow>(tile); });
+}
+#endif
 
 
 // Square blocks of kBlock x kBlock floats transposed in registers: 16 x 16 with AVX-512 (each output row a whole
@@ -461,6 +475,13 @@ KernelSet Kernels() {
   set.gemm[1] = GemmEntry<1>, set.gemm[2] = GemmEntry<2>, set.gemm[3] = GemmEntry<3>, set.gemm[4] = GemmEntry<4>;
   set.depthwise[1] = DepthwiseEntry<1>, set.depthwise[2] = DepthwiseEntry<2>;
   set.depthwise[3] = DepthwiseEntry<3>, set.depthwise[4] = DepthwiseEntry<4>;
+#if HWY_MAX_BYTES > 32  // only targets whose vectors may exceed 8 floats compile the narrow tiles
+  if (hn::Lanes(DNarrow()) < hn::Lanes(D())) {
+    set.depthwise_narrow_lanes = static_cast<int>(hn::Lanes(DNarrow()));
+    set.depthwise_narrow[1] = DepthwiseNarrowEntry<1>, set.depthwise_narrow[2] = DepthwiseNarrowEntry<2>;
+    set.depthwise_narrow[3] = DepthwiseNarrowEntry<3>, set.depthwise_narrow[4] = DepthwiseNarrowEntry<4>;
+  }
+#endif
   for (int o = 1; o <= kMaxVectorsPerTile; ++o) set.dot_mr[o] = TileRows(o);
   set.transpose = Transpose;
   set.dot[1] = DotEntry<1>, set.dot[2] = DotEntry<2>, set.dot[3] = DotEntry<3>, set.dot[4] = DotEntry<4>;

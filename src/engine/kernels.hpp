@@ -110,6 +110,12 @@ struct KernelSet {
   int mr[kMaxVectorsPerTile + 1] = {};
   TileFn gemm[kMaxVectorsPerTile + 1] = {};
   TileFn depthwise[kMaxVectorsPerTile + 1] = {};
+  // Targets whose vectors hold more than 8 floats (AVX-512): the depthwise tiles again in vectors of
+  // depthwise_narrow_lanes (8) floats, for channel counts that are a multiple of 8 but not of `lanes` (24, 72, 120,
+  // 184: MobileNetV3's), which would otherwise fall to gemm tiles with one channel per group. Tile heights mr[v]
+  // (the same registers). 0 and null elsewhere.
+  int depthwise_narrow_lanes = 0;
+  TileFn depthwise_narrow[kMaxVectorsPerTile + 1] = {};
   // Indexed by output channels (1..kMaxVectorsPerTile).
   int dot_mr[kMaxVectorsPerTile + 1] = {};
   TileFn dot[kMaxVectorsPerTile + 1] = {};

@@ -19,8 +19,9 @@ constexpr int GemmRows(int vectors) { return RowsLeaving(vectors, 1); }
 
 // A vector loaded once for several multiply-adds: GCC otherwise folds the load into each of them as a memory
 // operand, which loads it again for every one.
-HWY_INLINE V LoadOnce(const D d, const float* HWY_RESTRICT p) {
-  V v = hn::LoadU(d, p);
+template <class DT>
+HWY_INLINE hn::Vec<DT> LoadOnce(const DT d, const float* HWY_RESTRICT p) {
+  hn::Vec<DT> v = hn::LoadU(d, p);
 #if HWY_ARCH_X86 && HWY_TARGET != HWY_EMU128 && HWY_TARGET != HWY_SCALAR  // native vector registers only
   asm("" : "+x"(v.raw));
 #endif
@@ -43,8 +44,10 @@ HWY_INLINE V LoadRange(const D d, const float* p, size_t lo, size_t hi) {
 HWY_INLINE V LoadPartial(const D d, const float* HWY_RESTRICT p, size_t count) { return LoadRange(d, p, 0, count); }
 
 // The first `count` lanes of v stored at p, nothing past them (a masked store may not exist, and an emulated one
-// would write the neighbours' values back: a race with the thread that owns them).
-HWY_INLINE void StorePartial(const D d, V v, float* HWY_RESTRICT p, size_t count) {
+// would write the neighbours' values back: a race with the thread that owns them; Highway's BlendedStore on NEON
+// is such a load, blend and store).
+template <class DT>
+HWY_INLINE void StorePartial(const DT d, hn::Vec<DT> v, float* HWY_RESTRICT p, size_t count) {
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
   hn::BlendedStore(v, hn::FirstN(d, count), d, p);  // vmaskmovps / masked vmovups: lanes past count untouched
 #else
