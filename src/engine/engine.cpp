@@ -263,8 +263,20 @@ void choose_passes(Kind kind, const Problem& p, State& s) {
     pixels = std::max(pixels, static_cast<std::int64_t>(kStagedBytes / sizeof(float)) / channels);
   }
   s.rows_per_item = std::max<std::int64_t>(1, pixels / std::max<std::int64_t>(1, row_pixels));
-  while (s.rows_per_item > 1 && ((rows + s.rows_per_item - 1) / s.rows_per_item) * other < kMinItems) {
-    s.rows_per_item /= 2;
+  // ... and staged items at least a cache line of each plane: the write-back of rows narrower than a line (DCGAN's
+  // 4- and 8-pixel rows, in items of one row for the threads) wrote every line in pieces, item after item, each
+  // piece a partial store to a line long gone from L1. With a line's worth of rows per item (fewer items than
+  // kMinItems), channels_first DCGAN g1 ran 1.2x as fast at 1 thread and 1.9x at 2, g2 1.01x and 1.00x (in turns,
+  // AVX-512).
+  std::int64_t min_rows = 1;
+  if (s.dst_channels_first) {
+    std::int64_t narrowest = s.out[2];
+    for (const Column& c : s.columns) narrowest = std::min(narrowest, c.x_end - c.x_begin);
+    constexpr std::int64_t kLinePixels = 64 / sizeof(float);
+    min_rows = std::min(s.rows_per_item, (kLinePixels + narrowest - 1) / std::max<std::int64_t>(1, narrowest));
+  }
+  while (s.rows_per_item > min_rows && ((rows + s.rows_per_item - 1) / s.rows_per_item) * other < kMinItems) {
+    s.rows_per_item = std::max(min_rows, s.rows_per_item / 2);
   }
 }
 
@@ -556,14 +568,16 @@ class Engine final : public detail::ForwardOnlyImplementation {
     ItemContext ctx;
     const Column& column = s.columns[static_cast<std::size_t>(xb)];
     if (s.dst_channels_first) {
-      // The item's outputs, channels_last: (row of the band, image, output column, channel); written to the
-      // channels_first destination plane by plane once the item is done (write_back).
+      // The item's outputs, channels_last: (image, row of the band, output column, channel), the image only with
+      // tiles across the batch; written to the channels_first destination plane by plane once the item is done
+      // (write_back). An image's rows are consecutive, so that one transposition takes all of them where the
+      // column spans whole rows (DCGAN g1's 4-pixel rows, a transposition each, had taken half the layer's time).
       thread_local std::vector<float> staged;
       ctx.staged_pixel = static_cast<std::int64_t>(setups.size()) * s.nr;
-      ctx.staged_image = (column.x_end - column.x_begin) * ctx.staged_pixel;
+      ctx.staged_row = (column.x_end - column.x_begin) * ctx.staged_pixel;
       ctx.staged_x0 = column.x_begin;
-      ctx.staged_row = (s.batch_tiles ? p.batch : 1) * ctx.staged_image;
-      staged.resize(static_cast<std::size_t>(s.rows_per_item * ctx.staged_row));
+      ctx.staged_image = s.rows_per_item * ctx.staged_row;
+      staged.resize(static_cast<std::size_t>((s.batch_tiles ? p.batch : 1) * ctx.staged_image));
       ctx.staged = staged.data();
     }
     ctx.src = static_cast<const float*>(args.src);
@@ -607,7 +621,7 @@ class Engine final : public detail::ForwardOnlyImplementation {
     const std::int64_t rows_per_image = s.out[1] * s.out[0];
     // Consecutive rows of one image are consecutive in its planes when the column spans the whole row: one
     // transposition covers them all, so each plane is written in one run.
-    const bool whole_rows = width == s.out[2] && !s.batch_tiles;
+    const bool whole_rows = width == s.out[2];
     for (std::int64_t row = row_begin; row < row_end;) {
       const std::int64_t image_end = (row / rows_per_image + 1) * rows_per_image;
       const std::int64_t rows = whole_rows ? std::min(row_end, image_end) - row : 1;

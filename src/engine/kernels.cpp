@@ -376,13 +376,15 @@ constexpr std::int64_t kBlock = 4;
 #endif
 
 // out row c (c < kBlock) = column c of the kBlock rows at in; with kStream, non-temporal stores (out and
-// out_stride vector-aligned).
-template <bool kStream>
+// out_stride vector-aligned). kPartial: only the first `count` rows of in (count < kBlock), so the first `count`
+// floats of each out row: the ragged end of a transposition narrower than a block (DCGAN g1's 4-pixel rows,
+// channels_first, had been copied element by element).
+template <bool kStream, bool kPartial = false>
 HWY_INLINE void TransposeBlock(const float* HWY_RESTRICT in, std::int64_t in_stride, float* HWY_RESTRICT out,
-                               std::int64_t out_stride) {
+                               std::int64_t out_stride, std::int64_t count = kBlock) {
 #if HWY_TARGET == HWY_SCALAR
   out[0] = in[0];
-  (void)in_stride, (void)out_stride;
+  (void)in_stride, (void)out_stride, (void)count;
 #else
   using DB = hn::FixedTag<float, kBlock>;
   using DD = hn::Repartition<double, DB>;
@@ -390,7 +392,7 @@ HWY_INLINE void TransposeBlock(const float* HWY_RESTRICT in, std::int64_t in_str
   const DD dd;
   using VB = hn::Vec<DB>;
   VB r[kBlock];
-  for (int i = 0; i < kBlock; ++i) r[i] = hn::LoadU(d, in + i * in_stride);
+  for (int i = 0; i < kBlock; ++i) r[i] = !kPartial || i < count ? hn::LoadU(d, in + i * in_stride) : hn::Zero(d);
   // Pairs of rows interleaved as floats, then as doubles: within each 128-bit half, 4 x 4 transposed.
   VB t[kBlock], u[kBlock];
   for (int i = 0; i < kBlock; i += 4) {
@@ -426,7 +428,9 @@ HWY_INLINE void TransposeBlock(const float* HWY_RESTRICT in, std::int64_t in_str
     }
   }
   for (int i = 0; i < kBlock; ++i) {
-    if constexpr (kStream) {
+    if constexpr (kPartial) {
+      StorePartial(d, u[i], out + i * out_stride, static_cast<size_t>(count));
+    } else if constexpr (kStream) {
       hn::Stream(u[i], d, out + i * out_stride);
     } else {
       hn::StoreU(u[i], d, out + i * out_stride);
@@ -449,8 +453,9 @@ void TransposeStrips(const float* HWY_RESTRICT in, std::int64_t in_stride, float
       for (; j + kBlock <= j1; j += kBlock) {
         TransposeBlock<kStream>(in + j * in_stride + i, in_stride, out + i * out_stride + j, out_stride);
       }
-      for (; j < j1; ++j)
-        for (std::int64_t c = i; c < i + kBlock; ++c) out[c * out_stride + j] = in[j * in_stride + c];
+      if (j < j1) {
+        TransposeBlock<false, true>(in + j * in_stride + i, in_stride, out + i * out_stride + j, out_stride, j1 - j);
+      }
     }
     for (; i < rows; ++i)
       for (std::int64_t j = j0; j < j1; ++j) out[i * out_stride + j] = in[j * in_stride + i];
