@@ -16,6 +16,7 @@
 #include "engine/weight_index.hpp"
 #include "tdconv/shape.hpp"
 #include "util/checked.hpp"
+#include "util/aligned_buffer.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -120,7 +121,7 @@ struct State final : PlanState {
 };
 
 struct Packed final : PackedData {
-  std::vector<float> weights;
+  util::AlignedFloats weights;
 };
 
 // A depthwise tile: its kernel, vectors of channels and floats per vector.
@@ -321,7 +322,8 @@ std::int64_t copied_image_stride(Kind kind, const State& inner, std::int64_t ima
   return conflicts ? image_floats + kLine : image_floats;
 }
 
-void pack(Kind kind, const Problem& p, const State& s, const float* w, std::vector<float>& out) {
+void pack(Kind kind, const Problem& p, const State& s, const float* w,
+          util::AlignedFloats& out) {
   const std::int64_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2];
   const std::int64_t icg = p.in_channels / p.groups, ocg = p.out_channels / p.groups;
   const std::int64_t lanes = s.kernels.lanes;
@@ -476,7 +478,7 @@ class Engine final : public detail::ForwardOnlyImplementation {
   // slower), and channels_last ones with their images further apart. For channels_first, each work item stages its
   // outputs in channels_last and writes them to the destination when it is done (run_item, write_back).
   void forward_through_copy(const Problem& p, const State& s, const ForwardArgs& args) const {
-    thread_local std::vector<float> copy;
+    thread_local util::AlignedFloats copy;
     const Problem& chunk = s.chunk;
     const std::int64_t src_image = element_count(src_shape(p), "src") / p.batch;
     const std::int64_t dst_image = element_count(dst_shape(p), "dst") / p.batch;
@@ -540,7 +542,7 @@ class Engine final : public detail::ForwardOnlyImplementation {
     if (!s.runs_inner) run = (rest / (xblocks * bands)) % runs;
     const std::int64_t g = rest / (xblocks * bands * (s.runs_inner ? 1 : runs));
 
-    thread_local std::vector<float> init_tail;
+    thread_local util::AlignedFloats init_tail;
     thread_local std::vector<BlockSetup> setups;
     setups.clear();
     for (std::int64_t block = run * s.blocks_per_item; block < (run + 1) * s.blocks_per_item; ++block) {
@@ -572,7 +574,7 @@ class Engine final : public detail::ForwardOnlyImplementation {
       // tiles across the batch; written to the channels_first destination plane by plane once the item is done
       // (write_back). An image's rows are consecutive, so that one transposition takes all of them where the
       // column spans whole rows (DCGAN g1's 4-pixel rows, a transposition each, had taken half the layer's time).
-      thread_local std::vector<float> staged;
+      thread_local util::AlignedFloats staged;
       ctx.staged_pixel = static_cast<std::int64_t>(setups.size()) * s.nr;
       ctx.staged_row = (column.x_end - column.x_begin) * ctx.staged_pixel;
       ctx.staged_x0 = column.x_begin;

@@ -21,6 +21,7 @@
 #include "engine/axis.hpp"
 #include "engine/kernels.hpp"
 #include "tdconv/shape.hpp"
+#include "util/aligned_buffer.hpp"
 
 namespace tdconv::engine {
 namespace {
@@ -75,9 +76,9 @@ struct State final : PlanState {
 };
 
 struct Packed final : PackedData {
-  std::vector<float> weights;  // [channel][kernel tap]
+  util::AlignedFloats weights;  // [channel][kernel tap]
   // With expanded rows: the weight vectors of each (z, y) tap, [channel][kz][ky][shift][lane] (see lane_weight).
-  std::vector<float> lane_weights;
+  util::AlignedFloats lane_weights;
 };
 
 class Planar final : public detail::ForwardOnlyImplementation {

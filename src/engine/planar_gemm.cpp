@@ -21,6 +21,7 @@
 #include "engine/kernels.hpp"
 #include "engine/weight_index.hpp"
 #include "tdconv/shape.hpp"
+#include "util/aligned_buffer.hpp"
 
 namespace tdconv::engine {
 namespace {
@@ -76,7 +77,7 @@ struct State final : PlanState {
 };
 
 struct Packed final : PackedData {
-  std::vector<float> weights;  // [group][block][tap][input channel][mr]
+  util::AlignedFloats weights;  // [group][block][tap][input channel][mr]
 };
 
 std::int64_t round_up(std::int64_t a, std::int64_t b) { return (a + b - 1) / b * b; }
@@ -305,7 +306,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
   };
 
   struct Scratch {
-    std::vector<float> panel, phases;
+    util::AlignedFloats panel, phases;
     std::vector<std::int64_t> slot_keys;
     std::vector<const float*> slot_rows;  // where each slot's first panel row starts in the source
     std::vector<RowTap> row_taps;

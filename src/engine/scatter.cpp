@@ -19,6 +19,7 @@
 #include "engine/kernels.hpp"
 #include "engine/weight_index.hpp"
 #include "tdconv/shape.hpp"
+#include "util/aligned_buffer.hpp"
 
 namespace tdconv::engine {
 namespace {
@@ -47,7 +48,7 @@ struct State final : PlanState {
 
 struct Packed final : PackedData {
   // [block][input channel][nr columns], column = tap * C_out + oc; planar: [block][input channel][rows columns]
-  std::vector<float> w;
+  util::AlignedFloats w;
 };
 
 // Vectors per tile: the fewest loads per useful multiply-add. Each input channel of an M x NV tile loads M
@@ -263,7 +264,7 @@ class Scatter final : public detail::ForwardOnlyImplementation {
     const auto* bias = static_cast<const float*>(args.bias);
 
     // Ring row of output row oy: (oy mod ring_rows), then output channel, then phase q: phase_len elements j - j_lo.
-    thread_local std::vector<float> ring, panel, pt;
+    thread_local util::AlignedFloats ring, panel, pt;
     thread_local std::vector<const float*> parts;
     const std::int64_t row_floats = oc * g.sx * s.phase_len;
     const std::int64_t stride = planar_chunk_stride(p, s);
@@ -357,11 +358,11 @@ class Scatter final : public detail::ForwardOnlyImplementation {
           dst[(oy * g.ow + ox) * dst_unit + o * dst_channel] = bias ? bias[o] : 0.0f;
         }
 
-    thread_local std::vector<float> tile;  // P for one tile of pixels: rows x (blocks * nr)
+    thread_local util::AlignedFloats tile;  // P for one tile of pixels: rows x (blocks * nr)
     // channels_first: each input row copied into channels_last first, so that the GEMM reads a pixel's channels
     // as consecutive floats (a plane apart, every channel's line of a row fell in one cache set: fsrcnn_x3's
     // 256 x 256 planes, dcgan_g5's 32 x 32).
-    thread_local std::vector<float> row_last;
+    thread_local util::AlignedFloats row_last;
     if (!last) row_last.resize(static_cast<std::size_t>(g.iw * ic));
     const std::int64_t row_stride = s.blocks * s.nr;
     tile.resize(static_cast<std::size_t>(s.rows * row_stride));

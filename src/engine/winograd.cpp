@@ -26,6 +26,7 @@
 
 #include "engine/kernels.hpp"
 #include "engine/weight_index.hpp"
+#include "util/aligned_buffer.hpp"
 
 namespace tdconv::engine {
 namespace {
@@ -250,7 +251,7 @@ struct State final : PlanState {
 };
 
 struct Packed final : PackedData {
-  std::vector<float> u;  // per kernel, from its offset: [element e][block][input channel][nr output channels]
+  util::AlignedFloats u;  // per kernel, from its offset: [element e][block][input channel][nr output channels]
 };
 
 // G g G^T along every axis of one kernel with taps[a] taps along axis a (row-major over the `dims` axes), taps + 1
@@ -506,7 +507,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       const auto tiles = static_cast<std::int64_t>(s.tiles.size());
 #pragma omp parallel for schedule(dynamic, 1)
       for (std::int64_t n = 0; n < p.batch; ++n) {
-        thread_local std::vector<float> image_last, staged;  // [pixel][input channel], [pixel][output channel]
+        thread_local util::AlignedFloats image_last, staged;  // [pixel][input channel], [pixel][output channel]
         image_last.resize(static_cast<std::size_t>(in_pixels * ic));
         staged.resize(static_cast<std::size_t>(out_pixels * oc));
         s.kernels.transpose(static_cast<const float*>(args.src) + n * ic * in_pixels, in_pixels, image_last.data(), ic,
@@ -523,7 +524,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       }
       return;
     }
-    thread_local std::vector<float> src_last;
+    thread_local util::AlignedFloats src_last;
     src_last.resize(static_cast<std::size_t>(s.images * in_pixels * ic));
     for (std::int64_t n0 = 0; n0 < p.batch; n0 += s.images) {
       to_channels_last(s.kernels, static_cast<const float*>(args.src) + n0 * ic * in_pixels, src_last.data(),
@@ -534,7 +535,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
         const std::int64_t i = item / rows;
         const TileRow& row = s.tile_rows[static_cast<std::size_t>(item % rows)];
         float* dst = static_cast<float*>(args.dst) + (n0 + i) * oc * out_pixels;
-        thread_local std::vector<float> staged;  // [z of the row][y of the row][x][output channel]
+        thread_local util::AlignedFloats staged;  // [z of the row][y of the row][x][output channel]
         staged.resize(static_cast<std::size_t>(staged_bytes(p) / sizeof(float)));
         for (std::int64_t first = row.first; first < row.first + row.count; first += kTilesPerBatch) {
           run_batch(p, s, packed, args.bias, last + i * in_pixels * ic, first,
@@ -567,7 +568,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     const auto& ax = s.axes;
 
     // Per-thread scratch: transformed patches and products, one plane per element (grows once per thread).
-    thread_local std::vector<float> v_buf, m_buf;
+    thread_local util::AlignedFloats v_buf, m_buf;
     v_buf.resize(static_cast<std::size_t>(s.max_elements * kTilesPerBatch * ic));
     m_buf.resize(static_cast<std::size_t>(s.max_elements * kTilesPerBatch * oc));
     const std::int64_t v_plane = kTilesPerBatch * ic, m_plane = kTilesPerBatch * oc;

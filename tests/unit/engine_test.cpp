@@ -15,6 +15,7 @@
 #include <span>
 
 #include "engine/kernels.hpp"
+#include "util/aligned_buffer.hpp"
 #include "reference/reference.hpp"
 #include "support/random_problem.hpp"
 #include "tdconv/plan.hpp"
@@ -169,6 +170,18 @@ void check_winograd(const std::vector<const char*>& problems) { check_problems(p
 // groups, 1D to 3D, strided transposed. AVX2's and SSE4's tiles take passes of 256 KiB, whose channel chunks only
 // 4200 input channels reach (2048 per chunk with AVX2's 2 x 4 tile, 4096 with its 6 x 2 tile and SSE4's); 64 output
 // channels in long runs take AVX2's 6 x 2 tile (520 channels x 9 taps: two passes of taps).
+// Packed weights and workspaces start on a cache line whatever their size (small blocks come from the heap, large
+// ones from mmap, both 16 bytes into a line with plain std::vector), so that no vector load of a packed row spans
+// two lines.
+TEST(Engine, AlignedBuffersStartOnACacheLine) {
+  for (std::size_t n : {1u, 3u, 17u, 1000u, 40000u, 3000000u}) {
+    util::AlignedFloats v(n, 1.0f);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(v.data()) % util::kCacheLineBytes, 0u) << n;
+    v.resize(2 * n + 5);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(v.data()) % util::kCacheLineBytes, 0u) << n;
+  }
+}
+
 TEST(Engine, GemmPassesMatchReference) {
   check_problems({"conv_mb1_g1_ic300_oc70_i7x9_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtorch",
                   "conv_mb1_g1_ic300_oc70_i7x9_k3x3_s1x1_d2x2_p5:1x0:4_f32_cfirst_wtf",
