@@ -543,6 +543,10 @@ TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
                   kPlanarGemmProblems[11]},
                  "gemm_planar");
   check_problems({"conv_mb1_g32_ic32_oc32_i35x33_k4x4_s2x2_d1x1_p1:1x1:1_f32_cfirst_wtorch"}, "depthwise_simd");
+  // 24 and 40 channels: AVX-512's narrow depthwise tiles (8 floats a vector), through the channels_last copy.
+  check_problems({"conv_mb1_g24_ic24_oc24_i35x33_k4x4_s2x2_d1x1_p1:1x1:1_f32_cfirst_wtorch",
+                  "conv_mb2_g40_ic40_oc40_i19x21_k3x3_s2x2_d1x1_p2:0x1:3_f32_cfirst_wtf"},
+                 "depthwise_simd");
 }
 
 // Outputs over 4 MiB are written with streaming stores by one-pass tiles, a transposed layer (one tap per phase) and
