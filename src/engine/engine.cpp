@@ -15,8 +15,8 @@
 #include "engine/kernels.hpp"
 #include "engine/weight_index.hpp"
 #include "tdconv/shape.hpp"
-#include "util/checked.hpp"
 #include "util/aligned_buffer.hpp"
+#include "util/checked.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -273,8 +273,8 @@ void choose_passes(Kind kind, const Problem& p, State& s) {
   if (s.dst_channels_first) {
     std::int64_t narrowest = s.out[2];
     for (const Column& c : s.columns) narrowest = std::min(narrowest, c.x_end - c.x_begin);
-    constexpr std::int64_t kLinePixels = 64 / sizeof(float);
-    min_rows = std::min(s.rows_per_item, (kLinePixels + narrowest - 1) / std::max<std::int64_t>(1, narrowest));
+    constexpr auto kLine = static_cast<std::int64_t>(util::kCacheLineBytes / sizeof(float));
+    min_rows = std::min(s.rows_per_item, (kLine + narrowest - 1) / std::max<std::int64_t>(1, narrowest));
   }
   while (s.rows_per_item > min_rows && ((rows + s.rows_per_item - 1) / s.rows_per_item) * other < kMinItems) {
     s.rows_per_item = std::max(min_rows, s.rows_per_item / 2);
@@ -317,13 +317,13 @@ std::int64_t relayout_images(const Problem& p) {
 // 1.151x. Without the copy, its channels_last layer took 170-179 ms in two processes of several (with 504 or 520
 // channels, 95-101 ms).
 std::int64_t copied_image_stride(Kind kind, const State& inner, std::int64_t image_floats) {
-  constexpr std::int64_t kSetPeriod = 4096 / sizeof(float), kLine = 64 / sizeof(float);
+  constexpr std::int64_t kSetPeriod = 4096 / sizeof(float);
+  constexpr auto kLine = static_cast<std::int64_t>(util::kCacheLineBytes / sizeof(float));
   const bool conflicts = kind == Kind::gemm && inner.batch_tiles && image_floats % kSetPeriod == 0;
   return conflicts ? image_floats + kLine : image_floats;
 }
 
-void pack(Kind kind, const Problem& p, const State& s, const float* w,
-          util::AlignedFloats& out) {
+void pack(Kind kind, const Problem& p, const State& s, const float* w, util::AlignedFloats& out) {
   const std::int64_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2];
   const std::int64_t icg = p.in_channels / p.groups, ocg = p.out_channels / p.groups;
   const std::int64_t lanes = s.kernels.lanes;
