@@ -41,6 +41,11 @@ constexpr std::int64_t kTilesPerBatch = 36;
 // path with 36 tiles per batch, and 1.2-1.6x slower with the fewer tiles that would keep its channels_first
 // workspace within 16 MiB. DeepLab's res5 (16 MiB) keeps Winograd.
 constexpr double kMaxTransformedBytes = 16.0 * 1024 * 1024;
+// ... except channels_last with AVX-512's tiles, up to 32 MiB: on an Intel Xeon (two 512-bit FMA units), timed in
+// turns against the gemm path, ASPP rate 6 ran 1.11-1.14x as fast at 1 thread and 1.08-1.09x at 2 (with AVX2's
+// tiles on the same machine 1.04-1.07x at 1 thread but 0.92-0.93x at 2, so AVX2 keeps 16 MiB). Channels_first
+// gained nothing (1.01-1.03x) and its copy would take the workspace to 18.8 MiB at 2 threads.
+constexpr double kMaxTransformedBytesWide = 32.0 * 1024 * 1024;
 // Measured on the suite (AVX-512) with the two paths timed in turns, run by run (the machine's speed drifts too much
 // for anything else): Winograd beat the gemm path on DeepLab's res5 (512 channels, 1.69x fewer multiplications
 // than the valid taps), on the 64-channel context module at rate 16 (1.89x fewer; 1.2-1.3x faster at 1 and 2
@@ -319,8 +324,11 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     if (one_tap_phases && std::min(p.in_channels, p.out_channels) < kMinChannelsMixedPhases) {
       return "stride phases of 1 and 2 taps with fewer than " + std::to_string(kMinChannelsMixedPhases) + " channels";
     }
-    if (elements * static_cast<double>(p.in_channels * p.out_channels) * sizeof(float) > kMaxTransformedBytes) {
-      return "transformed kernels over 16 MiB (every batch of tiles streams them)";
+    const bool wide = p.layout == Layout::channels_last && lanes >= 16;
+    const double limit = wide ? kMaxTransformedBytesWide : kMaxTransformedBytes;
+    if (elements * static_cast<double>(p.in_channels * p.out_channels) * sizeof(float) > limit) {
+      return "transformed kernels over " + std::to_string(static_cast<int>(limit / (1024 * 1024))) +
+             " MiB (every batch of tiles streams them)";
     }
     double tiles = 1, kernels = 1;
     for (const Axis& a : axes) {

@@ -609,8 +609,16 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   EXPECT_EQ(narrow.candidates()[0].declined_because, "fewer than 64 channels");
   const Plan aspp18(parse_problem("conv_mb1_g1_ic512_oc256_i33x33_k3x3_s1x1_d18x18_p18:18x18:18_f32_clast_wtorch"));
   EXPECT_EQ(aspp18.candidates()[0].declined_because, "saves too few multiplications over skipping the padded taps");
+  // ASPP rate 6 (32 MiB of transformed kernels): Winograd channels_last with AVX-512's tiles only.
   const Plan aspp6(parse_problem("conv_mb1_g1_ic2048_oc256_i33x33_k3x3_s1x1_d6x6_p6:6x6:6_f32_clast_wtorch"));
-  EXPECT_EQ(aspp6.candidates()[0].declined_because,
+  if (engine::best_kernels().lanes >= 16) {
+    EXPECT_EQ(aspp6.implementation_name(), "winograd");
+  } else {
+    EXPECT_EQ(aspp6.candidates()[0].declined_because,
+              "transformed kernels over 16 MiB (every batch of tiles streams them)");
+  }
+  const Plan aspp6_first(parse_problem("conv_mb1_g1_ic2048_oc256_i33x33_k3x3_s1x1_d6x6_p6:6x6:6_f32_cfirst_wtorch"));
+  EXPECT_EQ(aspp6_first.candidates()[0].declined_because,
             "transformed kernels over 16 MiB (every batch of tiles streams them)");
   // Phases of 1 and 2 taps (CycleGAN's 3x3 at stride 2) from 128 channels on.
   const Plan cyclegan(parse_problem("convT_mb1_g1_ic128_oc64_i128x128_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
