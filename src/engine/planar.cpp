@@ -43,8 +43,6 @@ constexpr std::int64_t kMinItems = 32;
 constexpr double kStreamBytes = 4.0 * 1024 * 1024;
 // Per thread, the zero-padded input rows of a work item at most (see declines).
 constexpr std::int64_t kMaxSlotBytes = 2 * 1024 * 1024;
-// Scratch rows and lane weights start at a multiple of 64 bytes (the widest vector).
-constexpr std::int64_t kAlignFloats = 16;
 
 // Rows [j0, j1) of a y sequence within one of its segments (the rows' valid y taps), in a work item.
 struct YRun {
@@ -251,7 +249,7 @@ class Planar final : public detail::ForwardOnlyImplementation {
   std::size_t forward_workspace_bytes(const Problem&, const PlanState* state, int threads) const override {
     const auto& s = static_cast<const State&>(*state);
     const std::int64_t bytes =
-        slot_bytes(s) + kAlignFloats * 2 * static_cast<std::int64_t>(sizeof(float)) +
+        slot_bytes(s) +
         s.max_call_taps * static_cast<std::int64_t>(sizeof(const float*) + 2 * s.kernels.lanes * sizeof(float)) +
         static_cast<std::int64_t>((s.axes[2].sequences.size() + 1) * sizeof(int)) +
         s.kernel[0] * static_cast<std::int64_t>(sizeof(TapHit));
@@ -289,32 +287,25 @@ class Planar final : public detail::ForwardOnlyImplementation {
   // Per-thread buffers, sized once per work item.
   struct Scratch {
     std::vector<TapHit> z_taps;
-    // [z tap][input row - y_lo][slot_len], or with expanded rows [z tap][input row - y_lo][expanded_len] from a
-    // vector-aligned start.
-    std::vector<float> slots;
+    // [z tap][input row - y_lo][slot_len], or with expanded rows [z tap][input row - y_lo][expanded_len]; both
+    // buffers start on a cache line (the expanded rows and lane weights are read as aligned vectors).
+    util::AlignedFloats slots;
     std::vector<const float*> in;
-    std::vector<float> tap_weights;  // a weight per tap, or with expanded rows a vector-aligned vector per tap
+    util::AlignedFloats tap_weights;  // a weight per tap, or with expanded rows a vector per tap
     std::vector<int> part_taps;
     std::vector<YRun> runs;  // the y runs of an item with expanded rows
     void fit(const State& s) {
       z_taps.resize(static_cast<std::size_t>(s.kernel[0]));
-      slots.resize(static_cast<std::size_t>(slot_bytes(s) / static_cast<std::int64_t>(sizeof(float)) + kAlignFloats));
+      slots.resize(static_cast<std::size_t>(slot_bytes(s) / static_cast<std::int64_t>(sizeof(float))));
       in.resize(static_cast<std::size_t>(s.max_call_taps));
       // With expanded rows: the lane weights of both rows of a pair.
-      tap_weights.resize(static_cast<std::size_t>(2 * s.max_call_taps * s.kernels.lanes + kAlignFloats));
+      tap_weights.resize(static_cast<std::size_t>(2 * s.max_call_taps * s.kernels.lanes));
       part_taps.resize(s.axes[2].sequences.size() + 1);
       std::size_t segments = 0;
       for (const AxisSequence& seq : s.axes[1].sequences) segments += seq.segments.size();
       runs.reserve(segments);
     }
   };
-
-  // The first element of v at a multiple of kAlignFloats floats (v holds kAlignFloats spare).
-  static float* aligned_start(std::vector<float>& v) {
-    const auto address = reinterpret_cast<std::uintptr_t>(v.data());
-    constexpr std::uintptr_t bytes = kAlignFloats * sizeof(float);
-    return v.data() + ((bytes - address % bytes) % bytes) / sizeof(float);
-  }
 
   // The input rows [y_lo, y_hi) that the valid y taps of output rows [y0, y1) read (empty: none).
   static std::pair<std::int64_t, std::int64_t> input_rows(const State& s, std::int64_t y0, std::int64_t y1) {
@@ -410,7 +401,7 @@ class Planar final : public detail::ForwardOnlyImplementation {
                                 float init, std::int64_t y0, std::int64_t y1, std::int64_t x_begin, float* dst) {
     const auto parts = static_cast<std::int64_t>(s.axes[2].sequences.size());
     const auto [y_lo, y_hi] = input_rows(s, y0, y1);
-    float* const rows = aligned_start(scratch.slots);  // [z tap][input row - y_lo][expanded_len]
+    float* const rows = scratch.slots.data();  // [z tap][input row - y_lo][expanded_len]
     for (int zi = 0; zi < nz; ++zi)
       for (std::int64_t iy = y_lo; iy < y_hi; ++iy) {
         s.kernels.expand_row(src + (scratch.z_taps[zi].in_index * s.in[1] + iy) * s.in[2], s.in[2], x_begin + s.lo,
@@ -530,7 +521,7 @@ class Planar final : public detail::ForwardOnlyImplementation {
     float* out_row(const YRun& run, std::int64_t j) const {
       return dst + (run.seq->out_first + j * run.seq->out_step) * s.out[2];
     }
-    float* weights_a() const { return aligned_start(scratch.tap_weights); }
+    float* weights_a() const { return scratch.tap_weights.data(); }
     float* weights_b() const { return weights_a() + s.max_call_taps * s.kernels.lanes; }
 
     // Rows [j0, j1) of `run`.
