@@ -92,10 +92,16 @@ std::int64_t round_up(std::int64_t a, std::int64_t b) { return (a + b - 1) / b *
 // U-Net and HiFi-GAN.
 constexpr std::int64_t kMinReuseRows = 6;
 constexpr std::int64_t kMinReuseRowsOnePart = 4;
+// ... and a convolution's tile (one part) that does fewer than this many multiply-adds per load (its rows x
+// vectors per rows + vectors) counts in proportion: AVX-512's 6 x 4 tile (2.4) ran WaveNet channels_first 1.05x
+// as fast as its 8 x 2 one (1.6) at 1 and 2 threads, in turns (Intel Xeon); AVX2's 4 x 3 tile (1.7) had beaten
+// its 6 x 2 (1.5) likewise (see above).
+constexpr double kBalancedProductsPerLoad = 2.0;
 
 // Vectors of pixels per tile: the most lanes doing useful work over runs of `run` pixels and ocg output channels
 // in blocks of planar_mr[v]; one-vector tiles wait on their loads more than they compute, so they count 15% less,
-// and tiles of fewer than kMinReuseRows (kMinReuseRowsOnePart) rows count in proportion to their rows.
+// tiles of fewer than kMinReuseRows (kMinReuseRowsOnePart) rows count in proportion to their rows, and one-part
+// tiles below kBalancedProductsPerLoad in proportion to their multiply-adds per load.
 int choose_vectors(const KernelSet& k, std::int64_t run, std::int64_t ocg, bool one_part) {
   const std::int64_t min_reuse_rows = one_part ? kMinReuseRowsOnePart : kMinReuseRows;
   int best = 1;
@@ -105,7 +111,9 @@ int choose_vectors(const KernelSet& k, std::int64_t run, std::int64_t ocg, bool 
     const double lanes_used = static_cast<double>(run) / static_cast<double>(round_up(run, width));
     const double rows_used = static_cast<double>(ocg) / static_cast<double>(round_up(ocg, rows));
     const double reuse = std::min(1.0, static_cast<double>(rows) / static_cast<double>(min_reuse_rows));
-    const double use = lanes_used * rows_used * reuse * (v == 1 ? 0.85 : 1.0);
+    const double products_per_load = static_cast<double>(rows * v) / static_cast<double>(rows + v);
+    const double balance = one_part ? std::min(1.0, products_per_load / kBalancedProductsPerLoad) : 1.0;
+    const double use = lanes_used * rows_used * reuse * balance * (v == 1 ? 0.85 : 1.0);
     if (use > best_use * 1.02) best = v, best_use = use;
   }
   return best;
