@@ -13,6 +13,7 @@
 
 #include "engine/axis.hpp"
 #include "engine/kernels.hpp"
+#include "engine/tuning.hpp"
 #include "engine/weight_index.hpp"
 #include "tdconv/shape.hpp"
 #include "util/aligned_buffer.hpp"
@@ -37,7 +38,8 @@ constexpr std::int64_t kPixelsPerWorkItem = 256;
 // onto lines the earlier passes brought into cache, and streaming them measured neutral to 7% slower.
 constexpr double kStreamBytes = 4.0 * 1024 * 1024;
 // Packed weights of one gemm pass: 32 KiB measured best against 16 and 64 KiB (and no passes) on the suite, with
-// AVX-512's 6-row tiles (Zen 4). Tiles of fewer rows take passes of kOnePassBytes instead (see choose_passes).
+// AVX-512's 6-row tiles (Zen 4). Tiles of fewer rows, and every tile on CPUs that read weights from L2 as fast
+// (Tuning::l1_weight_passes), take passes of kOnePassBytes instead (see choose_passes).
 constexpr std::int64_t kPassBytes = 32 * 1024;
 // ... unless all of a tile's packed weights fit this, in L2: then one pass, with no partial sums stored and reloaded
 // (timed in turns: HiFi-GAN's up3, 64 KiB, 5-9% faster in both layouts and at 2 threads; the other small-weight
@@ -86,6 +88,7 @@ enum class Kind { gemm, depthwise, dot };
 
 struct State final : PlanState {
   KernelSet kernels;
+  Tuning tuning;
   TileFn tile = nullptr;
   int rows = 1;  // tile height (pixels or images)
   std::int64_t nr = 1;  // output channels per tile
@@ -240,7 +243,9 @@ void choose_passes(Kind kind, const Problem& p, State& s) {
     // choose_tiles): on ASPP rate 18, 1.015x against the 2 x 4 tile with 256 KiB passes, 0.976x with 32 KiB. Only
     // the tall tiles of a target whose widest tile is tall (AVX-512: 6 x 64) take 32 KiB passes.
     const bool tall_widest = s.kernels.mr[kMaxVectorsPerTile] >= kTallTileRows;
-    const std::int64_t pass_bytes = tall_widest && s.rows >= kTallTileRows ? kPassBytes : kOnePassBytes;
+    // On CPUs whose tiles run as fast with their weights in L2 (see tuning.cpp), these take them too.
+    const bool l1_passes = tall_widest && s.rows >= kTallTileRows && s.tuning.l1_weight_passes;
+    const std::int64_t pass_bytes = l1_passes ? kPassBytes : kOnePassBytes;
     const std::int64_t pass_steps = pass_bytes / (s.nr * static_cast<std::int64_t>(sizeof(float)));
     const std::int64_t steps = one_pass ? taps * s.k : std::max<std::int64_t>(kMinChunkChannels, pass_steps);
     const std::int64_t chunks = (s.k + steps - 1) / steps;
@@ -417,6 +422,7 @@ class Engine final : public detail::ForwardOnlyImplementation {
   std::shared_ptr<State> make_direct_state(const Problem& p) const {
     auto s = std::make_shared<State>();
     s->kernels = best_kernels();
+    s->tuning = cpu_tuning();
     Geometry geometry = make_geometry(p);
     s->axes = std::move(geometry.axes);
     s->kernel = geometry.kernel, s->in = geometry.in, s->out = geometry.out;
@@ -716,19 +722,59 @@ class Engine final : public detail::ForwardOnlyImplementation {
     if (s.batch_tiles) groups_of(images, groups);
     const std::int64_t dst_row = (oz * s.out[1] + oy) * s.out[2];
     const std::int64_t src_c0 = pass.c0 * ctx.src_channel, b_c0 = pass.c0 * s.nr;
-    for (const AxisSegment& seg : seq.segments) {
-      const std::int64_t j_begin = std::max(seg.j_begin, xblock.j_begin);
-      const std::int64_t run = std::max<std::int64_t>(0, std::min(seg.j_end, xblock.j_end) - j_begin);
-      if (run == 0) continue;
-      if (!s.batch_tiles) groups_of(run, groups);
-      const std::int64_t positions = s.batch_tiles ? run : 1;  // across the batch: one pixel after the other
+    // What a segment does in this pass: whether it has taps at all, whether its tiles start from the bias (their
+    // first pass with taps, or the opening pass without taps) and whether they end here.
+    struct SegmentPass {
+      bool runs, no_taps, first_pass, last_pass;
+    };
+    const auto segment_pass = [&](const AxisSegment& seg) {
       const bool no_taps = nz * ny * (seg.tap_end - seg.tap_begin) == 0;
       const std::int64_t first_place = place(z0, y0, seg.tap_begin);
       const std::int64_t last_place = place(z0 + nz - 1, y0 + ny - 1, seg.tap_end - 1);
-      if (no_taps ? !pass.opening : first_place >= pass.end_tap || last_place < pass.first_tap) continue;
-      // The segment's tiles start from the bias in their first pass with taps (the opening pass without taps).
-      const bool first_pass = no_taps || (pass.first_chunk && first_place >= pass.first_tap);
-      const bool last_pass = no_taps || (pass.last_chunk && last_place < pass.end_tap);
+      const bool runs = no_taps ? pass.opening : first_place < pass.end_tap && last_place >= pass.first_tap;
+      return SegmentPass{runs, no_taps, no_taps || (pass.first_chunk && first_place >= pass.first_tap),
+                         no_taps || (pass.last_chunk && last_place < pass.end_tap)};
+    };
+    // Whether two segments read the same taps in this pass: for each (z, y) tap of the row, the same x taps among
+    // those whose places fall in the pass.
+    const auto same_pass_taps = [&](const AxisSegment& a, const AxisSegment& b) {
+      for (int zi = 0; zi < nz; ++zi)
+        for (int yi = 0; yi < ny; ++yi) {
+          const std::int64_t base = place(z0 + zi, y0 + yi, 0);
+          const std::int64_t lo = pass.first_tap - base, hi = pass.end_tap - base;
+          const std::int64_t a_lo = std::max<std::int64_t>(a.tap_begin, lo);
+          const std::int64_t a_hi = std::min<std::int64_t>(a.tap_end, hi);
+          const std::int64_t b_lo = std::max<std::int64_t>(b.tap_begin, lo);
+          const std::int64_t b_hi = std::min<std::int64_t>(b.tap_end, hi);
+          if ((a_lo < a_hi || b_lo < b_hi) && (a_lo != b_lo || a_hi != b_hi)) return false;
+        }
+      return true;
+    };
+    const std::vector<AxisSegment>& segments = seq.segments;
+    for (std::size_t si = 0; si < segments.size();) {
+      const AxisSegment& seg = segments[si];
+      const SegmentPass here = segment_pass(seg);
+      // Neighbouring segments that differ only in taps outside this pass run as one: a tile reads pixel r of every
+      // tap at r pixels from its first, wherever the segments meet. ASPP rate 18's 33-pixel rows, in segments of
+      // 15, 3 and 15 pixels by their valid x taps, each pass of one tap had computed in 7 tiles, not 6: rate 18
+      // 1.02-1.03x as fast (1 thread, both layouts, in turns), rate 6 (whose segments make as many tiles) 0.99-1.00x.
+      std::size_t end = si + 1;
+      while (here.runs && !here.no_taps && !s.batch_tiles && end < segments.size()) {
+        const SegmentPass next = segment_pass(segments[end]);
+        if (!next.runs || next.no_taps || next.first_pass != here.first_pass || next.last_pass != here.last_pass ||
+            !same_pass_taps(seg, segments[end])) {
+          break;
+        }
+        ++end;
+      }
+      const std::int64_t j_begin = std::max(seg.j_begin, xblock.j_begin);
+      const std::int64_t run =
+          std::max<std::int64_t>(0, std::min(segments[end - 1].j_end, xblock.j_end) - j_begin);
+      si = end;
+      if (run == 0 || !here.runs) continue;
+      if (!s.batch_tiles) groups_of(run, groups);
+      const std::int64_t positions = s.batch_tiles ? run : 1;  // across the batch: one pixel after the other
+      const bool no_taps = here.no_taps, first_pass = here.first_pass, last_pass = here.last_pass;
       call.accumulate = !first_pass;
       // Only a tile computed in one pass streams (see kStreamBytes), and never into the staging buffer.
       call.stream = s.stream && first_pass && last_pass && ctx.staged == nullptr;

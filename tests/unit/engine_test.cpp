@@ -15,6 +15,7 @@
 #include <span>
 
 #include "engine/kernels.hpp"
+#include "engine/tuning.hpp"
 #include "util/aligned_buffer.hpp"
 #include "reference/reference.hpp"
 #include "support/random_problem.hpp"
@@ -164,12 +165,6 @@ void check_random_problems(std::uint64_t seed, const Draw& draw, const std::stri
 // a partial last batch of tiles, both weight layouts.
 void check_winograd(const std::vector<const char*>& problems) { check_problems(problems, "winograd"); }
 
-// The gemm path adds products in passes (tap groups x input channel chunks) when a tile's weights exceed 256 KiB
-// (kOnePassBytes; the smaller ones here take one pass): many input channels (several chunks, a partial output
-// block), several taps per pass, border tiles with fewer taps than a pass skips, both layouts, both weight layouts,
-// groups, 1D to 3D, strided transposed. AVX2's and SSE4's tiles take passes of 256 KiB, whose channel chunks only
-// 4200 input channels reach (2048 per chunk with AVX2's 2 x 4 tile, 4096 with its 6 x 2 tile and SSE4's); 64 output
-// channels in long runs take AVX2's 6 x 2 tile (520 channels x 9 taps: two passes of taps).
 // Packed weights and workspaces start on a cache line whatever their size (small blocks come from the heap, large
 // ones from mmap, both 16 bytes into a line with plain std::vector), so that no vector load of a packed row spans
 // two lines.
@@ -182,7 +177,13 @@ TEST(Engine, AlignedBuffersStartOnACacheLine) {
   }
 }
 
-TEST(Engine, GemmPassesMatchReference) {
+// The gemm path adds products in passes (tap groups x input channel chunks) when a tile's weights exceed 256 KiB
+// (kOnePassBytes; the smaller ones here take one pass): many input channels (several chunks, a partial output
+// block), several taps per pass, border tiles with fewer taps than a pass skips, both layouts, both weight layouts,
+// groups, 1D to 3D, strided transposed. AVX2's and SSE4's tiles take passes of 256 KiB, whose channel chunks only
+// 4200 input channels reach (2048 per chunk with AVX2's 2 x 4 tile, 4096 with its 6 x 2 tile and SSE4's); 64 output
+// channels in long runs take AVX2's 6 x 2 tile (520 channels x 9 taps: two passes of taps).
+void check_gemm_passes() {
   check_problems({"conv_mb1_g1_ic300_oc70_i7x9_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtorch",
                   "conv_mb1_g1_ic300_oc70_i7x9_k3x3_s1x1_d2x2_p5:1x0:4_f32_cfirst_wtf",
                   "convT_mb2_g1_ic400_oc40_i5x6_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
@@ -197,6 +198,17 @@ TEST(Engine, GemmPassesMatchReference) {
                   "conv_mb1_g1_ic520_oc64_i9x11_k3x3_s1x1_d2x3_p3:1x0:4_f32_cfirst_wtf",
                   "conv_mb1_g1_ic4200_oc64_i3x5_k1x2_s1x1_d1x3_p0:0x2:1_f32_clast_wtorch"},
                  "gemm_simd");
+}
+
+// Both kinds of passes of AVX-512's tall tiles (engine/tuning.hpp), whichever this CPU takes: 32 KiB (the 300- to
+// 520-channel problems in several chunks) and 256 KiB.
+TEST(Engine, GemmPassesMatchReference) {
+  for (const bool l1_passes : {true, false}) {
+    SCOPED_TRACE(l1_passes ? "passes in L1" : "passes in L2");
+    engine::force_tuning(engine::Tuning{l1_passes});
+    check_gemm_passes();
+    engine::force_tuning(std::nullopt);
+  }
 }
 
 // channels_first runs on the channels_last kernels over chunks of images copied into channels_last (a batch of 3
