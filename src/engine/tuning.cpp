@@ -32,7 +32,7 @@ Tuning detect() {
   // AMD's Zen 4 ran a 6 x 64 tile at 65% of its FMA peak with the weights in L2 and 95% with them in L1, and the
   // suite fastest with 32 KiB passes. An Intel Xeon (family 6 model 167, 48 KiB L1, 2 MiB L2) runs the same tile at
   // 216-219 GFLOP/s with 256-512 KiB of weights against 222 with 32 KiB (isolated, 1 thread), and the layers of
-  // the gemm path with several passes 1.05-1.11x as fast with 256 KiB passes as with 32 KiB (ASPP rates 6 and 18,
+  // the gemm path with several passes 1.05-1.12x as fast with 256 KiB passes as with 32 KiB (ASPP rates 6 and 18,
   // DCGAN g2; both layouts, 1 and 2 threads, timed in turns in one process): fewer partial sums stored and
   // reloaded, fewer calls. Other CPUs take the passes that cost least where L2 is fast.
   t.l1_weight_passes = is_amd();
