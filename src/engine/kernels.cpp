@@ -503,6 +503,19 @@ HWY_AFTER_NAMESPACE();
 namespace tdconv::engine {
 HWY_EXPORT(Kernels);
 
+int fewest_loads_vectors(const KernelSet& k, std::int64_t columns) {
+  int best = 1;
+  std::int64_t best_loads = 0, best_products = 1;  // loads per useful product = best_loads / best_products
+  for (int v = 1; v <= kMaxVectorsPerTile; ++v) {
+    const std::int64_t m = k.mr[v], width = v * k.lanes;
+    const std::int64_t padded = (columns + width - 1) / width * width;
+    const std::int64_t loads = (m + v) * padded, products = m * v * columns;
+    const std::int64_t lhs = loads * best_products, rhs = best_loads * products;
+    if (v == 1 || lhs < rhs || (lhs == rhs && m > k.mr[best])) best = v, best_loads = loads, best_products = products;
+  }
+  return best;
+}
+
 namespace {
 std::mutex g_target_mutex;
 std::int64_t g_forced = 0;  // 0: no restriction

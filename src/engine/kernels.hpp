@@ -191,6 +191,14 @@ void to_channels_last(const KernelSet& kernels, const float* in, float* out, std
 // The kernels of the best target this CPU supports (as limited by force_target, if set).
 KernelSet best_kernels();
 
+// Vectors per gemm tile for `columns` output columns: the fewest loads per useful multiply-add. Each input channel
+// of an M x NV tile loads M broadcast inputs and NV weight vectors for M x NV multiply-adds, of which columns /
+// padded columns are useful; ties go to the taller tile. FSRCNN's 81 columns (scatter.cpp) take 2 x 48 with AVX-512,
+// and with AVX2 4 x 3 rather than 13 x 1 (the one padding least, 88 columns, at 1.17 loads per useful product) or
+// 6 x 2: 4 x 3 and 6 x 2 ran 1.11-1.13x as fast as 13 x 1 on FSRCNN's layer and 1.03-1.08x on DCGAN's last (48
+// columns), Zen 1; 4 x 3 against 6 x 2: DCGAN's last 1.06x, FSRCNN's 0.96-0.98x (Zen 3), all timed in turns.
+int fewest_loads_vectors(const KernelSet& k, std::int64_t columns);
+
 // Sets the planar fields of `set` (planar_rows, planar_mr, planar_gemm, interleave, planar_target) from
 // planar_kernels.cpp, dispatched like the caller's (best_kernels calls it).
 void add_planar_kernels(KernelSet& set);

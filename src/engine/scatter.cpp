@@ -51,26 +51,6 @@ struct Packed final : PackedData {
   util::AlignedFloats w;
 };
 
-// Vectors per tile: the fewest loads per useful multiply-add. Each input channel of an M x NV tile loads M
-// broadcast inputs and NV weight vectors for M x NV multiply-adds, of which columns / padded columns are useful;
-// ties go to the taller tile. FSRCNN's 81 columns take 2 x 48 with AVX-512 as before, and 6 x 2 vectors with AVX2
-// instead of 13 x 1 (the one padding least, 88 columns, at 1.17 loads per useful product): 1.11-1.13x faster on
-// FSRCNN's layer, 1.03-1.08x on DCGAN's last (48 columns; 6 x 2 rather than 3 x 3), Zen 1, timed in turns. Since
-// AVX2's three-vector tile has 4 rows (GemmRows), both take 4 x 3: DCGAN's last 1.06x as fast as with 6 x 2, FSRCNN's
-// 0.96-0.98x (Zen 3, paired in turns at full speed).
-int scatter_vectors(const KernelSet& k, std::int64_t columns) {
-  int best = 1;
-  std::int64_t best_loads = 0, best_products = 1;  // loads per useful product = best_loads / best_products
-  for (int v = 1; v <= kMaxVectorsPerTile; ++v) {
-    const std::int64_t m = k.mr[v], width = v * k.lanes;
-    const std::int64_t padded = (columns + width - 1) / width * width;
-    const std::int64_t loads = (m + v) * padded, products = m * v * columns;
-    const std::int64_t lhs = loads * best_products, rhs = best_loads * products;
-    if (v == 1 || lhs < rhs || (lhs == rhs && m > k.mr[best])) best = v, best_loads = loads, best_products = products;
-  }
-  return best;
-}
-
 // channels_first: the planar tile's rows are columns and its vectors pixels, so the columns pad its rows. Among
 // tiles of at least 6 rows (fewer wait on their loads: planar_gemm.cpp, kMinReuseRows), the fewest loads per useful
 // product as above: AVX2's 6 x 2, AVX-512's 6 x 4.
@@ -179,7 +159,7 @@ class Scatter final : public detail::ForwardOnlyImplementation {
       s->rows = s->kernels.planar_mr[s->vectors];
       s->nr = s->rows;
     } else {
-      s->vectors = scatter_vectors(s->kernels, s->columns);
+      s->vectors = fewest_loads_vectors(s->kernels, s->columns);
       s->rows = s->kernels.mr[s->vectors];
       s->nr = s->vectors * lanes;
     }

@@ -60,9 +60,9 @@ Case random_case(std::mt19937_64& rng, int index) {
 // `aligned`: the output starts on a 64-byte boundary (where vector stores may stream); otherwise it is where the
 // allocator put it (16 bytes past a page for large outputs).
 std::vector<float> run_plan(const Case& c, [[maybe_unused]] int threads, std::string* implementation,
-                            bool aligned = false) {
+                            bool aligned = false, const std::string& forced = "") {
   const Problem& p = c.problem;
-  const Plan plan(p);
+  const Plan plan(p, PlanOptions{forced});
   *implementation = plan.implementation_name();
   const auto count = static_cast<std::size_t>(element_count(dst_shape(p), "t"));
   std::vector<float> storage(count + 16, std::numeric_limits<float>::quiet_NaN());
@@ -120,8 +120,9 @@ TEST_P(EngineTarget, MatchesReferenceOnRandomProblemsWithOneAndTwoThreads) {
 }
 
 // One problem with random values (from rng) must take `expected`: against the reference, 1 and 2 threads bitwise
-// equal.
-void check_problem(std::mt19937_64& rng, const Problem& p, const std::string& expected, bool aligned = false) {
+// equal. `forced`: run it on `expected` even where the planner would choose another implementation.
+void check_problem(std::mt19937_64& rng, const Problem& p, const std::string& expected, bool aligned = false,
+                   bool forced = false) {
   Case c;
   c.problem = p;
   auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
@@ -129,17 +130,19 @@ void check_problem(std::mt19937_64& rng, const Problem& p, const std::string& ex
   c.weights = to_float(random_values(rng, weights_shape(p)));
   c.bias = to_float(random_values(rng, bias_shape(p)));
   std::string impl1, impl2;
-  const auto one = run_plan(c, 1, &impl1, aligned);
+  const std::string force = forced ? expected : "";
+  const auto one = run_plan(c, 1, &impl1, aligned, force);
   EXPECT_EQ(impl1, expected) << to_string(p);
   check_against_reference(c, one, impl1);
-  const auto two = run_plan(c, 2, &impl2, aligned);
+  const auto two = run_plan(c, 2, &impl2, aligned, force);
   EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << to_string(p);
 }
 
 // Named problems that must take `expected`, against the reference, 1 and 2 threads bitwise equal.
-void check_problems(const std::vector<const char*>& problems, const std::string& expected, bool aligned = false) {
+void check_problems(const std::vector<const char*>& problems, const std::string& expected, bool aligned = false,
+                    bool forced = false) {
   std::mt19937_64 rng(31);
-  for (const char* text : problems) check_problem(rng, parse_problem(text), expected, aligned);
+  for (const char* text : problems) check_problem(rng, parse_problem(text), expected, aligned, forced);
 }
 
 // 40 valid problems from draw(rng, i), i = 0, 1, ... (invalid draws skipped, at most 200), each checked as above.
@@ -237,7 +240,7 @@ TEST(Engine, TransposedRowsLongerThanAColumnMatchReference) {
                   "convT_mb1_g1_ic21_oc21_i2x260_k16x16_s8x8_d1x1_p4:4x4:4_op0x0_f32_cfirst_wtorch",
                   "convT_mb2_g1_ic9_oc13_i2x301_k5x5_s3x3_d1x1_p1:1x1:1_op2x1_f32_clast_wtf",
                   "convT_mb1_g1_ic16_oc24_i1100_k4_s2_d1_p1:2_op1_f32_clast_wtorch"},
-                 "gemm_simd");
+                 "gemm_simd", false, true);  // the channels_last ones would take subpixel_gemm
 }
 
 // Tiles across the batch (small images) whose images are a multiple of 4 KiB apart run on a copy of the source with
@@ -250,7 +253,7 @@ TEST(Engine, BatchTilesOverImagesFourKiBApartMatchReference) {
                   "convT_mb7_g1_ic64_oc64_i4x4_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
                   "conv_mb9_g1_ic256_oc24_i4_k3_s1_d1_p1:1_f32_clast_wtorch",
                   "conv_mb9_g1_ic256_oc24_i4_k3_s1_d2_p2:1_f32_cfirst_wtorch"},
-                 "gemm_simd");
+                 "gemm_simd", false, true);
 }
 
 // Channels_first depthwise, plane by plane: rows shorter and longer than the unrolled vectors, rows whose taps all
@@ -360,6 +363,80 @@ TEST(Engine, ScatterMatchesReference) {
                   // a channels_first row whose phase rows would exceed 2 MiB: the transposing path instead
                   "convT_mb1_g1_ic3_oc1_i75000_k16_s8_d1_p4:4_op0_f32_cfirst_wtorch"},
                  "scatter_gemm");
+}
+
+// Transposed convolutions with few output channels, channels_last, their phases along x fused into the columns of
+// one GEMM: FCN-8s' shape, 1D and 3D, a kernel one short of a multiple of the stride (zero taps), padding past the
+// stride and asymmetric, output padding, dilation along y, a stride along y past the kernel's reach (bias-only
+// rows), a batch, no bias, both weight layouts.
+const std::vector<const char*> kSubpixelProblems = {
+    "convT_mb1_g1_ic21_oc21_i9x30_k16x16_s8x8_d1x1_p4:4x4:4_op0x0_f32_clast_wtorch",
+    "convT_mb2_g1_ic33_oc7_i301_k16_s8_d1_p4:4_op0_f32_clast_wtf",
+    "convT_mb1_g1_ic6_oc5_i4x5x24_k4x4x4_s2x2x2_d1x1x1_p1:1x1:1x1:1_op0x0x0_f32_clast_wtorch",
+    "convT_mb1_g1_ic13_oc9_i7x31_k3x8_s2x3_d1x1_p1:0x5:1_op1x2_f32_clast_wtorch",
+    "convT_mb2_g1_ic8_oc11_i5x30_k4x11_s2x4_d2x1_p3:1x9:0_op0x3_f32_clast_wtf",
+    "convT_mb1_g1_ic5_oc19_i6x40_k2x6_s5x3_d1x1_p0:1x2:3_op3x1_f32_clast_wtorch",
+    "convT_mb1_g1_ic40_oc6_i3x50_k3x4_s1x2_d1x1_p1:1x0:0_op0x1_f32_clast_wtorch"};
+
+TEST(Engine, SubpixelMatchesReference) {
+  check_problems(kSubpixelProblems, "subpixel_gemm");
+  // Without bias.
+  std::mt19937_64 rng(5);
+  Case c;
+  c.problem = parse_problem(kSubpixelProblems[0]);
+  auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  c.src = to_float(random_values(rng, src_shape(c.problem)));
+  c.weights = to_float(random_values(rng, weights_shape(c.problem)));
+  const Plan plan(c.problem);
+  ASSERT_EQ(plan.implementation_name(), "subpixel_gemm");
+  std::vector<float> got(static_cast<std::size_t>(element_count(dst_shape(c.problem), "t")),
+                         std::numeric_limits<float>::quiet_NaN());
+  plan.forward(view(c.src.data(), src_shape(c.problem)),
+               plan.pack_weights(view(c.weights.data(), weights_shape(c.problem))), {},
+               mutable_view(got.data(), dst_shape(c.problem)));
+  c.bias.assign(static_cast<std::size_t>(c.problem.out_channels), 0.0f);
+  check_against_reference(c, got, "subpixel_gemm");
+}
+
+// Random channels_last transposed convolutions with 5 to 40 output channels and a stride along x, among those the
+// sub-pixel path takes (it declines where fusing fills too few more lanes, or the kernel is far from a multiple of
+// the stride).
+Problem subpixel_problem(std::mt19937_64& rng, int) {
+  ProblemLimits lim;
+  lim.max_groups = 1;
+  lim.max_channels_per_group = 40;
+  lim.max_input = 9;
+  Problem p = random_problem(rng, Op::conv_transpose, lim);
+  const int x = p.spatial_dims - 1;
+  p.out_channels = uniform(rng, 5, 40);
+  p.input[x] = uniform(rng, 18, 40);  // enough inner positions
+  p.stride[x] = uniform(rng, 2, 5);
+  p.dilation[x] = 1;
+  p.kernel[x] = p.stride[x] * uniform(rng, 1, 3) - uniform(rng, 0, 1);
+  p.pad_begin[x] = uniform(rng, 0, p.kernel[x] - 1);
+  p.pad_end[x] = uniform(rng, 0, p.kernel[x] - 1);
+  p.output_padding[x] = uniform(rng, 0, p.stride[x] - 1);
+  p.layout = Layout::channels_last;
+  p.dtype = DType::f32;
+  return p;
+}
+
+void check_subpixel_random_problems(std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  int ran = 0;
+  for (int i = 0; ran < 40 && i < 400; ++i) {
+    const Problem p = subpixel_problem(rng, i);
+    try {
+      validate(p);
+    } catch (const Error&) {
+      continue;
+    }
+    if (Plan(p).implementation_name() != "subpixel_gemm") continue;
+    check_problem(rng, p, "subpixel_gemm");
+    if (::testing::Test::HasFailure()) return;
+    ++ran;
+  }
+  EXPECT_EQ(ran, 40) << "too few draws were valid problems the sub-pixel path takes";
 }
 
 TEST(Engine, WinogradMatchesReference) {
@@ -545,6 +622,13 @@ TEST_P(EngineTarget, ScatterMatchesReference) {
                  "scatter_gemm");
 }
 
+TEST_P(EngineTarget, SubpixelMatchesReference) {
+  // One float a vector: fusing fills no lanes, so the path declines.
+  if (engine::best_kernels().lanes == 1) GTEST_SKIP() << "no lanes to fill";
+  check_problems({kSubpixelProblems[0], kSubpixelProblems[1], kSubpixelProblems[3]}, "subpixel_gemm");
+  check_subpixel_random_problems(59);
+}
+
 TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
   check_problems({"convT_mb6_g1_ic12_oc19_i3x3_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
                   "convT_mb2_g1_ic7_oc13_i41x37_k5x5_s3x3_d1x1_p1:1x1:1_op2x1_f32_cfirst_wtf",
@@ -601,6 +685,8 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   EXPECT_EQ(gemm.candidates()[2].declined_because, "not channels_first");
   EXPECT_EQ(gemm.candidates()[3].declined_because, "not channels_first");
   EXPECT_EQ(gemm.candidates()[4].declined_because, "not depthwise (one channel per group)");
+  EXPECT_EQ(gemm.candidates()[6].name, "subpixel_gemm");
+  EXPECT_EQ(gemm.candidates()[6].declined_because, "rows of fewer than 16 inner positions");
   const Plan scatter(parse_problem("convT_mb1_g1_ic56_oc1_i9x9_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_clast_wtorch"));
   EXPECT_EQ(scatter.implementation_name(), "scatter_gemm");
   const Plan dot(parse_problem("conv_mb1_g1_ic56_oc1_i9x9_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"));

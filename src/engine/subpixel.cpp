@@ -1,0 +1,296 @@
+// Transposed convolutions with few output channels and a stride along x, channels_last: the x phases fused into the
+// channels of one stride-1 GEMM (the "sub-pixel" form of a transposed convolution).
+//
+// Along x, output x = s * i + r - p (r < s, p the leading padding) reads inputs u = i - j for j < m = ceil(K / s)
+// with kernel tap k = r + s * j (zero where k >= K). So every position i computes the s consecutive outputs
+// [s * i - p, s * i - p + s) from the same m input pixels, and in channels_last those outputs' channels are one
+// contiguous run of s x C_out floats. The gemm path computes each phase r on its own, with C_out columns per tile:
+// FCN-8s' 21 channels fill 21 of 32 lanes. Fused, its tiles have 8 x 21 = 168 columns (168 of 176 lanes), and each
+// input pixel is read once for all eight phases. The other axes keep the phase decomposition (axis.hpp): each
+// output row (z, y) sums its valid z and y taps.
+//
+// Positions whose m taps all land in the input and whose s outputs all lie in the output row (all but a few at
+// either end) run as tiles along i, written straight into the destination; the others run one position at a time
+// into scratch, from which the outputs inside the row are copied.
+#include "engine/subpixel.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <string>
+
+#include "engine/axis.hpp"
+#include "engine/kernels.hpp"
+#include "engine/weight_index.hpp"
+#include "tdconv/shape.hpp"
+#include "util/aligned_buffer.hpp"
+
+namespace tdconv::engine {
+namespace {
+
+using detail::ForwardArgs;
+using detail::PackedData;
+using detail::PlanState;
+
+// Fused only where the lanes it fills are this much more than the gemm path's.
+constexpr double kMinLaneGain = 1.1;
+// ... and where the zero taps it adds (m * s > K) are few.
+constexpr double kMaxZeroTaps = 0.25;
+// A tile takes all its taps in one call: its packed weights read from L2 at most (the gemm path's passes are not
+// needed for the few channels this path is for).
+constexpr double kMaxTileWeightBytes = 512.0 * 1024;
+constexpr std::int64_t kMinItems = 32;
+// Rows with fewer inner positions spend too much on their edges, one position at a time (DCGAN's 4-pixel images run
+// faster on the gemm path's tiles across the batch).
+constexpr std::int64_t kMinInnerPositions = 16;
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Lanes doing useful work over `columns` columns in whole vectors.
+double lane_use(std::int64_t columns, int lanes) {
+  return static_cast<double>(columns) / static_cast<double>(ceil_div(columns, lanes) * lanes);
+}
+
+// The positions along x (see the top of this file).
+struct Positions {
+  std::int64_t s = 1, pad = 0, m = 1, kx = 1;  // stride, leading padding, taps per position, kernel
+  std::int64_t first = 0, end = 0;              // positions [first, end) cover the output row
+  std::int64_t inner_begin = 0, inner_end = 0;  // those with every tap inside and every output in the row
+};
+
+Positions positions_of(const Problem& p) {
+  const int x = p.spatial_dims - 1;
+  Positions q;
+  q.s = p.stride[x], q.pad = p.pad_begin[x], q.kx = p.kernel[x];
+  q.m = ceil_div(q.kx, q.s);
+  const std::int64_t in_x = p.input[x], out_x = output_size(p)[x];
+  // Position i holds outputs [s i - pad, s i - pad + s): the first that reaches x = 0, the last that reaches
+  // out_x - 1; inner ones read inputs i - m + 1 .. i and hold outputs inside [0, out_x).
+  q.first = floor_div(q.pad, q.s);
+  q.end = floor_div(out_x - 1 + q.pad, q.s) + 1;
+  q.inner_begin = std::max({q.first, q.m - 1, ceil_div(q.pad, q.s)});
+  q.inner_end = std::max(q.inner_begin, std::min({q.end, in_x, floor_div(out_x - q.s + q.pad, q.s) + 1}));
+  return q;
+}
+
+struct State final : PlanState {
+  KernelSet kernels;
+  Geometry geometry;  // z and y axes decomposed; x handled here
+  Positions x;
+  std::int64_t columns = 1;  // s x C_out
+  int vectors = 1, rows = 1;
+  std::int64_t nr = 1, blocks = 1;
+  std::int64_t zy_taps = 1;        // kernel taps along z and y
+  std::int64_t rows_per_item = 1;  // output rows (z, y) per work item
+};
+
+struct Packed final : PackedData {
+  // [block][z, y kernel tap][j < m][input channel][nr columns], column = r * C_out + o: w[o][kernel (z, y, r + s j)]
+  // (zero past the kernel and past the last column).
+  util::AlignedFloats w;
+};
+
+int most_taps(const Axis& axis) {
+  std::size_t most = 1;
+  for (const AxisSequence& seq : axis.sequences) most = std::max(most, seq.taps.size());
+  return static_cast<int>(most);
+}
+
+class Subpixel final : public detail::ForwardOnlyImplementation {
+ public:
+  std::string name() const override { return "subpixel_gemm"; }
+
+  std::optional<std::string> declines(const Problem& p) const override {
+    if (p.op != Op::conv_transpose) return "not a transposed convolution";
+    if (p.dtype != DType::f32) return "not float32";
+    if (p.layout != Layout::channels_last) return "not channels_last";
+    if (p.groups != 1) return "grouped";
+    const int x = p.spatial_dims - 1;
+    if (p.dilation[x] != 1) return "dilated along the last axis";
+    const std::int64_t s = p.stride[x];
+    if (s < 2) return "stride 1 along the last axis (no phases to fuse)";
+    const int lanes = best_kernels().lanes;
+    if (lane_use(s * p.out_channels, lanes) < kMinLaneGain * lane_use(p.out_channels, lanes)) {
+      return "fusing the phases along x fills too few more lanes";
+    }
+    const std::int64_t m = ceil_div(p.kernel[x], s);
+    if (static_cast<double>(m * s - p.kernel[x]) > kMaxZeroTaps * static_cast<double>(p.kernel[x])) {
+      return "kernel along x far from a multiple of the stride (fused phases would multiply zeros)";
+    }
+    const Positions q = positions_of(p);
+    if (q.inner_end - q.inner_begin < kMinInnerPositions) {
+      return "rows of fewer than " + std::to_string(kMinInnerPositions) + " inner positions";
+    }
+    const Geometry g = make_geometry(p);
+    const double tile_weights = static_cast<double>(most_taps(g.axes[0]) * most_taps(g.axes[1]) * m) *
+                                static_cast<double>(p.in_channels) * kMaxVectorsPerTile * lanes * sizeof(float);
+    if (tile_weights > kMaxTileWeightBytes) return "packed weights of a tile over 512 KiB";
+    return std::nullopt;
+  }
+
+  std::shared_ptr<const PlanState> prepare(const Problem& p) const override {
+    auto st = std::make_shared<State>();
+    State& s = *st;
+    s.kernels = best_kernels();
+    s.geometry = make_geometry(p);
+    s.x = positions_of(p);
+    s.columns = s.x.s * p.out_channels;
+    s.vectors = fewest_loads_vectors(s.kernels, s.columns);
+    s.rows = s.kernels.mr[s.vectors];
+    s.nr = s.vectors * s.kernels.lanes;
+    s.blocks = ceil_div(s.columns, s.nr);
+    s.zy_taps = s.geometry.kernel[0] * s.geometry.kernel[1];
+    const std::int64_t out_rows = s.geometry.out[0] * s.geometry.out[1];
+    s.rows_per_item = std::max<std::int64_t>(1, out_rows * p.batch / kMinItems);
+    s.rows_per_item = std::min(s.rows_per_item, std::max<std::int64_t>(1, out_rows / 2));
+    return st;
+  }
+
+  std::shared_ptr<PackedData> pack_weights(const Problem& p, const PlanState* state,
+                                           const void* weights) const override {
+    const auto& s = static_cast<const State&>(*state);
+    const auto* w = static_cast<const float*>(weights);
+    const std::int64_t ic = p.in_channels, oc = p.out_channels, taps = s.zy_taps * s.x.kx;
+    auto packed = std::make_shared<Packed>();
+    packed->w.assign(static_cast<std::size_t>(s.blocks * s.zy_taps * s.x.m * ic * s.nr), 0.0f);
+    for (std::int64_t block = 0; block < s.blocks; ++block)
+      for (std::int64_t zy = 0; zy < s.zy_taps; ++zy)
+        for (std::int64_t j = 0; j < s.x.m; ++j)
+          for (std::int64_t q = 0; q < ic; ++q)
+            for (std::int64_t n = 0; n < s.nr; ++n) {
+              const std::int64_t column = block * s.nr + n;
+              const std::int64_t kx = column / oc + s.x.s * j;
+              if (column >= s.columns || kx >= s.x.kx) continue;
+              packed->w[static_cast<std::size_t>((((block * s.zy_taps + zy) * s.x.m + j) * ic + q) * s.nr + n)] =
+                  w[weight_index(p, 0, q, column % oc, zy * s.x.kx + kx, taps)];
+            }
+    packed->bytes = packed->w.size() * sizeof(float);
+    return packed;
+  }
+
+  // Per thread: the tap lists, the z and y hits, the fused bias and one position's outputs of every block.
+  std::size_t forward_workspace_bytes(const Problem&, const PlanState* state, int threads) const override {
+    const auto& s = static_cast<const State&>(*state);
+    const std::int64_t taps = s.zy_taps * s.x.m;
+    const std::int64_t bytes = taps * 2 * static_cast<std::int64_t>(sizeof(const float*)) +
+                               (s.geometry.kernel[0] + s.geometry.kernel[1]) *
+                                   static_cast<std::int64_t>(sizeof(TapHit)) +
+                               2 * s.blocks * s.nr * static_cast<std::int64_t>(sizeof(float));
+    return static_cast<std::size_t>(threads * bytes);
+  }
+
+  void forward(const Problem& p, const ForwardArgs& args) const override {
+    const auto& s = static_cast<const State&>(*args.state);
+    const std::int64_t out_rows = s.geometry.out[0] * s.geometry.out[1];
+    const std::int64_t bands = ceil_div(out_rows, s.rows_per_item);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::int64_t item = 0; item < p.batch * bands; ++item) {
+      const std::int64_t n = item / bands, row0 = (item % bands) * s.rows_per_item;
+      for (std::int64_t row = row0; row < std::min(out_rows, row0 + s.rows_per_item); ++row) {
+        run_row(p, s, static_cast<const Packed&>(*args.weights), args, n, row);
+      }
+    }
+  }
+
+ private:
+  // One output row (z, y) of image n: every position along x, every block of fused columns.
+  static void run_row(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args,
+                      std::int64_t n, std::int64_t row) {
+    const Geometry& g = s.geometry;
+    const std::int64_t ic = p.in_channels, oc = p.out_channels;
+    const std::int64_t oz = row / g.out[1], oy = row % g.out[1];
+    thread_local std::vector<TapHit> z_taps, y_taps;
+    thread_local std::vector<const float*> a, b;
+    thread_local util::AlignedFloats bias, scratch;
+    z_taps.resize(static_cast<std::size_t>(g.kernel[0]));
+    y_taps.resize(static_cast<std::size_t>(g.kernel[1]));
+    const int nz = g.axes[0].taps_at(oz, z_taps.data());
+    const int ny = g.axes[1].taps_at(oy, y_taps.data());
+    const auto taps = static_cast<std::size_t>(s.zy_taps * s.x.m);
+    a.resize(taps), b.resize(taps);
+    const std::int64_t padded = s.blocks * s.nr;
+    scratch.resize(static_cast<std::size_t>(padded));
+    const float* init = nullptr;
+    if (args.bias != nullptr) {  // bias of column r * C_out + o is bias[o]
+      bias.assign(static_cast<std::size_t>(padded), 0.0f);
+      const auto* user = static_cast<const float*>(args.bias);
+      for (std::int64_t c = 0; c < s.columns; ++c) bias[static_cast<std::size_t>(c)] = user[c % oc];
+      init = bias.data();
+    }
+
+    const float* src = static_cast<const float*>(args.src) + n * g.in[0] * g.in[1] * g.in[2] * ic;
+    float* dst_row = static_cast<float*>(args.dst) + ((n * g.out[0] + oz) * g.out[1] + oy) * g.out[2] * oc;
+    TileCall call;
+    call.a = a.data();
+    call.b = b.data();
+    call.k = ic;
+    call.a_pixel_stride = ic;
+    call.c_pixel_stride = s.x.s * oc;
+    // The calls of positions [i0, i1), whose taps j are those with i - j inside the input for every i (the caller
+    // passes runs where that holds): a[t] reads position i0's input pixel.
+    const auto list_taps = [&](std::int64_t i0, std::int64_t i1, std::int64_t block) {
+      int t = 0;
+      for (int zi = 0; zi < nz; ++zi)
+        for (int yi = 0; yi < ny; ++yi) {
+          const std::int64_t in_row = (z_taps[zi].in_index * g.in[1] + y_taps[yi].in_index) * g.in[2];
+          const std::int64_t zy = z_taps[zi].kernel_index * g.kernel[1] + y_taps[yi].kernel_index;
+          for (std::int64_t j = 0; j < s.x.m; ++j) {
+            if (i0 - j < 0 || i1 - 1 - j >= g.in[2]) continue;
+            a[static_cast<std::size_t>(t)] = src + (in_row + i0 - j) * ic;
+            b[static_cast<std::size_t>(t)] = packed.w.data() + ((block * s.zy_taps + zy) * s.x.m + j) * ic * s.nr;
+            ++t;
+          }
+        }
+      call.ntaps = t;
+    };
+
+    // Inner positions: runs of tiles of equal height, give or take one (as the gemm path), straight into the row.
+    const std::int64_t count = s.x.inner_end - s.x.inner_begin;
+    if (count > 0) {
+      const std::int64_t tiles = ceil_div(count, s.rows), height = count / tiles, taller = count % tiles;
+      const std::array<std::array<std::int64_t, 3>, 2> groups{{{0, taller, height + 1},
+                                                                {taller * (height + 1), tiles - taller, height}}};
+      for (const auto& [first, group_tiles, m] : groups) {
+        if (group_tiles == 0) continue;
+        const std::int64_t i0 = s.x.inner_begin + first;
+        for (std::int64_t block = 0; block < s.blocks; ++block) {
+          list_taps(i0, i0 + group_tiles * m, block);
+          call.m = static_cast<int>(m);
+          call.tiles = static_cast<int>(group_tiles);
+          call.init = init ? init + block * s.nr : nullptr;
+          call.nr_valid = static_cast<int>(std::min(s.nr, s.columns - block * s.nr));
+          call.c = dst_row + (s.x.s * i0 - s.x.pad) * oc + block * s.nr;
+          s.kernels.gemm[s.vectors](call);
+        }
+      }
+    }
+    // The others: one position at a time into scratch, then the outputs that lie in the row.
+    for (std::int64_t i = s.x.first; i < s.x.end; ++i) {
+      if (i == s.x.inner_begin && count > 0) i = s.x.inner_end;
+      if (i >= s.x.end) break;
+      call.m = 1;
+      call.tiles = 1;
+      for (std::int64_t block = 0; block < s.blocks; ++block) {
+        list_taps(i, i + 1, block);
+        call.init = init ? init + block * s.nr : nullptr;
+        call.nr_valid = static_cast<int>(s.nr);
+        call.c = scratch.data() + block * s.nr;
+        s.kernels.gemm[s.vectors](call);
+      }
+      const std::int64_t x0 = s.x.s * i - s.x.pad;
+      const std::int64_t r_begin = std::max<std::int64_t>(0, -x0);
+      const std::int64_t r_end = std::min<std::int64_t>(s.x.s, g.out[2] - x0);
+      if (r_end > r_begin) {
+        std::memcpy(dst_row + (x0 + r_begin) * oc, scratch.data() + r_begin * oc,
+                    static_cast<std::size_t>((r_end - r_begin) * oc) * sizeof(float));
+      }
+    }
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<const detail::Implementation> make_subpixel_engine() { return std::make_shared<Subpixel>(); }
+
+}  // namespace tdconv::engine
