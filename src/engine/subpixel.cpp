@@ -12,12 +12,17 @@
 // Positions whose m taps all land in the input and whose s outputs all lie in the output row (all but a few at
 // either end) run as tiles along i, written straight into the destination; the others run one position at a time
 // into scratch, from which the outputs inside the row are copied.
+//
+// channels_first: images are copied into channels_last a chunk at a time (as the gemm path does), and each output
+// row is computed into a channels_last row of scratch, then transposed into the channel planes.
 #include "engine/subpixel.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cstring>
 #include <string>
+
+#include <hwy/cache_control.h>
 
 #include "engine/axis.hpp"
 #include "engine/kernels.hpp"
@@ -43,6 +48,10 @@ constexpr std::int64_t kMinItems = 32;
 // Rows with fewer inner positions spend too much on their edges, one position at a time (DCGAN's 4-pixel images run
 // faster on the gemm path's tiles across the batch).
 constexpr std::int64_t kMinInnerPositions = 16;
+// channels_first: scratch for the channels_last copy of a chunk of images (the gemm path's size), and outputs over
+// this size are written to their planes with non-temporal stores (as the gemm path's).
+constexpr double kRelayoutBytes = 12.0 * 1024 * 1024;
+constexpr double kStreamBytes = 4.0 * 1024 * 1024;
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
@@ -83,6 +92,8 @@ struct State final : PlanState {
   std::int64_t nr = 1, blocks = 1;
   std::int64_t zy_taps = 1;        // kernel taps along z and y
   std::int64_t rows_per_item = 1;  // output rows (z, y) per work item
+  std::int64_t chunk_images = 1;   // channels_first: images per channels_last copy
+  bool stream = false;             // channels_first: see kStreamBytes
 };
 
 struct Packed final : PackedData {
@@ -90,6 +101,8 @@ struct Packed final : PackedData {
   // (zero past the kernel and past the last column).
   util::AlignedFloats w;
 };
+
+std::int64_t image_floats(const Problem& p) { return element_count(src_shape(p), "src") / p.batch; }
 
 int most_taps(const Axis& axis) {
   std::size_t most = 1;
@@ -104,7 +117,9 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
   std::optional<std::string> declines(const Problem& p) const override {
     if (p.op != Op::conv_transpose) return "not a transposed convolution";
     if (p.dtype != DType::f32) return "not float32";
-    if (p.layout != Layout::channels_last) return "not channels_last";
+    if (p.layout == Layout::channels_first && image_floats(p) * sizeof(float) > kRelayoutBytes) {
+      return "channels_first with images over 12 MiB";
+    }
     if (p.groups != 1) return "grouped";
     const int x = p.spatial_dims - 1;
     if (p.dilation[x] != 1) return "dilated along the last axis";
@@ -144,6 +159,12 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     const std::int64_t out_rows = s.geometry.out[0] * s.geometry.out[1];
     s.rows_per_item = std::max<std::int64_t>(1, out_rows * p.batch / kMinItems);
     s.rows_per_item = std::min(s.rows_per_item, std::max<std::int64_t>(1, out_rows / 2));
+    if (p.layout == Layout::channels_first) {
+      const auto fit = static_cast<std::int64_t>(kRelayoutBytes / (sizeof(float) * image_floats(p)));
+      s.chunk_images = std::clamp<std::int64_t>(fit, 1, p.batch);
+      while (p.batch % s.chunk_images != 0) --s.chunk_images;  // equal chunks
+      s.stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
+    }
     return st;
   }
 
@@ -169,34 +190,74 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     return packed;
   }
 
-  // Per thread: the tap lists, the z and y hits, the fused bias and one position's outputs of every block.
-  std::size_t forward_workspace_bytes(const Problem&, const PlanState* state, int threads) const override {
+  // Per thread: the tap lists, the z and y hits, the fused bias and one position's outputs of every block; for
+  // channels_first the output row in channels_last, and (the calling thread's) the copy of a chunk of images.
+  std::size_t forward_workspace_bytes(const Problem& p, const PlanState* state, int threads) const override {
     const auto& s = static_cast<const State&>(*state);
     const std::int64_t taps = s.zy_taps * s.x.m;
+    std::int64_t floats = 2 * s.blocks * s.nr;
+    if (p.layout == Layout::channels_first) floats += s.geometry.out[2] * p.out_channels;
     const std::int64_t bytes = taps * 2 * static_cast<std::int64_t>(sizeof(const float*)) +
                                (s.geometry.kernel[0] + s.geometry.kernel[1]) *
                                    static_cast<std::int64_t>(sizeof(TapHit)) +
-                               2 * s.blocks * s.nr * static_cast<std::int64_t>(sizeof(float));
-    return static_cast<std::size_t>(threads * bytes);
+                               floats * static_cast<std::int64_t>(sizeof(float));
+    const std::int64_t copy = p.layout == Layout::channels_first ? s.chunk_images * image_floats(p) : 0;
+    return static_cast<std::size_t>(threads * bytes + copy * static_cast<std::int64_t>(sizeof(float)));
   }
 
   void forward(const Problem& p, const ForwardArgs& args) const override {
     const auto& s = static_cast<const State&>(*args.state);
+    const auto& packed = static_cast<const Packed&>(*args.weights);
     const std::int64_t out_rows = s.geometry.out[0] * s.geometry.out[1];
     const std::int64_t bands = ceil_div(out_rows, s.rows_per_item);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (std::int64_t item = 0; item < p.batch * bands; ++item) {
-      const std::int64_t n = item / bands, row0 = (item % bands) * s.rows_per_item;
-      for (std::int64_t row = row0; row < std::min(out_rows, row0 + s.rows_per_item); ++row) {
-        run_row(p, s, static_cast<const Packed&>(*args.weights), args, n, row);
-      }
+    const std::int64_t src_image = image_floats(p);
+    const std::int64_t dst_image = element_count(dst_shape(p), "dst") / p.batch;
+    const auto* src = static_cast<const float*>(args.src);
+    auto* dst = static_cast<float*>(args.dst);
+    if (p.layout == Layout::channels_last) {
+      run_rows(p, s, packed, args, src, dst, p.batch, bands);
+      return;
+    }
+    thread_local util::AlignedFloats copy;
+    copy.resize(static_cast<std::size_t>(s.chunk_images * src_image));
+    float* const buffer = copy.data();  // the caller's: in the parallel loop, `copy` names each thread's own
+    for (std::int64_t n0 = 0; n0 < p.batch; n0 += s.chunk_images) {
+      to_channels_last(s.kernels, src + n0 * src_image, buffer, src_image, s.chunk_images, p.in_channels,
+                       src_image / p.in_channels);
+      run_rows(p, s, packed, args, buffer, dst + n0 * dst_image, s.chunk_images, bands);
     }
   }
 
  private:
-  // One output row (z, y) of image n: every position along x, every block of fused columns.
+  // Every output row of `images` images: src channels_last, dst in the problem's layout.
+  static void run_rows(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args,
+                       const float* src, float* dst, std::int64_t images, std::int64_t bands) {
+    const Geometry& g = s.geometry;
+    const std::int64_t out_rows = g.out[0] * g.out[1], out_x = g.out[2], oc = p.out_channels;
+    const std::int64_t plane = out_rows * out_x;
+    const bool first = p.layout == Layout::channels_first;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::int64_t item = 0; item < images * bands; ++item) {
+      thread_local util::AlignedFloats staged;
+      if (first) staged.resize(static_cast<std::size_t>(out_x * oc));
+      const std::int64_t n = item / bands, row0 = (item % bands) * s.rows_per_item;
+      for (std::int64_t row = row0; row < std::min(out_rows, row0 + s.rows_per_item); ++row) {
+        const float* image = src + n * g.in[0] * g.in[1] * g.in[2] * p.in_channels;
+        if (!first) {
+          run_row(p, s, packed, args, image, dst + (n * plane + row * out_x) * oc, row);
+          continue;
+        }
+        run_row(p, s, packed, args, image, staged.data(), row);
+        s.kernels.transpose(staged.data(), oc, dst + n * plane * oc + row * out_x, plane, oc, out_x, s.stream);
+      }
+      if (s.stream) hwy::FlushStream();  // streamed stores are visible before the threads join
+    }
+  }
+
+  // One output row (z, y) of an image (channels_last) into dst_row (channels_last): every position along x, every
+  // block of fused columns.
   static void run_row(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args,
-                      std::int64_t n, std::int64_t row) {
+                      const float* src, float* dst_row, std::int64_t row) {
     const Geometry& g = s.geometry;
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
     const std::int64_t oz = row / g.out[1], oy = row % g.out[1];
@@ -219,8 +280,6 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
       init = bias.data();
     }
 
-    const float* src = static_cast<const float*>(args.src) + n * g.in[0] * g.in[1] * g.in[2] * ic;
-    float* dst_row = static_cast<float*>(args.dst) + ((n * g.out[0] + oz) * g.out[1] + oy) * g.out[2] * oc;
     TileCall call;
     call.a = a.data();
     call.b = b.data();

@@ -365,21 +365,27 @@ TEST(Engine, ScatterMatchesReference) {
                  "scatter_gemm");
 }
 
-// Transposed convolutions with few output channels, channels_last, their phases along x fused into the columns of
-// one GEMM: FCN-8s' shape, 1D and 3D, a kernel one short of a multiple of the stride (zero taps), padding past the
+// Transposed convolutions with few output channels, their phases along x fused into the columns of one GEMM (each
+// chosen with 8 and 16 floats a vector): FCN-8s' shape, 1D and 3D, a kernel one short of a multiple of the stride (zero taps), padding past the
 // stride and asymmetric, output padding, dilation along y, a stride along y past the kernel's reach (bias-only
 // rows), a batch, no bias, both weight layouts.
 const std::vector<const char*> kSubpixelProblems = {
     "convT_mb1_g1_ic21_oc21_i9x30_k16x16_s8x8_d1x1_p4:4x4:4_op0x0_f32_clast_wtorch",
     "convT_mb2_g1_ic33_oc7_i301_k16_s8_d1_p4:4_op0_f32_clast_wtf",
-    "convT_mb1_g1_ic6_oc5_i4x5x24_k4x4x4_s2x2x2_d1x1x1_p1:1x1:1x1:1_op0x0x0_f32_clast_wtorch",
+    "convT_mb1_g1_ic6_oc5_i4x5x24_k4x4x8_s2x2x4_d1x1x1_p1:1x1:1x3:3_op0x0x0_f32_clast_wtorch",
     "convT_mb1_g1_ic13_oc9_i7x31_k3x8_s2x3_d1x1_p1:0x5:1_op1x2_f32_clast_wtorch",
     "convT_mb2_g1_ic8_oc11_i5x30_k4x11_s2x4_d2x1_p3:1x9:0_op0x3_f32_clast_wtf",
     "convT_mb1_g1_ic5_oc19_i6x40_k2x6_s5x3_d1x1_p0:1x2:3_op3x1_f32_clast_wtorch",
-    "convT_mb1_g1_ic40_oc6_i3x50_k3x4_s1x2_d1x1_p1:1x0:0_op0x1_f32_clast_wtorch"};
+    "convT_mb1_g1_ic40_oc6_i3x50_k3x8_s1x4_d1x1_p1:1x0:0_op0x1_f32_clast_wtorch",
+    // channels_first: copied into channels_last a chunk of images at a time, rows transposed into the planes
+    "convT_mb3_g1_ic21_oc21_i5x30_k16x16_s8x8_d1x1_p4:4x4:4_op0x0_f32_cfirst_wtorch",
+    "convT_mb2_g1_ic9_oc11_i2x301_k5x10_s3x5_d1x1_p1:1x2:1_op2x1_f32_cfirst_wtf",
+    "convT_mb1_g1_ic7_oc7_i3x4x25_k2x3x8_s1x2x8_d1x2x1_p0:1x1:2x1:2_op0x1x1_f32_cfirst_wtorch"};
 
 TEST(Engine, SubpixelMatchesReference) {
   check_problems(kSubpixelProblems, "subpixel_gemm");
+  // channels_first images of 4.2 MiB: copied one at a time (12 MiB of scratch, 3 images).
+  check_problems({"convT_mb3_g1_ic64_oc9_i16400_k10_s5_d1_p2:3_op1_f32_cfirst_wtorch"}, "subpixel_gemm");
   // Without bias.
   std::mt19937_64 rng(5);
   Case c;
@@ -398,7 +404,7 @@ TEST(Engine, SubpixelMatchesReference) {
   check_against_reference(c, got, "subpixel_gemm");
 }
 
-// Random channels_last transposed convolutions with 5 to 40 output channels and a stride along x, among those the
+// Random transposed convolutions (both layouts) with 5 to 40 output channels and a stride along x, among those the
 // sub-pixel path takes (it declines where fusing fills too few more lanes, or the kernel is far from a multiple of
 // the stride).
 Problem subpixel_problem(std::mt19937_64& rng, int) {
@@ -416,7 +422,7 @@ Problem subpixel_problem(std::mt19937_64& rng, int) {
   p.pad_begin[x] = uniform(rng, 0, p.kernel[x] - 1);
   p.pad_end[x] = uniform(rng, 0, p.kernel[x] - 1);
   p.output_padding[x] = uniform(rng, 0, p.stride[x] - 1);
-  p.layout = Layout::channels_last;
+  p.layout = uniform(rng, 0, 1) ? Layout::channels_last : Layout::channels_first;
   p.dtype = DType::f32;
   return p;
 }
@@ -625,7 +631,8 @@ TEST_P(EngineTarget, ScatterMatchesReference) {
 TEST_P(EngineTarget, SubpixelMatchesReference) {
   // One float a vector: fusing fills no lanes, so the path declines.
   if (engine::best_kernels().lanes == 1) GTEST_SKIP() << "no lanes to fill";
-  check_problems({kSubpixelProblems[0], kSubpixelProblems[1], kSubpixelProblems[3]}, "subpixel_gemm");
+  check_problems({kSubpixelProblems[0], kSubpixelProblems[1], kSubpixelProblems[3], kSubpixelProblems[7]},
+                 "subpixel_gemm");
   check_subpixel_random_problems(59);
 }
 
@@ -633,7 +640,7 @@ TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
   check_problems({"convT_mb6_g1_ic12_oc19_i3x3_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
                   "convT_mb2_g1_ic7_oc13_i41x37_k5x5_s3x3_d1x1_p1:1x1:1_op2x1_f32_cfirst_wtf",
                   "conv_mb1_g1_ic33_oc67_i21_k3_s1_d7_p9:7_f32_cfirst_wtorch"},
-                 "gemm_simd");
+                 "gemm_simd", false, true);  // subpixel_gemm would take the second with 8 floats a vector or fewer
   // The panel rows' edge vectors (LoadInside) against their interior ones (plain loads): problem 11.
   check_problems({kPlanarGemmProblems[0], kPlanarGemmProblems[2], kPlanarGemmProblems[4], kPlanarGemmProblems[8],
                   kPlanarGemmProblems[11]},
