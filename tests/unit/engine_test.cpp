@@ -366,9 +366,9 @@ TEST(Engine, ScatterMatchesReference) {
 }
 
 // Transposed convolutions with few output channels, their phases along x fused into the columns of one GEMM (each
-// chosen with 8 and 16 floats a vector): FCN-8s' shape, 1D and 3D, a kernel one short of a multiple of the stride (zero taps), padding past the
-// stride and asymmetric, output padding, dilation along y, a stride along y past the kernel's reach (bias-only
-// rows), a batch, no bias, both weight layouts.
+// chosen with 8 and 16 floats a vector): FCN-8s' shape, 1D and 3D, a kernel one short of a multiple of the stride
+// (zero taps), padding past the stride and asymmetric, output padding, dilation along y, a stride along y past the
+// kernel's reach (bias-only rows), a batch, no bias, both weight layouts and both layouts.
 const std::vector<const char*> kSubpixelProblems = {
     "convT_mb1_g1_ic21_oc21_i9x30_k16x16_s8x8_d1x1_p4:4x4:4_op0x0_f32_clast_wtorch",
     "convT_mb2_g1_ic33_oc7_i301_k16_s8_d1_p4:4_op0_f32_clast_wtf",
