@@ -346,9 +346,9 @@ TEST(Engine, ReportsForwardWorkspace) {
 }
 
 // Transposed convolutions with 1 to 4 output channels, a GEMM per input row scattered into the output: both
-// layouts (channels_first rows copied into channels_last first), 1D and 2D, stride larger than the kernel, kernel
-// not a multiple of the stride, padding, output padding, dilation, widths not a multiple of the tile, a batch,
-// both weight layouts.
+// layouts (channels_first rows copied into channels_last first, or the planar GEMM, which one output channel in
+// channels_last takes too), 1D and 2D, stride larger than the kernel, kernel not a multiple of the stride, padding,
+// output padding, dilation, widths not a multiple of the tile, a batch, both weight layouts.
 TEST(Engine, ScatterMatchesReference) {
   check_problems({"convT_mb1_g1_ic56_oc1_i37x29_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_cfirst_wtorch",
                   "convT_mb2_g1_ic64_oc3_i13x11_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
@@ -361,7 +361,11 @@ TEST(Engine, ScatterMatchesReference) {
                   "convT_mb1_g1_ic7_oc2_i9x30_k2x3_s5x2_d1x1_p0:1x1:0_op3x1_f32_cfirst_wtorch",
                   "convT_mb2_g1_ic6_oc3_i23x17_k3x4_s2x3_d3x1_p4:2x0:1_op1x2_f32_cfirst_wtf",
                   // a channels_first row whose phase rows would exceed 2 MiB: the transposing path instead
-                  "convT_mb1_g1_ic3_oc1_i75000_k16_s8_d1_p4:4_op0_f32_cfirst_wtorch"},
+                  "convT_mb1_g1_ic3_oc1_i75000_k16_s8_d1_p4:4_op0_f32_cfirst_wtorch",
+                  // one output channel, channels_last: the planar GEMM on rows transposed into the panel
+                  "convT_mb2_g1_ic19_oc1_i13x11_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_clast_wtorch",
+                  "convT_mb1_g1_ic33_oc1_i1301_k16_s8_d1_p4:4_op0_f32_clast_wtf",
+                  "convT_mb1_g1_ic9_oc1_i40x1100_k3x6_s2x4_d1x2_p1:1x2:2_op1x3_f32_clast_wtorch"},
                  "scatter_gemm");
 }
 
@@ -624,7 +628,8 @@ TEST_P(EngineTarget, DepthwiseTapPairsOnRandomProblems) {
 TEST_P(EngineTarget, ScatterMatchesReference) {
   check_problems({"convT_mb1_g1_ic19_oc1_i13x11_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_cfirst_wtorch",
                   "convT_mb1_g1_ic19_oc3_i13x11_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtf",
-                  "convT_mb1_g1_ic5_oc2_i3x700_k2x5_s1x3_d1x2_p0:1x2:0_op0x1_f32_cfirst_wtorch"},
+                  "convT_mb1_g1_ic5_oc2_i3x700_k2x5_s1x3_d1x2_p0:1x2:0_op0x1_f32_cfirst_wtorch",
+                  "convT_mb1_g1_ic19_oc1_i13x11_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_clast_wtorch"},
                  "scatter_gemm");
 }
 
