@@ -102,7 +102,8 @@ inline constexpr int kMaxPairedLaneTaps = 4;
 
 struct KernelSet {
   std::string target;  // Highway's target name, e.g. "AVX3", "AVX2", "EMU128"
-  // The targets of the planar kernels (planar_kernels.cpp) and of the Winograd transforms (winograd_kernels.cpp):
+  // The targets of the planar kernels (planar_kernels.cpp, also add_row) and of the Winograd transforms
+  // (winograd_kernels.cpp):
   // always `target`.
   std::string planar_target, winograd_target;
   int lanes = 1;       // floats per vector
@@ -169,6 +170,8 @@ struct KernelSet {
   // one after the other, merged into an output row (any number of parts). `stream`: non-temporal stores where out
   // is aligned, for 2 to 4 parts (the caller issues a store fence afterwards).
   void (*interleave)(const float* const* part, int parts, float* out, std::int64_t count, bool stream) = nullptr;
+  // out[i] += in[i] for i < count, reading and writing nothing else.
+  void (*add_row)(const float* in, float* out, std::int64_t count) = nullptr;
   // An expanded row (planar.cpp): out[parts * i + q] = row[first + base[q] + i] where that index is in [0, width),
   // zero elsewhere, for i < n. Reads nothing outside row[0, width).
   void (*expand_row)(const float* row, std::int64_t width, std::int64_t first, const std::int64_t* base, int parts,

@@ -685,6 +685,17 @@ HWY_INLINE void StreamCopy(const float* HWY_RESTRICT in, float* HWY_RESTRICT out
   for (; i < count; ++i) out[i] = in[i];
 }
 
+void AddRow(const float* in, float* out, std::int64_t count) {
+  const D d;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  std::int64_t i = 0;
+  for (; i + lanes <= count; i += lanes) hn::StoreU(hn::Add(hn::LoadU(d, out + i), hn::LoadU(d, in + i)), d, out + i);
+  if (i < count) {
+    const auto rest = static_cast<size_t>(count - i);
+    StorePartial(d, hn::Add(LoadPartial(d, out + i, rest), LoadPartial(d, in + i, rest)), out + i, rest);
+  }
+}
+
 void Interleave(const float* const* part, int parts, float* out, std::int64_t count, bool stream) {
   const std::int64_t whole = count / parts;  // pixels j for which every part has an element
   std::int64_t j = 0;
@@ -743,6 +754,7 @@ void FillPlanarKernels(KernelSet* set) {
   set->planar_gemm[1] = PlanarGemm<1>, set->planar_gemm[2] = PlanarGemm<2>;
   set->planar_gemm[3] = PlanarGemm<3>, set->planar_gemm[4] = PlanarGemm<4>;
   set->interleave = Interleave;
+  set->add_row = AddRow;
   set->expand_row = ExpandRow;
   set->panel_rows = PanelRows;
 }
