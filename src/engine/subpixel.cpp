@@ -1,5 +1,5 @@
-// Transposed convolutions with few output channels and a stride along x, channels_last: the x phases fused into the
-// channels of one stride-1 GEMM (the "sub-pixel" form of a transposed convolution).
+// Transposed convolutions with few output channels and a stride along x: the x phases fused into the columns of one
+// stride-1 GEMM (the "sub-pixel" form of a transposed convolution).
 //
 // Along x, output x = s * i + r - p (r < s, p the leading padding) reads inputs u = i - j for j < m = ceil(K / s)
 // with kernel tap k = r + s * j (zero where k >= K). So every position i computes the s consecutive outputs
@@ -53,9 +53,6 @@ constexpr std::int64_t kMinInnerPositions = 16;
 // this size are written to their planes with non-temporal stores (as the gemm path's).
 constexpr double kRelayoutBytes = 12.0 * 1024 * 1024;
 constexpr double kStreamBytes = 4.0 * 1024 * 1024;
-
-std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
-std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // Lanes doing useful work over `columns` columns in whole vectors.
 double lane_use(std::int64_t columns, int lanes) {

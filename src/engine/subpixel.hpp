@@ -1,5 +1,5 @@
 #pragma once
-// Transposed convolutions with few output channels, channels_last: the phases along x fused into one GEMM's columns.
+// Transposed convolutions with few output channels: the phases along x fused into one GEMM's columns.
 #include <memory>
 
 #include "plan/implementation.hpp"
