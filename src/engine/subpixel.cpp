@@ -212,19 +212,19 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     return packed;
   }
 
-  // Per thread: the tap lists, the z and y hits, the fused bias and one position's outputs of every block; for
-  // channels_first the output row in channels_last, and (the calling thread's) the copy of a chunk of images.
+  // Per thread: the tap lists, the z and y hits and one position's outputs of every block, and for channels_first
+  // the output row in channels_last; the calling thread's fused bias and (channels_first) copy of a chunk of images.
   std::size_t forward_workspace_bytes(const Problem& p, const PlanState* state, int threads) const override {
     const auto& s = static_cast<const State&>(*state);
     const std::int64_t taps = s.zy_taps * s.x.m;
-    std::int64_t floats = 2 * s.padded;
+    std::int64_t floats = s.padded;
     if (p.layout == Layout::channels_first) floats += s.geometry.out[2] * p.out_channels;
     const std::int64_t bytes = taps * 2 * static_cast<std::int64_t>(sizeof(const float*)) +
                                (s.geometry.kernel[0] + s.geometry.kernel[1]) *
                                    static_cast<std::int64_t>(sizeof(TapHit)) +
                                floats * static_cast<std::int64_t>(sizeof(float));
-    const std::int64_t copy = p.layout == Layout::channels_first ? s.chunk_images * image_floats(p) : 0;
-    return static_cast<std::size_t>(threads * bytes + copy * static_cast<std::int64_t>(sizeof(float)));
+    const std::int64_t once = s.padded + (p.layout == Layout::channels_first ? s.chunk_images * image_floats(p) : 0);
+    return static_cast<std::size_t>(threads * bytes + once * static_cast<std::int64_t>(sizeof(float)));
   }
 
   void forward(const Problem& p, const ForwardArgs& args) const override {
@@ -236,8 +236,18 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     const std::int64_t dst_image = element_count(dst_shape(p), "dst") / p.batch;
     const auto* src = static_cast<const float*>(args.src);
     auto* dst = static_cast<float*>(args.dst);
+    // The bias of column r * C_out + o is bias[o], zero past the last column; the caller's buffer, read by every
+    // thread.
+    thread_local util::AlignedFloats bias;
+    const float* init = nullptr;
+    if (args.bias != nullptr) {
+      bias.assign(static_cast<std::size_t>(s.padded), 0.0f);
+      const auto* user = static_cast<const float*>(args.bias);
+      for (std::int64_t c = 0; c < s.columns; ++c) bias[static_cast<std::size_t>(c)] = user[c % p.out_channels];
+      init = bias.data();
+    }
     if (p.layout == Layout::channels_last) {
-      run_rows(p, s, packed, args, src, dst, p.batch, bands);
+      run_rows(p, s, packed, init, src, dst, p.batch, bands);
       return;
     }
     thread_local util::AlignedFloats copy;
@@ -246,13 +256,14 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     for (std::int64_t n0 = 0; n0 < p.batch; n0 += s.chunk_images) {
       to_channels_last(s.kernels, src + n0 * src_image, buffer, src_image, s.chunk_images, p.in_channels,
                        src_image / p.in_channels);
-      run_rows(p, s, packed, args, buffer, dst + n0 * dst_image, s.chunk_images, bands);
+      run_rows(p, s, packed, init, buffer, dst + n0 * dst_image, s.chunk_images, bands);
     }
   }
 
  private:
-  // Every output row of `images` images: src channels_last, dst in the problem's layout.
-  static void run_rows(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args,
+  // Every output row of `images` images: src channels_last, dst in the problem's layout; init: the fused bias or
+  // null.
+  static void run_rows(const Problem& p, const State& s, const Packed& packed, const float* init,
                        const float* src, float* dst, std::int64_t images, std::int64_t bands) {
     const Geometry& g = s.geometry;
     const std::int64_t out_rows = g.out[0] * g.out[1], out_x = g.out[2], oc = p.out_channels;
@@ -266,10 +277,10 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
       for (std::int64_t row = row0; row < std::min(out_rows, row0 + s.rows_per_item); ++row) {
         const float* image = src + n * g.in[0] * g.in[1] * g.in[2] * p.in_channels;
         if (!first) {
-          run_row(p, s, packed, args, image, dst + (n * plane + row * out_x) * oc, row);
+          run_row(p, s, packed, init, image, dst + (n * plane + row * out_x) * oc, row);
           continue;
         }
-        run_row(p, s, packed, args, image, staged.data(), row);
+        run_row(p, s, packed, init, image, staged.data(), row);
         s.kernels.transpose(staged.data(), oc, dst + n * plane * oc + row * out_x, plane, oc, out_x, s.stream);
       }
       if (s.stream) hwy::FlushStream();  // streamed stores are visible before the threads join
@@ -278,14 +289,14 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
 
   // One output row (z, y) of an image (channels_last) into dst_row (channels_last): every position along x, every
   // block of fused columns.
-  static void run_row(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args,
-                      const float* src, float* dst_row, std::int64_t row) {
+  static void run_row(const Problem& p, const State& s, const Packed& packed, const float* init, const float* src,
+                      float* dst_row, std::int64_t row) {
     const Geometry& g = s.geometry;
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
     const std::int64_t oz = row / g.out[1], oy = row % g.out[1];
     thread_local std::vector<TapHit> z_taps, y_taps;
     thread_local std::vector<const float*> a, b;
-    thread_local util::AlignedFloats bias, scratch;
+    thread_local util::AlignedFloats scratch;
     z_taps.resize(static_cast<std::size_t>(g.kernel[0]));
     y_taps.resize(static_cast<std::size_t>(g.kernel[1]));
     const int nz = g.axes[0].taps_at(oz, z_taps.data());
@@ -293,13 +304,6 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     const auto taps = static_cast<std::size_t>(s.zy_taps * s.x.m);
     a.resize(taps), b.resize(taps);
     scratch.resize(static_cast<std::size_t>(s.padded));
-    const float* init = nullptr;
-    if (args.bias != nullptr) {  // bias of column r * C_out + o is bias[o]
-      bias.assign(static_cast<std::size_t>(s.padded), 0.0f);
-      const auto* user = static_cast<const float*>(args.bias);
-      for (std::int64_t c = 0; c < s.columns; ++c) bias[static_cast<std::size_t>(c)] = user[c % oc];
-      init = bias.data();
-    }
 
     TileCall call;
     call.a = a.data();

@@ -145,23 +145,27 @@ void check_problems(const std::vector<const char*>& problems, const std::string&
   for (const char* text : problems) check_problem(rng, parse_problem(text), expected, aligned, forced);
 }
 
-// 40 valid problems from draw(rng, i), i = 0, 1, ... (invalid draws skipped, at most 200), each checked as above.
+// 40 valid problems from draw(rng, i), i = 0, 1, ... (invalid draws skipped, at most `draws`), each checked as
+// above. `taken_only`: draws the planner gives to another implementation are skipped too (for a path whose rules
+// depend on the target's vector width).
 template <class Draw>
-void check_random_problems(std::uint64_t seed, const Draw& draw, const std::string& expected) {
+void check_random_problems(std::uint64_t seed, const Draw& draw, const std::string& expected, bool taken_only = false,
+                           int draws = 200) {
   std::mt19937_64 rng(seed);
   int ran = 0;
-  for (int i = 0; ran < 40 && i < 200; ++i) {
+  for (int i = 0; ran < 40 && i < draws; ++i) {
     const Problem p = draw(rng, i);
     try {
       validate(p);
     } catch (const Error&) {
       continue;  // e.g. padding that leaves no output
     }
+    if (taken_only && Plan(p).implementation_name() != expected) continue;
     check_problem(rng, p, expected);
     if (::testing::Test::HasFailure()) return;
     ++ran;
   }
-  EXPECT_EQ(ran, 40) << "too many draws were invalid";
+  EXPECT_EQ(ran, 40) << "too many draws were invalid" << (taken_only ? " or taken by another implementation" : "");
 }
 
 // Winograd takes 3x3 stride-1 layers with many channels; tiles cross the image edge, residue classes of odd sizes,
@@ -437,24 +441,6 @@ Problem subpixel_problem(std::mt19937_64& rng, int) {
   return p;
 }
 
-void check_subpixel_random_problems(std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  int ran = 0;
-  for (int i = 0; ran < 40 && i < 400; ++i) {
-    const Problem p = subpixel_problem(rng, i);
-    try {
-      validate(p);
-    } catch (const Error&) {
-      continue;
-    }
-    if (Plan(p).implementation_name() != "subpixel_gemm") continue;
-    check_problem(rng, p, "subpixel_gemm");
-    if (::testing::Test::HasFailure()) return;
-    ++ran;
-  }
-  EXPECT_EQ(ran, 40) << "too few draws were valid problems the sub-pixel path takes";
-}
-
 TEST(Engine, WinogradMatchesReference) {
   check_winograd({"conv_mb2_g1_ic128_oc128_i11x13_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
                   "conv_mb1_g1_ic128_oc144_i25x23_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtf",
@@ -644,7 +630,7 @@ TEST_P(EngineTarget, SubpixelMatchesReference) {
   if (engine::best_kernels().lanes == 1) GTEST_SKIP() << "no lanes to fill";
   check_problems({kSubpixelProblems[0], kSubpixelProblems[1], kSubpixelProblems[3], kSubpixelProblems[7]},
                  "subpixel_gemm");
-  check_subpixel_random_problems(59);
+  check_random_problems(59, subpixel_problem, "subpixel_gemm", true, 400);
 }
 
 TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
