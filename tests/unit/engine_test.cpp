@@ -277,7 +277,11 @@ TEST(Engine, PlanarDepthwiseMatchesReference) {
                   "convT_mb1_g3_ic3_oc3_i70x3_k4x3_s4x4_d1x1_p2:1x3:3_op1x2_f32_cfirst_wtorch",
                   "convT_mb1_g5_ic5_oc5_i4x5x6_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtf",
                   "convT_mb1_g2_ic2_oc2_i2500_k4_s2_d1_p1:1_op1_f32_cfirst_wtorch",
-                  "conv_mb1_g3_ic3_oc3_i9001_k5_s1_d3_p6:2_f32_cfirst_wtf"},
+                  "conv_mb1_g3_ic3_oc3_i9001_k5_s1_d3_p6:2_f32_cfirst_wtf",
+                  // Short rows in blocks of rows (33 pixels: a partial third vector; 17; segments of 12, 9 and 12
+                  // rows, of 3 and 26).
+                  "conv_mb1_g5_ic5_oc5_i33x33_k3x3_s1x1_d12x12_p12:12x12:12_f32_cfirst_wtorch",
+                  "conv_mb2_g3_ic3_oc3_i29x17_k2x3_s1x1_d3x5_p0:2x6:3_f32_cfirst_wtf"},
                  "depthwise_planar");
 }
 
@@ -586,6 +590,34 @@ Problem row_pair_problem(std::mt19937_64& rng, int i) {
 }
 TEST_P(EngineTarget, PlanarDepthwisePairsOnRandomProblems) {
   check_random_problems(47, row_pair_problem, "depthwise_planar");
+}
+
+// Short rows on random shapes: channels_first depthwise convolutions whose rows, up to 70 pixels (under 4 vectors
+// with AVX-512 and SSE, past them with AVX2), are computed in blocks of 8, 4, 2 and 1 rows with a partial last vector
+// (dw_atrous_r12's 33 x 33 planes): y segments of every height (dilation up to 13 with padding up to past the
+// kernel, a strided y axis), 1D to 3D, batches, 1 and 2 threads.
+Problem short_row_problem(std::mt19937_64& rng, int i) {
+  Problem p;
+  p.op = Op::conv;
+  p.spatial_dims = 1 + i % 3;
+  p.batch = testing::uniform(rng, 1, 2);
+  p.groups = p.in_channels = p.out_channels = testing::uniform(rng, 1, 9);
+  p.layout = Layout::channels_first;
+  p.weight_layout = i % 2 ? WeightLayout::tf : WeightLayout::torch;
+  for (int d = 0; d < p.spatial_dims; ++d) {
+    const bool x = d == p.spatial_dims - 1;
+    p.kernel[d] = testing::uniform(rng, 1, p.spatial_dims == 3 ? 3 : 4);
+    p.dilation[d] = testing::uniform(rng, 1, p.spatial_dims == 3 ? 3 : 13);
+    p.stride[d] = x ? 1 : testing::uniform(rng, 1, 2);
+    p.input[d] = testing::uniform(rng, 1, x ? 70 : (p.spatial_dims == 3 ? 9 : 40));
+    const std::int64_t span = p.dilation[d] * (p.kernel[d] - 1) + 1;
+    p.pad_begin[d] = testing::uniform(rng, 0, span);
+    p.pad_end[d] = testing::uniform(rng, 0, span);
+  }
+  return p;
+}
+TEST_P(EngineTarget, PlanarDepthwiseShortRowsOnRandomProblems) {
+  check_random_problems(53, short_row_problem, "depthwise_planar");
 }
 
 // Tap pairs on random shapes: channels_last depthwise layers whose x taps lie one pixel apart (stride-1
