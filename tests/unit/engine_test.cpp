@@ -709,6 +709,40 @@ TEST_P(EngineTarget, WinogradMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(AllTargets, EngineTarget, ::testing::ValuesIn(engine::supported_targets()),
                          [](const auto& target) { return target.param; });
 
+// Transposed convolutions of one-pixel inputs as a dense layer (projection_gemm, channels_first): 1D to 3D, odd
+// channel counts (output channels x taps not a multiple of a tile, five output channels), kernel 1 on a dilated axis,
+// a stride (no effect on one pixel), batches of 1 to 67 images (tiles across the batch with a partial last one),
+// both weight layouts. With padding, output padding, a dilated kernel or channels_last it declines.
+const std::vector<const char*> kProjectionProblems = {
+    "convT_mb64_g1_ic100_oc512_i1x1_k4x4_s1x1_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtorch",
+    "convT_mb7_g1_ic13_oc11_i1x1_k3x5_s2x2_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtf",
+    "convT_mb1_g1_ic67_oc5_i1_k7_s3_d1_p0:0_op0_f32_cfirst_wtorch",
+    "convT_mb67_g1_ic9_oc17_i1x1x1_k2x1x3_s1x1x1_d1x3x1_p0:0x0:0x0:0_op0x0x0_f32_cfirst_wtf",
+    "convT_mb3_g1_ic40_oc24_i1x1_k1x1_s1x1_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtorch"};
+TEST_P(EngineTarget, ProjectionMatchesReference) {
+  check_problems(kProjectionProblems, "projection_gemm");
+}
+TEST(Engine, ProjectionDeclinesWithReasons) {
+  const auto reason = [](const char* text) {
+    const Plan plan(parse_problem(text));
+    for (const auto& c : plan.candidates()) {
+      if (c.name == "projection_gemm") return c.declined_because;
+    }
+    return std::string("not listed");
+  };
+  EXPECT_EQ(reason("convT_mb4_g1_ic16_oc16_i1x1_k4x4_s1x1_d1x1_p0:0x0:0_op0x0_f32_clast_wtorch"),
+            "not channels_first");
+  EXPECT_EQ(reason("convT_mb4_g1_ic16_oc16_i1x1_k4x4_s1x1_d1x1_p1:0x0:0_op0x0_f32_cfirst_wtorch"),
+            "padding or output padding (outputs are not the kernel's taps)");
+  EXPECT_EQ(reason("convT_mb4_g1_ic16_oc16_i1x1_k4x4_s2x2_d1x1_p0:0x0:0_op0x1_f32_cfirst_wtorch"),
+            "padding or output padding (outputs are not the kernel's taps)");
+  EXPECT_EQ(reason("convT_mb4_g1_ic16_oc16_i1x1_k4x4_s1x1_d2x1_p0:0x0:0_op0x0_f32_cfirst_wtorch"),
+            "dilated (outputs between the taps are zero)");
+  EXPECT_EQ(reason("convT_mb4_g1_ic16_oc16_i1x2_k4x4_s1x1_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtorch"),
+            "input larger than one pixel");
+  EXPECT_EQ(reason("convT_mb4_g2_ic16_oc16_i1x1_k4x4_s1x1_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtorch"), "grouped");
+}
+
 TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   const Plan dw(parse_problem("conv_mb1_g32_ic32_oc32_i9x9_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtorch"));
   EXPECT_EQ(dw.implementation_name(), "depthwise_simd");
