@@ -218,6 +218,14 @@ TEST(Engine, GemmPassesMatchReference) {
   }
 }
 
+// Gemm tiles whose block of packed weights exceeds 1 MiB take work items of as many rows as leave 8 of them (9 rows
+// of 36 here, 4 bands x 2 blocks, the second block one channel), not 256 pixels' worth: both layouts.
+TEST(Engine, GemmItemsOfLargeWeightsMatchReference) {
+  check_problems({"conv_mb1_g1_ic456_oc65_i36x30_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtorch",
+                  "conv_mb1_g1_ic456_oc65_i36x30_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtf"},
+                 "gemm_simd");
+}
+
 // channels_first runs on the channels_last kernels over chunks of images copied into channels_last (a batch of 3
 // in chunks of 1 here), which write the destination in channels_first; a source too large to copy runs directly on
 // the gemm kernel with channels a plane apart (the 1500x1500 one). Tiles with several passes keep their partial
