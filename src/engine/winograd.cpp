@@ -18,8 +18,10 @@
 #include "engine/winograd.hpp"
 
 #include <hwy/cache_control.h>
+#include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <array>
 #include <string>
 #include <vector>
@@ -36,6 +38,22 @@ using detail::PackedData;
 using detail::PlanState;
 
 constexpr std::int64_t kTilesPerBatch = 36;
+// ... or kLargeTilesPerBatch where the transformed kernels reach kLargeBatchBytes: every batch streams them all from
+// L3, and with their 16-32 MiB that traffic set the pace. Against 36 tiles per batch (channels_last, Intel Xeon,
+// one process per setting): DeepLab's res5 (16 MiB) 1.15x at 1 thread and 1.24x at 2, ASPP rate 6 (32 MiB) 1.12x
+// and 1.21x; with 288 tiles ASPP lost at 2 threads (0.68x of 144's speed), and the layers with under 2 MiB of
+// kernels lost with 72 or more (the context module 0.95x, TCN 0.95x, the 3D atrous layer 0.82x, DCGAN g4 0.98x at
+// 1 thread). A batch's transformed patches take a chunk of kPassChannels input channels at a time (run_batch), so
+// that its scratch stays small (the whole 2048 channels of ASPP had taken 4.7 MiB per thread for 36 tiles).
+// The whole change against the code before it, timed in turns: channels_last DeepLab res5 1.10x at 1 thread and
+// 1.14x at 2, ASPP rate 6 1.10x and 1.07x; channels_first DeepLab (tile rows in pairs, see choose_group_rows)
+// 1.07x and 1.09x; the context module and the 3D atrous layer 0.98x (channels_last, 1 thread), DCGAN g4 0.99x.
+constexpr std::int64_t kLargeTilesPerBatch = 144;
+constexpr double kLargeBatchBytes = 8.0 * 1024 * 1024;
+constexpr double kMaxWorkspace = 16.0 * 1024 * 1024;
+constexpr std::int64_t kMinGroupItems = 16;
+// Elements of the largest patch: 4 x 4 x 4 (3D, 3 taps per axis).
+constexpr int kMaxPatchElements = 64;
 // Every batch of tiles streams all the transformed kernels through its GEMMs: past this size (ASPP's 2048 x 256
 // channels: 32 MiB) that traffic outweighs the saved multiplications. ASPP rate 6 ran no faster than on the gemm
 // path with 36 tiles per batch, and 1.2-1.6x slower with the fewer tiles that would keep its channels_first
@@ -247,6 +265,10 @@ struct State final : PlanState {
   std::int64_t images = 1;  // channels_first: images per chunk copied into channels_last
   bool whole_images = false;  // channels_first: outputs staged an image at a time (stages_images)
   bool stream = false;  // channels_first: the write-back transposes stream (see kStreamBytes)
+  std::int64_t tiles_per_batch = kTilesPerBatch;
+  // channels_first (tile rows): tile rows per work item, whose tiles are batched together, and each tile's row.
+  std::int64_t group_rows = 1;
+  std::vector<std::int32_t> row_of_tile;
 
   std::int64_t output(const Tile& t, int a, std::int64_t k) const {  // output index of element k along axis a
     const Axis& axis = axes[static_cast<std::size_t>(a)];
@@ -404,7 +426,23 @@ class Winograd final : public detail::ForwardOnlyImplementation {
         }
         ++s->tile_rows.back().count;
       }
+      for (std::size_t r = 0; r < s->tile_rows.size(); ++r) {
+        s->row_of_tile.resize(static_cast<std::size_t>(s->tile_rows[r].first + s->tile_rows[r].count),
+                              static_cast<std::int32_t>(r));
+      }
     }
+    // Large batches where the transformed kernels are large, as long as the workspace stays within kMaxWorkspace
+    // with the threads OpenMP would use.
+    const double transformed = static_cast<double>(s->shapes.back().offset + s->shapes.back().elements *
+                                                                                 p.in_channels * p.out_channels) *
+                               sizeof(float);
+    if (transformed >= kLargeBatchBytes) s->tiles_per_batch = kLargeTilesPerBatch;
+    const int threads = omp_get_max_threads();
+    while (s->tiles_per_batch > kTilesPerBatch &&
+           static_cast<double>(workspace_bytes(p, *s, s->tiles_per_batch, threads)) > kMaxWorkspace) {
+      s->tiles_per_batch /= 2;
+    }
+    if (!s->tile_rows.empty() && transformed >= kLargeBatchBytes) choose_group_rows(p, *s, threads);
     return s;
   }
 
@@ -458,14 +496,33 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     return packed;
   }
 
-  // Per thread: the transformed patches and products of one batch of tiles (run_batch), and for channels_first
-  // the staged tile row; per call, the channels_last copy of a chunk of images.
-  std::size_t forward_workspace_bytes(const Problem& p, const PlanState* state, int threads) const override {
-    const auto& s = static_cast<const State&>(*state);
-    std::int64_t per_thread = s.max_elements * kTilesPerBatch * (p.in_channels + p.out_channels);
+  // channels_first tile rows, where the batches are large (kLargeBatchBytes): as many per work item as fill a batch
+  // of tiles, within kMaxStagedBytes of staged rows and the workspace limit, leaving kMinGroupItems items for the
+  // threads to share. DeepLab's res5 has 33 tiles per row: its batches of 33 had read the transformed kernels
+  // twice as often as with pairs of rows. Where the kernels are small the rows stay alone: the 3D atrous layer ran
+  // 0.92-0.93x as fast in groups of 3 rows.
+  static void choose_group_rows(const Problem& p, State& s, int threads) {
+    const auto rows = static_cast<std::int64_t>(s.tile_rows.size());
+    const double row_tiles = static_cast<double>(s.tiles.size()) / static_cast<double>(rows);
+    auto group = static_cast<std::int64_t>(std::ceil(static_cast<double>(s.tiles_per_batch) / row_tiles));
+    group = std::clamp<std::int64_t>(group, 1, static_cast<std::int64_t>(kMaxStagedBytes / staged_bytes(p)));
+    while (group > 1 && s.images * ((rows + group - 1) / group) < kMinGroupItems) --group;
+    s.group_rows = group;
+    while (s.group_rows > 1 && static_cast<double>(workspace_bytes(p, s, s.tiles_per_batch, threads)) > kMaxWorkspace) {
+      --s.group_rows;
+    }
+  }
+
+  // Per thread: the transformed patches (a chunk of input channels) and products of one batch of `batch` tiles and
+  // their patches' pointers (run_batch), and for channels_first the staged tile row; per call, the channels_last
+  // copy of a chunk of images.
+  static std::size_t workspace_bytes(const Problem& p, const State& s, std::int64_t batch, int threads) {
+    constexpr auto kPointerFloats = static_cast<std::int64_t>(sizeof(const float*)) / 4;
+    std::int64_t per_thread = s.max_elements * batch * (std::min(p.in_channels, kPassChannels) + p.out_channels) +
+                              batch * kMaxPatchElements * kPointerFloats;
     std::int64_t per_call = 0;
     if (p.layout == Layout::channels_first) {
-      per_thread += static_cast<std::int64_t>(staged_bytes(p) / sizeof(float));
+      per_thread += s.group_rows * static_cast<std::int64_t>(staged_bytes(p) / sizeof(float));
       // the source in channels_last: per thread an image (whole images), or per call a chunk of images
       const std::int64_t image = element_count(src_shape(p), "src") / p.batch;
       if (s.whole_images) {
@@ -477,22 +534,28 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     return static_cast<std::size_t>(threads * per_thread + per_call) * sizeof(float);
   }
 
+  std::size_t forward_workspace_bytes(const Problem& p, const PlanState* state, int threads) const override {
+    const auto& s = static_cast<const State&>(*state);
+    return workspace_bytes(p, s, s.tiles_per_batch, threads);
+  }
+
   void forward(const Problem& p, const ForwardArgs& args) const override {
     const auto& s = static_cast<const State&>(*args.state);
     const auto& packed = static_cast<const Packed&>(*args.weights);
     if (p.layout == Layout::channels_first) return forward_channels_first(p, s, packed, args);
     const auto tiles = static_cast<std::int64_t>(s.tiles.size());
-    const std::int64_t batches = (tiles + kTilesPerBatch - 1) / kTilesPerBatch;
+    const std::int64_t batch = s.tiles_per_batch;
+    const std::int64_t batches = (tiles + batch - 1) / batch;
     const auto& ax = s.axes;
     const std::int64_t src_image = ax[0].in * ax[1].in * ax[2].in * p.in_channels;
     const std::int64_t dst_image = ax[0].out * ax[1].out * ax[2].out * p.out_channels;
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::int64_t item = 0; item < p.batch * batches; ++item) {
-      const std::int64_t n = item / batches, first = (item % batches) * kTilesPerBatch;
+      const std::int64_t n = item / batches, first = (item % batches) * batch;
       const float* src = static_cast<const float*>(args.src) + n * src_image;
       float* dst = static_cast<float*>(args.dst) + n * dst_image;
-      run_batch(p, s, packed, args.bias, src, first, std::min(kTilesPerBatch, tiles - first),
-                [&](std::int64_t z, std::int64_t y, std::int64_t x) {
+      run_batch(p, s, packed, args.bias, src, first, std::min(batch, tiles - first),
+                [&](std::int64_t, std::int64_t z, std::int64_t y, std::int64_t x) {
                   return dst + ((z * ax[1].out + y) * ax[2].out + x) * p.out_channels;
                 });
     }
@@ -520,9 +583,9 @@ class Winograd final : public detail::ForwardOnlyImplementation {
         staged.resize(static_cast<std::size_t>(out_pixels * oc));
         s.kernels.transpose(static_cast<const float*>(args.src) + n * ic * in_pixels, in_pixels, image_last.data(), ic,
                             in_pixels, ic, false);
-        for (std::int64_t first = 0; first < tiles; first += kTilesPerBatch) {
-          run_batch(p, s, packed, args.bias, image_last.data(), first, std::min(kTilesPerBatch, tiles - first),
-                    [&](std::int64_t z, std::int64_t y, std::int64_t x) {
+        for (std::int64_t first = 0; first < tiles; first += s.tiles_per_batch) {
+          run_batch(p, s, packed, args.bias, image_last.data(), first, std::min(s.tiles_per_batch, tiles - first),
+                    [&](std::int64_t, std::int64_t z, std::int64_t y, std::int64_t x) {
                       return staged.data() + ((z * ax[1].out + y) * ax[2].out + x) * oc;
                     });
         }
@@ -532,6 +595,8 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       }
       return;
     }
+    const std::int64_t groups = (rows + s.group_rows - 1) / s.group_rows;
+    const std::int64_t row_floats = static_cast<std::int64_t>(staged_bytes(p) / sizeof(float));  // per tile row
     thread_local util::AlignedFloats src_last;
     src_last.resize(static_cast<std::size_t>(s.images * in_pixels * ic));
     for (std::int64_t n0 = 0; n0 < p.batch; n0 += s.images) {
@@ -539,75 +604,85 @@ class Winograd final : public detail::ForwardOnlyImplementation {
                        ic * in_pixels, s.images, ic, in_pixels);
       const float* last = src_last.data();
 #pragma omp parallel for schedule(dynamic, 1)
-      for (std::int64_t item = 0; item < s.images * rows; ++item) {
-        const std::int64_t i = item / rows;
-        const TileRow& row = s.tile_rows[static_cast<std::size_t>(item % rows)];
+      for (std::int64_t item = 0; item < s.images * groups; ++item) {
+        const std::int64_t i = item / groups;
+        const std::int64_t g0 = item % groups * s.group_rows, g1 = std::min(rows, g0 + s.group_rows);
         float* dst = static_cast<float*>(args.dst) + (n0 + i) * oc * out_pixels;
-        thread_local util::AlignedFloats staged;  // [z of the row][y of the row][x][output channel]
-        staged.resize(static_cast<std::size_t>(staged_bytes(p) / sizeof(float)));
-        for (std::int64_t first = row.first; first < row.first + row.count; first += kTilesPerBatch) {
+        thread_local util::AlignedFloats staged;  // per tile row of the group: [z of the row][y of the row][x][oc]
+        staged.resize(static_cast<std::size_t>(s.group_rows * row_floats));
+        // The group's tiles are consecutive (sorted by their first output), batched across its tile rows.
+        const std::int64_t begin = s.tile_rows[static_cast<std::size_t>(g0)].first;
+        const std::int64_t end = s.tile_rows[static_cast<std::size_t>(g1 - 1)].first +
+                                 s.tile_rows[static_cast<std::size_t>(g1 - 1)].count;
+        for (std::int64_t first = begin; first < end; first += s.tiles_per_batch) {
           run_batch(p, s, packed, args.bias, last + i * in_pixels * ic, first,
-                    std::min(kTilesPerBatch, row.first + row.count - first),
-                    [&](std::int64_t z, std::int64_t y, std::int64_t x) {
+                    std::min(s.tiles_per_batch, end - first),
+                    [&](std::int64_t t, std::int64_t z, std::int64_t y, std::int64_t x) {
+                      const std::int64_t r = s.row_of_tile[static_cast<std::size_t>(t)];
+                      const TileRow& row = s.tile_rows[static_cast<std::size_t>(r)];
                       const std::int64_t staged_row =
                           (z - row.oz) / ax[0].out_step * ny + (y - row.oy) / ax[1].out_step;
-                      return staged.data() + (staged_row * ax[2].out + x) * oc;
+                      return staged.data() + (r - g0) * row_floats + (staged_row * ax[2].out + x) * oc;
                     });
         }
-        for (std::int64_t jz = 0; jz < nz; ++jz)
-          for (std::int64_t jy = 0; jy < ny; ++jy) {
-            const std::int64_t z = row.oz + jz * ax[0].out_step, y = row.oy + jy * ax[1].out_step;
-            if (z >= ax[0].out || y >= ax[1].out) continue;
-            s.kernels.transpose(staged.data() + (jz * ny + jy) * ax[2].out * oc, oc,
-                                dst + (z * ax[1].out + y) * ax[2].out, out_pixels, oc, ax[2].out, s.stream);
-          }
+        for (std::int64_t r = g0; r < g1; ++r) {
+          const TileRow& row = s.tile_rows[static_cast<std::size_t>(r)];
+          for (std::int64_t jz = 0; jz < nz; ++jz)
+            for (std::int64_t jy = 0; jy < ny; ++jy) {
+              const std::int64_t z = row.oz + jz * ax[0].out_step, y = row.oy + jy * ax[1].out_step;
+              if (z >= ax[0].out || y >= ax[1].out) continue;
+              s.kernels.transpose(staged.data() + (r - g0) * row_floats + (jz * ny + jy) * ax[2].out * oc, oc,
+                                  dst + (z * ax[1].out + y) * ax[2].out, out_pixels, oc, ax[2].out, s.stream);
+            }
+        }
         if (s.stream) hwy::FlushStream();
       }
     }
   }
 
  private:
-  // Tiles [first, first + count) of one image: src is the image in channels_last, out_at(z, y, x) where output
-  // pixel (z, y, x) goes (oc consecutive floats). The tiles of one batch may use different kernels (phases).
+  // Tiles [first, first + count) of one image: src is the image in channels_last, out_at(t, z, y, x) where output
+  // pixel (z, y, x) of tile t (an index into State::tiles) goes (oc consecutive floats). The tiles of one batch may
+  // use different kernels (phases).
   template <class OutAt>
   void run_batch(const Problem& p, const State& s, const Packed& packed, const void* bias_data, const float* src,
                  std::int64_t first, std::int64_t count, const OutAt& out_at) const {
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
     const auto& ax = s.axes;
 
-    // Per-thread scratch: transformed patches and products, one plane per element (grows once per thread).
+    // Per-thread scratch (grows once per thread): the transformed patches of one chunk of input channels and the
+    // products, one plane per element. Chunk by chunk, each chunk's patches are transformed and multiplied into the
+    // products before the next: the transformed patches of all 2048 channels of ASPP had taken 4.7 MiB per thread.
+    const std::int64_t chunk = std::min(ic, kPassChannels);
     thread_local util::AlignedFloats v_buf, m_buf;
-    v_buf.resize(static_cast<std::size_t>(s.max_elements * kTilesPerBatch * ic));
-    m_buf.resize(static_cast<std::size_t>(s.max_elements * kTilesPerBatch * oc));
-    const std::int64_t v_plane = kTilesPerBatch * ic, m_plane = kTilesPerBatch * oc;
+    v_buf.resize(static_cast<std::size_t>(s.max_elements * s.tiles_per_batch * chunk));
+    m_buf.resize(static_cast<std::size_t>(s.max_elements * s.tiles_per_batch * oc));
+    const std::int64_t m_plane = s.tiles_per_batch * oc;
+    thread_local std::vector<const float*> patches;  // [tile][element]: the patch's pixels, null in padding
+    patches.resize(static_cast<std::size_t>(s.tiles_per_batch * kMaxPatchElements));
 
-    std::array<const float*, 64> patch{};
-    std::array<float*, 8> outputs{};
-    std::array<std::int64_t, 3> extent{}, step{};  // patch elements per axis, and the input step between them
-    for (std::size_t a = 0; a < 3; ++a) step[a] = ax[a].in_step;
-    for (std::int64_t t = 0; t < count; ++t) {
-      const Tile& tile = s.tiles[static_cast<std::size_t>(first + t)];
-      const KernelShape& shape = s.shapes[static_cast<std::size_t>(tile.kernel)];
-      std::array<std::int64_t, 3> i0{};  // input index of the patch's first element along each axis
+    // Tile t's patch: the pixels of its elements (null in padding), into patches[t].
+    const auto find_patch = [&](std::int64_t t, const KernelShape& shape, const Tile& tile) {
+      std::array<std::int64_t, 3> extent{}, i0{};  // patch elements per axis, input index of the first
       for (std::size_t a = 0; a < 3; ++a) {
         extent[a] = shape.taps[a] + 1;
-        i0[a] = ax[a].classes[static_cast<std::size_t>(tile.cls[a])].in_first + tile.j[a] * step[a];
+        i0[a] = ax[a].classes[static_cast<std::size_t>(tile.cls[a])].in_first + tile.j[a] * ax[a].in_step;
       }
+      const float** patch = patches.data() + t * kMaxPatchElements;
       int e = 0;  // patch elements row-major
       for (std::int64_t ez = 0; ez < extent[0]; ++ez) {
-        const std::int64_t iz = i0[0] + ez * step[0];
+        const std::int64_t iz = i0[0] + ez * ax[0].in_step;
         for (std::int64_t ey = 0; ey < extent[1]; ++ey) {
-          const std::int64_t iy = i0[1] + ey * step[1];
+          const std::int64_t iy = i0[1] + ey * ax[1].in_step;
           const bool inside_zy = iz >= 0 && iz < ax[0].in && iy >= 0 && iy < ax[1].in;
           for (std::int64_t ex = 0; ex < extent[2]; ++ex, ++e) {
-            const std::int64_t ix = i0[2] + ex * step[2];
-            patch[static_cast<std::size_t>(e)] =
+            const std::int64_t ix = i0[2] + ex * ax[2].in_step;
+            patch[e] =
                 inside_zy && ix >= 0 && ix < ax[2].in ? src + ((iz * ax[1].in + iy) * ax[2].in + ix) * ic : nullptr;
           }
         }
       }
-      shape.input(patch.data(), ic, v_buf.data() + t * ic, v_plane);
-    }
+    };
 
     TileCall call;
     const float* a_ptr = nullptr;
@@ -615,32 +690,50 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     call.a = &a_ptr;
     call.b = &b_ptr;
     call.ntaps = 1;
-    call.a_pixel_stride = ic;
     call.c_pixel_stride = oc;
     call.nr_valid = static_cast<int>(s.nr);
-    // Runs of consecutive tiles with one kernel share each GEMM (tiles are listed class by class, so runs are long).
-    for (std::int64_t t0 = 0; t0 < count;) {
-      const std::int64_t kernel = s.tiles[static_cast<std::size_t>(first + t0)].kernel;
-      std::int64_t t1 = t0 + 1;
-      while (t1 < count && s.tiles[static_cast<std::size_t>(first + t1)].kernel == kernel) ++t1;
-      const KernelShape& shape = s.shapes[static_cast<std::size_t>(kernel)];
-      for (int e = 0; e < shape.elements; ++e)
-        for (std::int64_t block = 0; block < s.blocks; ++block)
-          for (std::int64_t c0 = 0; c0 < ic; c0 += kPassChannels) {
+    for (std::int64_t c0 = 0; c0 < ic; c0 += chunk) {
+      const std::int64_t k = std::min(chunk, ic - c0);
+      const std::int64_t v_plane = s.tiles_per_batch * k;
+      std::array<const float*, kMaxPatchElements> patch{};
+      for (std::int64_t t = 0; t < count; ++t) {
+        const Tile& tile = s.tiles[static_cast<std::size_t>(first + t)];
+        const KernelShape& shape = s.shapes[static_cast<std::size_t>(tile.kernel)];
+        if (c0 == 0) find_patch(t, shape, tile);
+        const float* const* from = patches.data() + t * kMaxPatchElements;
+        if (c0 > 0) {  // the chunk's channels of the patch's pixels
+          for (int e = 0; e < shape.elements; ++e) {
+            patch[static_cast<std::size_t>(e)] = from[e] != nullptr ? from[e] + c0 : nullptr;
+          }
+          from = patch.data();
+        }
+        shape.input(from, k, v_buf.data() + t * k, v_plane);
+      }
+      call.k = k;
+      call.a_pixel_stride = k;
+      call.accumulate = c0 > 0;
+      // Runs of consecutive tiles with one kernel share each GEMM (tiles are listed class by class, so runs are long).
+      for (std::int64_t t0 = 0; t0 < count;) {
+        const std::int64_t kernel = s.tiles[static_cast<std::size_t>(first + t0)].kernel;
+        std::int64_t t1 = t0 + 1;
+        while (t1 < count && s.tiles[static_cast<std::size_t>(first + t1)].kernel == kernel) ++t1;
+        const KernelShape& shape = s.shapes[static_cast<std::size_t>(kernel)];
+        for (int e = 0; e < shape.elements; ++e)
+          for (std::int64_t block = 0; block < s.blocks; ++block) {
             b_ptr = packed.u.data() + shape.offset + ((e * s.blocks + block) * ic + c0) * s.nr;
-            call.k = std::min(kPassChannels, ic - c0);
-            call.accumulate = c0 > 0;
             for (std::int64_t t = t0; t < t1; t += s.rows) {
               call.m = static_cast<int>(std::min<std::int64_t>(s.rows, t1 - t));
-              a_ptr = v_buf.data() + e * v_plane + t * ic + c0;
+              a_ptr = v_buf.data() + e * v_plane + t * k;
               call.c = m_buf.data() + e * m_plane + t * oc + block * s.nr;
               s.kernels.gemm[s.vectors](call);
             }
           }
-      t0 = t1;
+        t0 = t1;
+      }
     }
 
     const float* bias = static_cast<const float*>(bias_data);
+    std::array<float*, 8> outputs{};
     std::array<std::int64_t, 3> outs{};  // outputs per axis of a tile
     for (std::size_t a = 0; a < 3; ++a) outs[a] = ax[a].active ? 2 : 1;
     for (std::int64_t t = 0; t < count; ++t) {
@@ -655,7 +748,8 @@ class Winograd final : public detail::ForwardOnlyImplementation {
           for (std::int64_t kx = 0; kx < outs[2]; ++kx, ++j) {
             const bool inside = kz < left[0] && ky < left[1] && kx < left[2];
             outputs[static_cast<std::size_t>(j)] =
-                inside ? out_at(s.output(tile, 0, kz), s.output(tile, 1, ky), s.output(tile, 2, kx)) : nullptr;
+                inside ? out_at(first + t, s.output(tile, 0, kz), s.output(tile, 1, ky), s.output(tile, 2, kx))
+                       : nullptr;
           }
       s.shapes[static_cast<std::size_t>(tile.kernel)].output(m_buf.data() + t * oc, m_plane, oc, bias,
                                                              outputs.data());

@@ -340,12 +340,22 @@ TEST(Engine, ReportsForwardWorkspace) {
   EXPECT_LE(tcn.forward_workspace_bytes(), 16u << 20);
   const Plan last(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_clast_wtorch"), gemm);
   EXPECT_LT(last.forward_workspace_bytes(), 64u << 10);
-  // Winograd: per thread 4^D planes of 36 tiles' transformed inputs and products; channels_first adds the copy of
-  // a chunk of images (4 of TCN's 2 MiB images) and a staged tile row per thread.
+  // Winograd: per thread 4^D planes of 36 tiles' transformed inputs (a chunk of 128 input channels) and products,
+  // and the tiles' patch pointers (64 each, two floats' worth); channels_first adds the copy of a chunk of images
+  // (4 of TCN's 2 MiB images) and a staged tile row per thread.
   const Plan winograd(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_cfirst_wtorch"));
   ASSERT_EQ(winograd.implementation_name(), "winograd");
   EXPECT_EQ(winograd.forward_workspace_bytes(),
-            (2u * (4 * 36 * 512 + 2048 * 256) + 4u * 256 * 2048) * sizeof(float));
+            (2u * (4 * 36 * (128 + 256) + 36 * 64 * 2 + 2048 * 256) + 4u * 256 * 2048) * sizeof(float));
+  // DeepLab's res5 (16 MiB of transformed kernels): batches of 144 tiles channels_last, 72 channels_first (its
+  // 8.6 MiB image copied) in pairs of tile rows, within 16 MiB at 2 threads.
+  const Plan res5_last(parse_problem("conv_mb1_g1_ic512_oc512_i65x65_k3x3_s1x1_d4x4_p4:4x4:4_f32_clast_wtorch"));
+  ASSERT_EQ(res5_last.implementation_name(), "winograd");
+  EXPECT_EQ(res5_last.forward_workspace_bytes(), 2u * (16 * 144 * (128 + 512) + 144 * 64 * 2) * sizeof(float));
+  const Plan res5_first(parse_problem("conv_mb1_g1_ic512_oc512_i65x65_k3x3_s1x1_d4x4_p4:4x4:4_f32_cfirst_wtorch"));
+  ASSERT_EQ(res5_first.implementation_name(), "winograd");
+  EXPECT_EQ(res5_first.forward_workspace_bytes(),
+            (2u * (16 * 72 * (128 + 512) + 72 * 64 * 2 + 2 * 2 * 65 * 512) + 512u * 65 * 65) * sizeof(float));
   // A transposed channels_first plan with an 8 MiB source image and a 1 MiB output image: each thread copies and
   // stages whole images only up to 2 MiB each (at 8 MiB per thread, Winograd's plan had reached 23 MiB).
   const Plan wide_source(
@@ -464,7 +474,10 @@ TEST(Engine, WinogradMatchesReference) {
                   "conv_mb1_g1_ic128_oc128_i27x25_k3x3_s1x1_d3x3_p3:3x3:3_f32_cfirst_wtorch",
                   // the fewest channels it takes, output channels not a multiple of the widest tile
                   "conv_mb1_g1_ic64_oc80_i20x18_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
-                  "conv_mb1_g1_ic64_oc64_i24x22_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtorch"});
+                  "conv_mb1_g1_ic64_oc64_i24x22_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtorch",
+                  // channels_first tile rows in groups of 4 per work item (33 rows: the last group one row), their
+                  // tiles batched across the rows
+                  "conv_mb1_g1_ic64_oc64_i66x11_k3x3_s1x1_d1x1_p1:1x1:1_f32_cfirst_wtorch"});
 }
 
 // Transposed, kernel longer than the stride and at most twice it: phases of 1 and 2 taps (3 at stride 2, 5 at
@@ -483,6 +496,11 @@ TEST(Engine, WinogradOtherShapesMatchReference) {
   check_winograd({// 1D and 3D: odd sizes, asymmetric padding, dilation on some axes, a batch, both weight layouts
                   "conv_mb2_g1_ic64_oc80_i401_k3_s1_d3_p3:5_f32_clast_wtorch",
                   "conv_mb3_g1_ic64_oc64_i133_k3_s1_d2_p1:3_f32_cfirst_wtf",
+                  // 8 MiB of transformed kernels: batches of 144 tiles (a partial last one), input channels in 8
+                  // chunks of 128
+                  "conv_mb1_g1_ic1024_oc512_i290_k3_s1_d1_p1:1_f32_clast_wtorch",
+                  // ... channels_first: tile rows in pairs (32 of them), dilation along y (classes of rows)
+                  "conv_mb1_g1_ic256_oc512_i64x6_k3x3_s1x1_d2x1_p2:2x1:1_f32_cfirst_wtf",
                   "conv_mb1_g1_ic64_oc64_i9x10x11_k3x3x3_s1x1x1_d2x2x2_p2:2x2:2x2:2_f32_clast_wtorch",
                   "conv_mb2_g1_ic64_oc80_i7x9x8_k3x3x3_s1x1x1_d1x2x1_p0:2x2:1x1:1_f32_cfirst_wtf",
                   // 2 taps per axis: F(2, 2)
