@@ -207,6 +207,17 @@ bool stages_images(const Problem& p) {
          image_source_bytes(p) <= kMaxStagedBytes;
 }
 
+// channels_first: whether a convolution's output images are staged whole in channels_last (a chunk of images shared
+// by the threads, see shared_chunk_images) and transposed into their planes once every batch of tiles is done,
+// rather than tile row by tile row: its tiles then form batches as in channels_last. ASPP rate 6 (a 1.1 MiB output,
+// 18 tiles per tile row) had run at 0.8x of the gemm path's speed with batches of a tile row, which read its
+// 32 MiB of transformed kernels once per 18 tiles; staged whole it ran 1.20x as fast as the gemm path at 1 thread
+// and 1.07x at 2 (in turns, Intel Xeon). In 1D a tile row is the whole image already (TCN ran 0.95-0.97x as fast
+// staged this way, a 2 MiB image per chunk).
+bool shares_staged_images(const Problem& p) {
+  return p.op == Op::conv && p.spatial_dims >= 2 && image_output_bytes(p) <= kMaxStagedBytes;
+}
+
 // Output bytes a thread stages in channels_first (see forward_channels_first): a whole image, or one tile row (the
 // output rows of the tiles with one first row: 1 in 1D, 2 in 2D, 2 x 2 in 3D).
 double staged_bytes(const Problem& p) {
@@ -223,6 +234,14 @@ std::int64_t chunk_images(const Problem& p) {
   if (image > kMaxImageBytes) return 0;
   std::int64_t n = std::min<std::int64_t>(p.batch, static_cast<std::int64_t>(kMaxImageBytes / image));
   while (p.batch % n != 0) --n;
+  return n;
+}
+
+// ... and where the outputs are staged whole (shares_staged_images): also within kMaxStagedBytes of outputs.
+std::int64_t shared_chunk_images(const Problem& p) {
+  std::int64_t n = std::min<std::int64_t>(
+      chunk_images(p), std::max<std::int64_t>(1, static_cast<std::int64_t>(kMaxStagedBytes / image_output_bytes(p))));
+  while (n > 1 && p.batch % n != 0) --n;
   return n;
 }
 
@@ -264,6 +283,7 @@ struct State final : PlanState {
   std::vector<TileRow> tile_rows;  // channels_first only; tiles are then sorted by their first output
   std::int64_t images = 1;  // channels_first: images per chunk copied into channels_last
   bool whole_images = false;  // channels_first: outputs staged an image at a time (stages_images)
+  bool shared_images = false;  // channels_first: a chunk of images' outputs staged whole (shares_staged_images)
   bool stream = false;  // channels_first: the write-back transposes stream (see kStreamBytes)
   std::int64_t tiles_per_batch = kTilesPerBatch;
   // channels_first (tile rows): tile rows per work item, whose tiles are batched together, and each tile's row.
@@ -320,7 +340,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     }
     if (p.dtype != DType::f32) return "not float32";
     if (p.layout == Layout::channels_first && chunk_images(p) == 0) return "channels_first with images over 12 MiB";
-    if (p.layout == Layout::channels_first && staged_bytes(p) > kMaxStagedBytes) {
+    if (p.layout == Layout::channels_first && !shares_staged_images(p) && staged_bytes(p) > kMaxStagedBytes) {
       return "channels_first with tile rows over 2 MiB of output (each thread stages one)";
     }
     // Tile rows of a transposed convolution hold one phase along y (and z): each write-back transposes a few short
@@ -346,7 +366,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     if (one_tap_phases && std::min(p.in_channels, p.out_channels) < kMinChannelsMixedPhases) {
       return "stride phases of 1 and 2 taps with fewer than " + std::to_string(kMinChannelsMixedPhases) + " channels";
     }
-    const bool wide = p.layout == Layout::channels_last && lanes >= 16;
+    const bool wide = (p.layout == Layout::channels_last || shares_staged_images(p)) && lanes >= 16;
     const double limit = wide ? kMaxTransformedBytesWide : kMaxTransformedBytes;
     if (elements * static_cast<double>(p.in_channels * p.out_channels) * sizeof(float) > limit) {
       return "transformed kernels over " + std::to_string(static_cast<int>(limit / (1024 * 1024))) +
@@ -412,6 +432,9 @@ class Winograd final : public detail::ForwardOnlyImplementation {
         }
     if (p.layout == Layout::channels_first && stages_images(p)) {
       s->whole_images = true;
+    } else if (p.layout == Layout::channels_first && shares_staged_images(p)) {
+      s->shared_images = true;
+      s->images = shared_chunk_images(p);
     } else if (p.layout == Layout::channels_first) {
       s->images = chunk_images(p);
       const State& st = *s;
@@ -443,6 +466,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       s->tiles_per_batch /= 2;
     }
     if (!s->tile_rows.empty() && transformed >= kLargeBatchBytes) choose_group_rows(p, *s, threads);
+    if (s->tile_rows.empty() && !s->whole_images) balance_batches(*s, threads);
     return s;
   }
 
@@ -496,6 +520,18 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     return packed;
   }
 
+  // Batches of an image as many as a multiple of the threads, of equal size in whole tiles of the gemm kernel: ASPP's
+  // 324 tiles had taken 3 batches of 144 (one thread computing two, the other one). Timed in turns at 2 threads:
+  // ASPP rate 6 channels_last 1.07x, DeepLab's res5 1.04x (its 1089 tiles in 8 batches of 138, not 7 of 144 and
+  // one of 81).
+  static void balance_batches(State& s, int threads) {
+    const auto tiles = static_cast<std::int64_t>(s.tiles.size());
+    const std::int64_t batches = (tiles + s.tiles_per_batch - 1) / s.tiles_per_batch;
+    const std::int64_t rounds = (batches + threads - 1) / threads;  // batches per thread
+    const std::int64_t even = (tiles + rounds * threads - 1) / (rounds * threads);
+    s.tiles_per_batch = std::min(s.tiles_per_batch, (even + s.rows - 1) / s.rows * s.rows);
+  }
+
   // channels_first tile rows, where the batches are large (kLargeBatchBytes): as many per work item as fill a batch
   // of tiles, within kMaxStagedBytes of staged rows and the workspace limit, leaving kMinGroupItems items for the
   // threads to share. DeepLab's res5 has 33 tiles per row: its batches of 33 had read the transformed kernels
@@ -521,7 +557,9 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     std::int64_t per_thread = s.max_elements * batch * (std::min(p.in_channels, kPassChannels) + p.out_channels) +
                               batch * kMaxPatchElements * kPointerFloats;
     std::int64_t per_call = 0;
-    if (p.layout == Layout::channels_first) {
+    if (p.layout == Layout::channels_first && s.shared_images) {
+      per_call = s.images * (element_count(src_shape(p), "src") + element_count(dst_shape(p), "dst")) / p.batch;
+    } else if (p.layout == Layout::channels_first) {
       per_thread += s.group_rows * static_cast<std::int64_t>(staged_bytes(p) / sizeof(float));
       // the source in channels_last: per thread an image (whole images), or per call a chunk of images
       const std::int64_t image = element_count(src_shape(p), "src") / p.batch;
@@ -565,6 +603,45 @@ class Winograd final : public detail::ForwardOnlyImplementation {
   // the outputs staged in channels_last, then transposed into the channel planes. Otherwise a chunk of images at a
   // time copied into channels_last, and per image and tile row (the tiles with one first row) the outputs staged and
   // transposed.
+  // Convolutions with small output images (shares_staged_images): per chunk of images, the sources copied into
+  // channels_last, every batch of tiles computed into the chunk's staged outputs (channels_last), then those
+  // transposed into the channel planes, each step shared by the threads.
+  void forward_shared_images(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args) const {
+    const auto& ax = s.axes;
+    const std::int64_t in_pixels = ax[0].in * ax[1].in * ax[2].in, out_pixels = ax[0].out * ax[1].out * ax[2].out;
+    const std::int64_t ic = p.in_channels, oc = p.out_channels;
+    const auto tiles = static_cast<std::int64_t>(s.tiles.size());
+    const std::int64_t batches = (tiles + s.tiles_per_batch - 1) / s.tiles_per_batch;
+    constexpr std::int64_t kSlice = 64;  // output pixels per transposition
+    const std::int64_t slices = (out_pixels + kSlice - 1) / kSlice;
+    thread_local util::AlignedFloats src_last, staged;  // the caller's: [image][pixel][channel]
+    src_last.resize(static_cast<std::size_t>(s.images * in_pixels * ic));
+    staged.resize(static_cast<std::size_t>(s.images * out_pixels * oc));
+    const float* last = src_last.data();
+    float* const stage = staged.data();
+    for (std::int64_t n0 = 0; n0 < p.batch; n0 += s.images) {
+      to_channels_last(s.kernels, static_cast<const float*>(args.src) + n0 * ic * in_pixels, src_last.data(),
+                       ic * in_pixels, s.images, ic, in_pixels);
+#pragma omp parallel for schedule(dynamic, 1)
+      for (std::int64_t item = 0; item < s.images * batches; ++item) {
+        const std::int64_t i = item / batches, first = item % batches * s.tiles_per_batch;
+        run_batch(p, s, packed, args.bias, last + i * in_pixels * ic, first,
+                  std::min(s.tiles_per_batch, tiles - first),
+                  [&](std::int64_t, std::int64_t z, std::int64_t y, std::int64_t x) {
+                    return stage + (i * out_pixels + (z * ax[1].out + y) * ax[2].out + x) * oc;
+                  });
+      }
+#pragma omp parallel for schedule(static)
+      for (std::int64_t item = 0; item < s.images * slices; ++item) {
+        const std::int64_t i = item / slices, x0 = item % slices * kSlice;
+        s.kernels.transpose(stage + (i * out_pixels + x0) * oc, oc,
+                            static_cast<float*>(args.dst) + (n0 + i) * oc * out_pixels + x0, out_pixels, oc,
+                            std::min(kSlice, out_pixels - x0), s.stream);
+        if (s.stream) hwy::FlushStream();  // streamed stores are visible before the threads join
+      }
+    }
+  }
+
   void forward_channels_first(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args) const {
     const auto& ax = s.axes;
     const std::int64_t in_pixels = ax[0].in * ax[1].in * ax[2].in, out_pixels = ax[0].out * ax[1].out * ax[2].out;
@@ -597,6 +674,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     }
     const std::int64_t groups = (rows + s.group_rows - 1) / s.group_rows;
     const std::int64_t row_floats = static_cast<std::int64_t>(staged_bytes(p) / sizeof(float));  // per tile row
+    if (s.shared_images) return forward_shared_images(p, s, packed, args);
     thread_local util::AlignedFloats src_last;
     src_last.resize(static_cast<std::size_t>(s.images * in_pixels * ic));
     for (std::int64_t n0 = 0; n0 < p.batch; n0 += s.images) {

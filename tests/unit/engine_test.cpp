@@ -347,11 +347,12 @@ TEST(Engine, ReportsForwardWorkspace) {
   ASSERT_EQ(winograd.implementation_name(), "winograd");
   EXPECT_EQ(winograd.forward_workspace_bytes(),
             (2u * (4 * 36 * (128 + 256) + 36 * 64 * 2 + 2048 * 256) + 4u * 256 * 2048) * sizeof(float));
-  // DeepLab's res5 (16 MiB of transformed kernels): batches of 144 tiles channels_last, 72 channels_first (its
-  // 8.6 MiB image copied) in pairs of tile rows, within 16 MiB at 2 threads.
+  // DeepLab's res5 (16 MiB of transformed kernels): channels_last, batches of up to 144 tiles, its 1089 tiles in 8
+  // batches of 138 (4 per thread, whole gemm tiles of 6); channels_first (its 8.6 MiB image copied) 72 in pairs of
+  // tile rows; within 16 MiB at 2 threads.
   const Plan res5_last(parse_problem("conv_mb1_g1_ic512_oc512_i65x65_k3x3_s1x1_d4x4_p4:4x4:4_f32_clast_wtorch"));
   ASSERT_EQ(res5_last.implementation_name(), "winograd");
-  EXPECT_EQ(res5_last.forward_workspace_bytes(), 2u * (16 * 144 * (128 + 512) + 144 * 64 * 2) * sizeof(float));
+  EXPECT_EQ(res5_last.forward_workspace_bytes(), 2u * (16 * 138 * (128 + 512) + 138 * 64 * 2) * sizeof(float));
   const Plan res5_first(parse_problem("conv_mb1_g1_ic512_oc512_i65x65_k3x3_s1x1_d4x4_p4:4x4:4_f32_cfirst_wtorch"));
   ASSERT_EQ(res5_first.implementation_name(), "winograd");
   EXPECT_EQ(res5_first.forward_workspace_bytes(),
@@ -475,9 +476,9 @@ TEST(Engine, WinogradMatchesReference) {
                   // the fewest channels it takes, output channels not a multiple of the widest tile
                   "conv_mb1_g1_ic64_oc80_i20x18_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
                   "conv_mb1_g1_ic64_oc64_i24x22_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtorch",
-                  // channels_first tile rows in groups of 4 per work item (33 rows: the last group one row), their
-                  // tiles batched across the rows
-                  "conv_mb1_g1_ic64_oc64_i66x11_k3x3_s1x1_d1x1_p1:1x1:1_f32_cfirst_wtorch"});
+                  // channels_first output images up to 2 MiB staged whole (above, and with batches of tiles in
+                  // every image), larger ones tile row by tile row (2.1 MiB, dilation along both axes)
+                  "conv_mb1_g1_ic64_oc64_i70x120_k3x3_s1x1_d2x3_p2:2x3:3_f32_cfirst_wtorch"});
 }
 
 // Transposed, kernel longer than the stride and at most twice it: phases of 1 and 2 taps (3 at stride 2, 5 at
@@ -499,8 +500,9 @@ TEST(Engine, WinogradOtherShapesMatchReference) {
                   // 8 MiB of transformed kernels: batches of 144 tiles (a partial last one), input channels in 8
                   // chunks of 128
                   "conv_mb1_g1_ic1024_oc512_i290_k3_s1_d1_p1:1_f32_clast_wtorch",
-                  // ... channels_first: tile rows in pairs (32 of them), dilation along y (classes of rows)
-                  "conv_mb1_g1_ic256_oc512_i64x6_k3x3_s1x1_d2x1_p2:2x1:1_f32_cfirst_wtf",
+                  // ... channels_first: 2.1 MiB output images (staged tile row by tile row), their 33 tile rows in
+                  // pairs, each pair's tiles batched together
+                  "conv_mb1_g1_ic64_oc2048_i66x4_k3x3_s1x1_d1x1_p1:1x1:1_f32_cfirst_wtf",
                   "conv_mb1_g1_ic64_oc64_i9x10x11_k3x3x3_s1x1x1_d2x2x2_p2:2x2:2x2:2_f32_clast_wtorch",
                   "conv_mb2_g1_ic64_oc80_i7x9x8_k3x3x3_s1x1x1_d1x2x1_p0:2x2:1x1:1_f32_cfirst_wtf",
                   // 2 taps per axis: F(2, 2)
@@ -803,16 +805,21 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   EXPECT_EQ(narrow.candidates()[0].declined_because, "fewer than 64 channels");
   const Plan aspp18(parse_problem("conv_mb1_g1_ic512_oc256_i33x33_k3x3_s1x1_d18x18_p18:18x18:18_f32_clast_wtorch"));
   EXPECT_EQ(aspp18.candidates()[0].declined_because, "saves too few multiplications over skipping the padded taps");
-  // ASPP rate 6 (32 MiB of transformed kernels): Winograd channels_last with AVX-512's tiles only.
-  const Plan aspp6(parse_problem("conv_mb1_g1_ic2048_oc256_i33x33_k3x3_s1x1_d6x6_p6:6x6:6_f32_clast_wtorch"));
-  if (engine::best_kernels().lanes >= 16) {
-    EXPECT_EQ(aspp6.implementation_name(), "winograd");
-  } else {
-    EXPECT_EQ(aspp6.candidates()[0].declined_because,
-              "transformed kernels over 16 MiB (every batch of tiles streams them)");
+  // ASPP rate 6 (32 MiB of transformed kernels): Winograd with AVX-512's tiles only, channels_last and channels_first
+  // (whose 1.1 MiB output images are staged whole); DeepLab's res5 channels_first (8.6 MiB output images, staged tile
+  // row by tile row) takes 16 MiB at most.
+  for (const char* layout : {"clast", "cfirst"}) {
+    const std::string text = std::string("conv_mb1_g1_ic2048_oc256_i33x33_k3x3_s1x1_d6x6_p6:6x6:6_f32_") + layout;
+    const Plan aspp6(parse_problem(text + "_wtorch"));
+    if (engine::best_kernels().lanes >= 16) {
+      EXPECT_EQ(aspp6.implementation_name(), "winograd") << layout;
+    } else {
+      EXPECT_EQ(aspp6.candidates()[0].declined_because,
+                "transformed kernels over 16 MiB (every batch of tiles streams them)");
+    }
   }
-  const Plan aspp6_first(parse_problem("conv_mb1_g1_ic2048_oc256_i33x33_k3x3_s1x1_d6x6_p6:6x6:6_f32_cfirst_wtorch"));
-  EXPECT_EQ(aspp6_first.candidates()[0].declined_because,
+  const Plan res5_wide(parse_problem("conv_mb1_g1_ic512_oc1024_i65x65_k3x3_s1x1_d4x4_p4:4x4:4_f32_cfirst_wtorch"));
+  EXPECT_EQ(res5_wide.candidates()[0].declined_because,
             "transformed kernels over 16 MiB (every batch of tiles streams them)");
   // Phases of 1 and 2 taps (CycleGAN's 3x3 at stride 2) from 128 channels on.
   const Plan cyclegan(parse_problem("convT_mb1_g1_ic128_oc64_i128x128_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
