@@ -18,7 +18,6 @@
 #include "engine/winograd.hpp"
 
 #include <hwy/cache_control.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -29,6 +28,10 @@
 #include "engine/kernels.hpp"
 #include "engine/weight_index.hpp"
 #include "util/aligned_buffer.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace tdconv::engine {
 namespace {
@@ -460,7 +463,11 @@ class Winograd final : public detail::ForwardOnlyImplementation {
                                                                                  p.in_channels * p.out_channels) *
                                sizeof(float);
     if (transformed >= kLargeBatchBytes) s->tiles_per_batch = kLargeTilesPerBatch;
-    const int threads = omp_get_max_threads();
+#ifdef _OPENMP
+    const int threads = omp_get_max_threads();  // as Plan::forward_workspace_bytes counts them
+#else
+    const int threads = 1;
+#endif
     while (s->tiles_per_batch > kTilesPerBatch &&
            static_cast<double>(workspace_bytes(p, *s, s->tiles_per_batch, threads)) > kMaxWorkspace) {
       s->tiles_per_batch /= 2;
