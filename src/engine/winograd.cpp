@@ -606,10 +606,6 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     }
   }
 
-  // Whole images (transposed convolutions with small outputs): per image, the source copied into channels_last and
-  // the outputs staged in channels_last, then transposed into the channel planes. Otherwise a chunk of images at a
-  // time copied into channels_last, and per image and tile row (the tiles with one first row) the outputs staged and
-  // transposed.
   // Convolutions with small output images (shares_staged_images): per chunk of images, the sources copied into
   // channels_last, every batch of tiles computed into the chunk's staged outputs (channels_last), then those
   // transposed into the channel planes, each step shared by the threads.
@@ -649,6 +645,10 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     }
   }
 
+  // Whole images (transposed convolutions with small outputs): per image, the source copied into channels_last and
+  // the outputs staged in channels_last, then transposed into the channel planes. Convolutions with small outputs:
+  // forward_shared_images. Otherwise a chunk of images at a time copied into channels_last, and per image and group
+  // of tile rows (the tiles with one first row) the outputs staged and transposed.
   void forward_channels_first(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args) const {
     const auto& ax = s.axes;
     const std::int64_t in_pixels = ax[0].in * ax[1].in * ax[2].in, out_pixels = ax[0].out * ax[1].out * ax[2].out;
