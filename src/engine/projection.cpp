@@ -55,7 +55,7 @@ class Projection final : public detail::ForwardOnlyImplementation {
   std::shared_ptr<const PlanState> prepare(const Problem& p) const override {
     auto s = std::make_shared<State>();
     s->dense = dense_problem(p);
-    for (int d = 0; d < p.spatial_dims; ++d) s->taps *= p.kernel[d];
+    s->taps = s->dense.out_channels / p.out_channels;
     s->inner = gemm_->prepare(s->dense);
     return s;
   }

@@ -620,10 +620,10 @@ TEST_P(EngineTarget, PlanarDepthwisePairsOnRandomProblems) {
   check_random_problems(47, row_pair_problem, "depthwise_planar");
 }
 
-// Short rows on random shapes: channels_first depthwise convolutions whose rows, up to 70 pixels (under 4 vectors
-// with AVX-512 and SSE, past them with AVX2), are computed in blocks of 8, 4, 2 and 1 rows with a partial last vector
-// (dw_atrous_r12's 33 x 33 planes): y segments of every height (dilation up to 13 with padding up to past the
-// kernel, a strided y axis), 1D to 3D, batches, 1 and 2 threads.
+// Short rows on random shapes: channels_first depthwise convolutions whose rows, up to 70 pixels (those under 4
+// vectors: 64 pixels with AVX-512, 32 with AVX2, 16 with SSE; longer ones too), are computed in blocks of 8, 4, 2
+// and 1 rows with a partial last vector (dw_atrous_r12's 33 x 33 planes): y segments of every height (dilation up
+// to 13 with padding up to past the kernel, a strided y axis), 1D to 3D, batches, 1 and 2 threads.
 Problem short_row_problem(std::mt19937_64& rng, int i) {
   Problem p;
   p.op = Op::conv;
