@@ -677,6 +677,49 @@ TEST_P(EngineTarget, DepthwiseTapPairsOnRandomProblems) {
   check_random_problems(53, tap_pair_problem, "depthwise_simd");
 }
 
+// The depthwise tile's stores other than whole vectors into channels_last pixels, which no engine problem reaches
+// (its blocks are whole vectors of channels_last or staged pixels) but the tile contract allows: a partial block
+// (nr_valid < NR) and channels a plane apart, called directly for every tile width and height, with a tap pair
+// and a single tap. Untouched outputs must stay NaN.
+TEST_P(EngineTarget, DepthwiseTileStoresPartialAndPlanarBlocks) {
+  const engine::KernelSet k = engine::best_kernels();
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (int v = 1; v <= engine::kMaxVectorsPerTile; ++v) {
+    const std::int64_t nr = v * k.lanes, blocks = 2, channels = blocks * nr, a_stride = channels + 3;
+    for (const int m : {1, k.mr[v]}) {
+      for (const std::int64_t c_channel_stride : {std::int64_t{1}, std::int64_t{37}}) {
+        std::vector<float> a((m + 2) * a_stride), b(3 * channels), init(channels);
+        for (float& x : a) x = u(rng);
+        for (float& x : b) x = u(rng);
+        for (float& x : init) x = u(rng);
+        const float* taps_a[3] = {a.data(), a.data() + a_stride, a.data() + 2 * a_stride};  // a pair, then one
+        const float* taps_b[3] = {b.data(), b.data() + channels, b.data() + 2 * channels};
+        const std::int64_t c_pixel_stride = c_channel_stride == 1 ? channels + 5 : 1;
+        std::vector<float> c(static_cast<std::size_t>(channels * 37 + m * (channels + 5)),
+                             std::numeric_limits<float>::quiet_NaN());
+        engine::TileCall call;
+        call.m = m, call.ntaps = 3, call.a = taps_a, call.b = taps_b, call.a_pixel_stride = a_stride;
+        call.init = init.data(), call.c = c.data(), call.c_pixel_stride = c_pixel_stride;
+        call.c_channel_stride = c_channel_stride, call.nr_valid = static_cast<int>(nr - 1), call.blocks = 2;
+        k.depthwise[v](call);
+        for (std::int64_t r = 0; r < m; ++r)
+          for (std::int64_t ch = 0; ch < channels; ++ch) {
+            const float got = c[static_cast<std::size_t>(r * c_pixel_stride + ch * c_channel_stride)];
+            if (ch % nr == nr - 1) {
+              EXPECT_TRUE(std::isnan(got)) << "v " << v << " m " << m << " pixel " << r << " channel " << ch;
+              continue;
+            }
+            double want = init[static_cast<std::size_t>(ch)];
+            for (int t = 0; t < 3; ++t) want += double{taps_a[t][r * a_stride + ch]} * taps_b[t][ch];
+            EXPECT_NEAR(got, want, 1e-5) << "v " << v << " m " << m << " stride " << c_channel_stride << " pixel "
+                                         << r << " channel " << ch;
+          }
+      }
+    }
+  }
+}
+
 TEST_P(EngineTarget, ScatterMatchesReference) {
   check_problems({"convT_mb1_g1_ic19_oc1_i13x11_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_cfirst_wtorch",
                   "convT_mb1_g1_ic19_oc3_i13x11_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtf",
