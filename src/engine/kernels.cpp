@@ -191,9 +191,9 @@ HWY_INLINE void DepthwisePair(const DT d, const float* HWY_RESTRICT a, std::int6
 // that is narrower or not a whole number of lines). With AVX-512's 6 x 4 tile held whole, GCC kept the 24
 // accumulators on the stack (with the pair's weights and pixels, more than 32 registers), and every multiply-add
 // waited on a store and a reload; one vector at a time, dw_up2 channels_last ran 1.06-1.08x as fast at 1 thread and
-// 1.05-1.08x at 2, the atrous depthwise layer 1.01-1.02x (in turns, Intel Xeon; AVX2's tiles unchanged). Columns narrower than a line leave
-// the streamed stores' lines half written while the next column computes: AVX2's 32-byte vectors one at a time ran
-// dw_up2 at 0.6x.
+// 1.05-1.08x at 2, the atrous depthwise layer 1.01-1.02x (in turns, Intel Xeon; AVX2's tiles unchanged). Columns
+// narrower than a line leave the streamed stores' lines half written while the next column computes: AVX2's 32-byte
+// vectors one at a time ran dw_up2 at 0.6x.
 // DT: the target's full vectors, or 8-float ones (KernelSet::depthwise_narrow).
 template <class DT, int M, int NV>
 HWY_NOINLINE void DepthwiseTile(const TileCall& call) {
