@@ -98,8 +98,47 @@ HWY_INLINE void LoadTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
 
 // The products of a gemm tile, taps and channels in order, or with kReverse from the last tap's last channel back
 // (see TileCall::reverse).
+// Tall tiles (7 to 14 rows) of channels_last inputs (a_channel_stride 1) address each row from its own pointer,
+// indexed by the channel. With one pointer stepping by the channel stride and every row an offset from it, GCC ran
+// out of registers and reloaded row offsets from the stack on every channel (4 of 11 in the 11 x 2 tile). From L1
+// (AVX-512, Intel Xeon), 64 channels a tap: 11 x 2 with 4 taps 160 -> 169 GFLOP/s, 14 x 2 165 -> 171-177, 8 x 2
+// 160-164 -> 170, 9 x 3 175 -> 180, 7 x 2 166 -> 170; vol_up_k3 channels_last 1.04-1.05x as fast at 1 and 2 threads
+// (in turns). Shorter tiles keep the offsets (6 x 4: 174 -> 170 with row pointers), and so does 16 x 1 (130 -> 129).
+template <int M>
+constexpr bool kRowPointers = M >= 7 && M <= 14;
+
+template <int M, int NV, bool kReverse>
+HWY_INLINE void GemmProductsChannelsLast(const D d, const TileCall& call, V (&acc)[M][NV]) {
+  const size_t lanes = hn::Lanes(d);
+  for (int i = 0; i < call.ntaps; ++i) {
+    const int t = kReverse ? call.ntaps - 1 - i : i;
+    const float* HWY_RESTRICT a = call.a[t] + call.a_offset;
+    const float* HWY_RESTRICT b = call.b[t];
+    const float* rows[M];
+    for (int r = 0; r < M; ++r) rows[r] = a + r * call.a_pixel_stride;
+    // The next tile (the next M pixels or images) reads the same channels: fetch them while this one computes, a
+    // cache line per row every 16 channels, if the call has a next tile (TileCall::prefetch_next).
+    const std::int64_t next_tile = M * call.a_pixel_stride;
+    for (std::int64_t j = 0; j < call.k; ++j) {
+      const std::int64_t q = kReverse ? call.k - 1 - j : j;
+      V bv[NV];
+      for (int v = 0; v < NV; ++v) bv[v] = hn::LoadU(d, b + q * NV * lanes + v * lanes);
+      if ((q & 15) == 0 && call.prefetch_next) {
+        for (int r = 0; r < M; ++r) hwy::Prefetch(rows[r] + next_tile + q);
+      }
+      for (int r = 0; r < M; ++r) {
+        const V av = hn::Set(d, rows[r][q]);
+        for (int v = 0; v < NV; ++v) acc[r][v] = hn::MulAdd(av, bv[v], acc[r][v]);
+      }
+    }
+  }
+}
+
 template <int M, int NV, bool kReverse>
 HWY_INLINE void GemmProducts(const D d, const TileCall& call, V (&acc)[M][NV]) {
+  if constexpr (kRowPointers<M>) {
+    if (call.a_channel_stride == 1) return GemmProductsChannelsLast<M, NV, kReverse>(d, call, acc);
+  }
   const size_t lanes = hn::Lanes(d);
   for (int i = 0; i < call.ntaps; ++i) {
     const int t = kReverse ? call.ntaps - 1 - i : i;
