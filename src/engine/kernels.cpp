@@ -96,13 +96,11 @@ HWY_INLINE void LoadTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
     for (int v = 0; v < NV; ++v) acc[r][v] = hn::Load(d, tile + (r * NV + v) * lanes);
 }
 
-// The products of a gemm tile, taps and channels in order, or with kReverse from the last tap's last channel back
-// (see TileCall::reverse).
 // Tall tiles (7 to 14 rows) of channels_last inputs (a_channel_stride 1) address each row from its own pointer,
 // indexed by the channel. With one pointer stepping by the channel stride and every row an offset from it, GCC ran
 // out of registers and reloaded row offsets from the stack on every channel (4 of 11 in the 11 x 2 tile). From L1
 // (AVX-512, Intel Xeon), 64 channels a tap: 11 x 2 with 4 taps 160 -> 169 GFLOP/s, 14 x 2 165 -> 171-177, 8 x 2
-// 160-164 -> 170, 9 x 3 175 -> 180, 7 x 2 166 -> 170; vol_up_k3 channels_last 1.04-1.05x as fast at 1 and 2 threads
+// 160-164 -> 170, 9 x 3 175 -> 180, 7 x 2 166 -> 170; vol_up_k3 channels_last 1.02-1.05x as fast at 1 and 2 threads
 // (in turns). Shorter tiles keep the offsets (6 x 4: 174 -> 170 with row pointers), and so does 16 x 1 (130 -> 129).
 template <int M>
 constexpr bool kRowPointers = M >= 7 && M <= 14;
@@ -135,6 +133,8 @@ HWY_INLINE void GemmProductsChannelsLast(const D d, const TileCall& call, V (&ac
   }
 }
 
+// The products of a gemm tile, taps and channels in order, or with kReverse from the last tap's last channel back
+// (see TileCall::reverse).
 template <int M, int NV, bool kReverse>
 HWY_INLINE void GemmProducts(const D d, const TileCall& call, V (&acc)[M][NV]) {
   if constexpr (kRowPointers<M>) {
