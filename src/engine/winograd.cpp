@@ -651,6 +651,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
   // forward_shared_images. Otherwise a chunk of images at a time copied into channels_last, and per image and group
   // of tile rows (the tiles with one first row) the outputs staged and transposed.
   void forward_channels_first(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args) const {
+    if (s.shared_images) return forward_shared_images(p, s, packed, args);
     const auto& ax = s.axes;
     const std::int64_t in_pixels = ax[0].in * ax[1].in * ax[2].in, out_pixels = ax[0].out * ax[1].out * ax[2].out;
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
@@ -682,7 +683,6 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     }
     const std::int64_t groups = (rows + s.group_rows - 1) / s.group_rows;
     const std::int64_t row_floats = static_cast<std::int64_t>(staged_bytes(p) / sizeof(float));  // per tile row
-    if (s.shared_images) return forward_shared_images(p, s, packed, args);
     thread_local util::AlignedFloats src_last;
     src_last.resize(static_cast<std::size_t>(s.images * in_pixels * ic));
     for (std::int64_t n0 = 0; n0 < p.batch; n0 += s.images) {
