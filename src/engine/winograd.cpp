@@ -468,12 +468,15 @@ class Winograd final : public detail::ForwardOnlyImplementation {
 #else
     const int threads = 1;
 #endif
+    if (s->tile_rows.empty() && !s->whole_images) {
+      balance_batches(p, *s, threads);
+      return s;
+    }
     while (s->tiles_per_batch > kTilesPerBatch &&
            static_cast<double>(workspace_bytes(p, *s, s->tiles_per_batch, threads)) > kMaxWorkspace) {
       s->tiles_per_batch /= 2;
     }
     if (!s->tile_rows.empty() && transformed >= kLargeBatchBytes) choose_group_rows(p, *s, threads);
-    if (s->tile_rows.empty() && !s->whole_images) balance_batches(*s, threads);
     return s;
   }
 
@@ -527,16 +530,25 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     return packed;
   }
 
-  // Batches of an image as many as a multiple of the threads, of equal size in whole tiles of the gemm kernel: ASPP's
-  // 324 tiles had taken 3 batches of 144 (one thread computing two, the other one). Timed in turns at 2 threads:
-  // ASPP rate 6 channels_last 1.07x, DeepLab's res5 1.04x (its 1089 tiles in 8 batches of 138, not 7 of 144 and
-  // one of 81).
-  static void balance_batches(State& s, int threads) {
+  // Batches of an image as many as a multiple of the threads, of equal size in whole tiles of the gemm kernel, at
+  // most tiles_per_batch and within kMaxWorkspace: ASPP's 324 tiles had taken 3 batches of 144 (one thread
+  // computing two, the other one). Timed in turns at 2 threads: ASPP rate 6 channels_last 1.07x, DeepLab's res5
+  // 1.04x (its 1089 tiles in 8 batches of 138, not 7 of 144 and one of 81). Where the workspace limit binds (ASPP
+  // rate 6 channels_first at 2 threads, whose 10 MiB of source copy and staged outputs leave 3 MiB per thread),
+  // more batches per thread rather than halved ones: halving to 72 and balancing had given 6 batches of 54, each
+  // streaming all 32 MiB of transformed kernels, where 4 of 84 fit (1.03x as fast, 8 processes in turns).
+  static void balance_batches(const Problem& p, State& s, int threads) {
     const auto tiles = static_cast<std::int64_t>(s.tiles.size());
-    const std::int64_t batches = (tiles + s.tiles_per_batch - 1) / s.tiles_per_batch;
-    const std::int64_t rounds = (batches + threads - 1) / threads;  // batches per thread
-    const std::int64_t even = (tiles + rounds * threads - 1) / (rounds * threads);
-    s.tiles_per_batch = std::min(s.tiles_per_batch, (even + s.rows - 1) / s.rows * s.rows);
+    const std::int64_t most = s.tiles_per_batch;
+    for (std::int64_t rounds = std::max<std::int64_t>(1, ((tiles + most - 1) / most + threads - 1) / threads);;
+         ++rounds) {  // batches per thread
+      const std::int64_t even = (tiles + rounds * threads - 1) / (rounds * threads);
+      s.tiles_per_batch = std::min(most, (even + s.rows - 1) / s.rows * s.rows);
+      if (s.tiles_per_batch <= kTilesPerBatch ||
+          static_cast<double>(workspace_bytes(p, s, s.tiles_per_batch, threads)) <= kMaxWorkspace) {
+        return;
+      }
+    }
   }
 
   // channels_first tile rows, where the batches are large (kLargeBatchBytes): as many per work item as a batch of
