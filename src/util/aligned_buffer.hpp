@@ -9,9 +9,30 @@
 #include <new>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace tdconv::util {
 
 inline constexpr std::size_t kCacheLineBytes = 64;
+// Buffers from kHugeBufferBytes on start on a 2 MiB boundary and ask Linux for transparent huge pages (madvise: on
+// the hosts this runs on, THP is "madvise" only). The large ones are Winograd's transformed kernels (16-32 MiB,
+// streamed by every batch of tiles), the gemm path's packed ASPP and DeepLab weights, and the channels_last copies
+// of channels_first sources: with 4 KiB pages, each of their rows or channel blocks costs a TLB miss. Timed in turns
+// against the same code without (Intel Xeon, AVX-512): ASPP rate 6 channels_first 1.08x at 1 thread, channels_last
+// 1.04x; DeepLab's res5 1.03-1.05x in both layouts and at 1 and 2 threads; ASPP rate 18 1.02-1.03x except
+// channels_last at 2 threads (1.00x); TCN and the 3D atrous layer within 1.00 +- 0.03.
+inline constexpr std::size_t kHugePageBytes = 2 * 1024 * 1024;
+inline constexpr std::size_t kHugeBufferBytes = 4 * 1024 * 1024;
+
+inline void advise_huge_pages(void* p, std::size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes, MADV_HUGEPAGE);  // advice only: where the kernel declines, the pages stay small
+#else
+  (void)p, (void)bytes;
+#endif
+}
 
 template <class T>
 struct CacheLineAllocator {
@@ -22,10 +43,24 @@ struct CacheLineAllocator {
   explicit CacheLineAllocator(const CacheLineAllocator<U>&) {}
 
   T* allocate(std::size_t n) {
-    if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_array_new_length();
-    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{kCacheLineBytes}));
+    // Room to round up to whole huge pages without overflowing.
+    if (n > (static_cast<std::size_t>(-1) - kHugePageBytes) / sizeof(T)) throw std::bad_array_new_length();
+    const std::size_t bytes = n * sizeof(T);
+    if (bytes < kHugeBufferBytes) {
+      return static_cast<T*>(::operator new(bytes, std::align_val_t{kCacheLineBytes}));
+    }
+    const std::size_t whole = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+    void* p = ::operator new(whole, std::align_val_t{kHugePageBytes});
+    advise_huge_pages(p, whole);
+    return static_cast<T*>(p);
   }
-  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t{kCacheLineBytes}); }
+  void deallocate(T* p, std::size_t n) {
+    if (n * sizeof(T) < kHugeBufferBytes) {
+      ::operator delete(p, std::align_val_t{kCacheLineBytes});
+    } else {
+      ::operator delete(p, std::align_val_t{kHugePageBytes});
+    }
+  }
 };
 
 template <class T, class U>
@@ -37,7 +72,7 @@ bool operator!=(const CacheLineAllocator<T>&, const CacheLineAllocator<U>&) {
   return false;
 }
 
-// A float buffer starting on a cache line.
+// A float buffer starting on a cache line (on a huge page from kHugeBufferBytes on).
 using AlignedFloats = std::vector<float, CacheLineAllocator<float>>;
 
 }  // namespace tdconv::util

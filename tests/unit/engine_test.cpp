@@ -184,6 +184,27 @@ TEST(Engine, AlignedBuffersStartOnACacheLine) {
   }
 }
 
+// Buffers of kHugeBufferBytes or more (relayout copies, Winograd's transformed kernels) start on a 2 MiB boundary,
+// where the kernel can back them with huge pages; smaller ones keep the cache line alignment, and both kinds grow,
+// shrink and copy between each other like any vector.
+TEST(Engine, LargeAlignedBuffersStartOnAHugePage) {
+  const std::size_t large = util::kHugeBufferBytes / sizeof(float);
+  for (std::size_t n : {large, large + 1, 3 * large + 17}) {
+    util::AlignedFloats v(n, 2.0f);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(v.data()) % util::kHugePageBytes, 0u) << n;
+    v.back() = 3.0f;
+    util::AlignedFloats small(v.begin(), v.begin() + 10);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(small.data()) % util::kCacheLineBytes, 0u) << n;
+    v.resize(2 * n);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(v.data()) % util::kHugePageBytes, 0u) << n;
+    EXPECT_EQ(v[n - 1], 3.0f);
+    EXPECT_EQ(v[n - 2], 2.0f);
+    v.assign(large - 1, 1.0f);
+    v.shrink_to_fit();
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(v.data()) % util::kCacheLineBytes, 0u) << n;
+  }
+}
+
 // The gemm path adds products in passes (tap groups x input channel chunks) when a tile's weights exceed 256 KiB
 // (kOnePassBytes; the smaller ones here take one pass): many input channels (several chunks, a partial output
 // block), several taps per pass, border tiles with fewer taps than a pass skips, both layouts, both weight layouts,
@@ -362,9 +383,13 @@ TEST(Engine, ReportsForwardWorkspace) {
   const Plan wide_source(
       parse_problem("convT_mb1_g1_ic2048_oc64_i32x32_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"));
   EXPECT_LE(wide_source.forward_workspace_bytes(), 16u << 20);
-  // ASPP's channels_first plan (its 8.9 MiB image copied) stays within 16 MiB at 2 threads.
+  // ASPP's channels_first plan (its 8.9 MiB image copied, its 1.1 MiB output staged) stays within 16 MiB at 2
+  // threads: its 324 tiles in 4 batches of 84 (2 per thread), not the 6 of 54 that halving 144 to 72 and balancing
+  // gave.
   const Plan aspp(parse_problem("conv_mb1_g1_ic2048_oc256_i33x33_k3x3_s1x1_d6x6_p6:6x6:6_f32_cfirst_wtorch"));
   EXPECT_LE(aspp.forward_workspace_bytes(), 16u << 20);
+  EXPECT_EQ(aspp.forward_workspace_bytes(),
+            (2u * (16 * 84 * (128 + 256) + 84 * 64 * 2) + (2048u + 256) * 33 * 33) * sizeof(float));
   const Plan f64(parse_problem("conv_mb1_g1_ic3_oc5_i7x9_k3x3_s1x1_d1x1_p1:1x1:1_f64_clast_wtorch"));
   EXPECT_EQ(f64.forward_workspace_bytes(), 5u * 7 * 9 * sizeof(double));
 #ifdef _OPENMP
