@@ -73,13 +73,6 @@ constexpr double kMaxTransformedBytesWide = 32.0 * 1024 * 1024;
 // threads, both layouts) and on ASPP rate 6 (1.46x fewer; 1.04-1.16x faster). ASPP rate 18 (fewer products than
 // Winograd's) stays on the gemm path. Below 64 channels nothing was measured.
 constexpr double kMinMultiplicationRatio = 1.4;
-// ... or 1.3 (F(2, 2) in 1D saves 1.33x) in channels_last with kManyChannels or more on both sides, where the
-// transforms (per channel) weigh little against the GEMMs (per channel pair). Timed in turns against the gemm path
-// (Intel Xeon): HiFi-GAN's 512 -> 256 upsampling (8 phases of 2 taps) 1.02-1.10x as fast at 1 thread and
-// 1.04-1.07x at 2, while its 128 -> 64 one ran as fast (1.00x) and WaveNet's 64 -> 128 slower (0.89x). In
-// channels_first, HiFi-GAN's image is staged whole by one thread (stages_images): 1.00x at 1 thread, 0.48x at 2.
-constexpr double kMinMultiplicationRatioManyChannels = 1.3;
-constexpr std::int64_t kManyChannels = 256;
 constexpr std::int64_t kMinChannels = 64;
 // Transposed convolutions whose phases have 1 or 2 taps (kernel 3 at stride 2) save less (1.44x in 2D) and their
 // 1-tap phases give short GEMMs: timed in turns against the gemm path, CycleGAN's 128 -> 64 channels ran at 0.87-0.95x
@@ -391,9 +384,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     }
     if (tiles < kMinTilesPerKernel * kernels) return "too few tiles per transformed kernel in an image";
     const Products n = count_products(axes);
-    const bool many_channels =
-        p.layout == Layout::channels_last && std::min(p.in_channels, p.out_channels) >= kManyChannels;
-    if (n.valid < (many_channels ? kMinMultiplicationRatioManyChannels : kMinMultiplicationRatio) * n.winograd) {
+    if (n.valid < kMinMultiplicationRatio * n.winograd) {
       return "saves too few multiplications over skipping the padded taps";
     }
     return std::nullopt;
