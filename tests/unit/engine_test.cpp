@@ -314,15 +314,17 @@ TEST(Engine, PlanarDepthwiseMatchesReference) {
                  "depthwise_planar");
 }
 
-// Dense channels_first layers with pixels as lanes (gemm_planar): 1D to 3D, dilation with asymmetric padding, rows
-// cut into chunks (rows over 1024 pixels) with and without phases, transposed strides 2 and 3 with output padding and
-// a stride past the kernel (a phase with no taps), phases stored interleaved by the kernel (one pass) or through
-// phase rows (several passes, or runs per segment), groups, odd channel counts, input channels in several passes
-// with rows whose taps all land in padding, a strided y axis, rows run per segment of equal taps and rows run whole
-// over zero-padded columns, bands of several rows sharing input rows, a batch, both weight layouts.
+// Dense channels_first layers with pixels as lanes (gemm_planar): 1D to 3D, dilation with asymmetric padding, rows cut
+// into chunks (rows over 1024 pixels; chunks of 4 spans of the taps, at most 2048) with and without phases, transposed
+// strides 2 and 3 with output padding and a stride past the kernel (a phase with no taps), phases stored interleaved by
+// the kernel (one pass) or through phase rows (several passes, or runs per segment), groups, odd channel counts, input
+// channels in several passes with rows whose taps all land in padding, a strided y axis, rows run per segment of equal
+// taps and rows run whole over zero-padded columns, bands of several rows sharing input rows, a batch, both weight
+// layouts.
 const std::vector<const char*> kPlanarGemmProblems = {
     "conv_mb1_g1_ic33_oc67_i301_k3_s1_d7_p9:7_f32_cfirst_wtorch",
     "conv_mb2_g1_ic16_oc40_i3000_k2_s1_d256_p256:0_f32_cfirst_wtf",
+    "conv_mb1_g1_ic8_oc12_i5000_k3_s1_d700_p700:650_f32_cfirst_wtorch",
     "convT_mb1_g1_ic24_oc17_i1500_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch",
     "convT_mb1_g1_ic9_oc12_i70_k5_s3_d1_p2:1_op2_f32_cfirst_wtf",
     "convT_mb1_g2_ic32_oc24_i9x70_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_cfirst_wtorch",
