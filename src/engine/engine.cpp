@@ -521,7 +521,7 @@ class Engine final : public detail::ForwardOnlyImplementation {
     for (std::int64_t n0 = 0; n0 < p.batch; n0 += chunk.batch) {
       if (p.layout == Layout::channels_first) {
         to_channels_last(s.inner->kernels, src + n0 * src_image, buffer, stride, chunk.batch, p.in_channels,
-                         src_image / p.in_channels);
+                         src_image / p.in_channels, true);
       } else {
 #pragma omp parallel for schedule(static)
         for (std::int64_t n = 0; n < chunk.batch; ++n) {

@@ -633,7 +633,7 @@ std::vector<std::string> supported_targets() {
 }
 
 void to_channels_last(const KernelSet& kernels, const float* in, float* out, std::int64_t out_image,
-                      std::int64_t images, std::int64_t channels, std::int64_t pixels) {
+                      std::int64_t images, std::int64_t channels, std::int64_t pixels, bool stream) {
   constexpr std::int64_t kSlice = 64;  // pixels: a strip of the transposition reads 16 lines of each channel
   const std::int64_t slices = (pixels + kSlice - 1) / kSlice;
 #pragma omp parallel for schedule(static)
@@ -641,7 +641,8 @@ void to_channels_last(const KernelSet& kernels, const float* in, float* out, std
     const std::int64_t n = t / slices, x0 = t % slices * kSlice;
     const std::int64_t count = pixels - x0 < kSlice ? pixels - x0 : kSlice;
     kernels.transpose(in + n * channels * pixels + x0, pixels, out + n * out_image + x0 * channels, channels, count,
-                      channels, false);
+                      channels, stream);
+    if (stream) hwy::FlushStream();  // streamed stores are visible before the threads join
   }
 }
 

@@ -187,9 +187,14 @@ struct KernelSet {
 };
 
 // Channels_first images [channel][pixel] copied into channels_last [pixel][channel] with kernels.transpose, in
-// slices of pixels shared by the OpenMP threads; image n of `out` starts at out + n * out_image.
+// slices of pixels shared by the OpenMP threads; image n of `out` starts at out + n * out_image. With `stream`,
+// written with non-temporal stores where out and channels are vector-aligned: in tdconv-bench (the peers' runs
+// between, so the source comes from L3 or memory, Intel Xeon, in turns), ASPP rates 6 and 18 channels_first (8.5 MiB
+// copies) ran 1.04-1.15x as fast at 1 and 2 threads, U-Net up1 1.06x and TCN 1.01-1.03x at 1 thread (0.96-1.06x at
+// 2) on the gemm and Winograd paths; the subpixel and scatter paths' copies, read in smaller pieces, ran 0.93-0.99x
+// (FCN-8s, FSRCNN), and stay plain.
 void to_channels_last(const KernelSet& kernels, const float* in, float* out, std::int64_t out_image,
-                      std::int64_t images, std::int64_t channels, std::int64_t pixels);
+                      std::int64_t images, std::int64_t channels, std::int64_t pixels, bool stream);
 
 // The kernels of the best target this CPU supports (as limited by force_target, if set).
 KernelSet best_kernels();

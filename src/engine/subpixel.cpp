@@ -255,7 +255,7 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     float* const buffer = copy.data();  // the caller's: in the parallel loop, `copy` names each thread's own
     for (std::int64_t n0 = 0; n0 < p.batch; n0 += s.chunk_images) {
       to_channels_last(s.kernels, src + n0 * src_image, buffer, src_image, s.chunk_images, p.in_channels,
-                       src_image / p.in_channels);
+                       src_image / p.in_channels, false);
       run_rows(p, s, packed, init, buffer, dst + n0 * dst_image, s.chunk_images, bands);
     }
   }

@@ -637,7 +637,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     float* const stage = staged.data();
     for (std::int64_t n0 = 0; n0 < p.batch; n0 += s.images) {
       to_channels_last(s.kernels, static_cast<const float*>(args.src) + n0 * ic * in_pixels, src_last.data(),
-                       ic * in_pixels, s.images, ic, in_pixels);
+                       ic * in_pixels, s.images, ic, in_pixels, true);
 #pragma omp parallel for schedule(dynamic, 1)
       for (std::int64_t item = 0; item < s.images * batches; ++item) {
         const std::int64_t i = item / batches, first = item % batches * s.tiles_per_batch;
@@ -699,7 +699,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     src_last.resize(static_cast<std::size_t>(s.images * in_pixels * ic));
     for (std::int64_t n0 = 0; n0 < p.batch; n0 += s.images) {
       to_channels_last(s.kernels, static_cast<const float*>(args.src) + n0 * ic * in_pixels, src_last.data(),
-                       ic * in_pixels, s.images, ic, in_pixels);
+                       ic * in_pixels, s.images, ic, in_pixels, true);
       const float* last = src_last.data();
 #pragma omp parallel for schedule(dynamic, 1)
       for (std::int64_t item = 0; item < s.images * groups; ++item) {
