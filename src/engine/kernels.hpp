@@ -191,8 +191,8 @@ struct KernelSet {
 // written with non-temporal stores where out and channels are vector-aligned: in tdconv-bench (the peers' runs
 // between, so the source comes from L3 or memory, Intel Xeon, in turns), ASPP rates 6 and 18 channels_first (8.5 MiB
 // copies) ran 1.04-1.15x as fast at 1 and 2 threads, U-Net up1 1.06x and TCN 1.01-1.03x at 1 thread (0.96-1.06x at
-// 2) on the gemm and Winograd paths; the subpixel and scatter paths' copies, read in smaller pieces, ran 0.93-0.99x
-// (FCN-8s, FSRCNN), and stay plain.
+// 2) on the gemm and Winograd paths; the subpixel path's copy of FCN-8s (0.3 MiB, read from L2 right after) ran
+// 0.93-0.96x, and the subpixel path stays plain.
 void to_channels_last(const KernelSet& kernels, const float* in, float* out, std::int64_t out_image,
                       std::int64_t images, std::int64_t channels, std::int64_t pixels, bool stream);
 
