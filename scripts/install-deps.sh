@@ -8,7 +8,7 @@ set -euo pipefail
 # libdnnl-dev (oneDNN) and OpenBLAS are the benchmark's peers: oneDNN in process, and PyTorch, which without
 # OpenBLAS falls back to the slow reference BLAS. tdconv itself needs neither.
 packages=(g++ cmake ninja-build libgtest-dev nlohmann-json3-dev libhwy-dev python3 python3-numpy python3-torch
-  python3-onnx libdnnl-dev libopenblas0-pthread)
+  python3-onnx libdnnl-dev libopenblas0-pthread valgrind)
 (($#)) && packages=("$@")
 missing=()
 for p in "${packages[@]}"; do

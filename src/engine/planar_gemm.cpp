@@ -340,9 +340,11 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     std::vector<int> part_taps;
   };
 
-  // The kernels read up to a tile's width past a run's last pixel.
+  // The kernels read up to a tile's width past a run's last pixel, and one row more: GCC's code for the scalar
+  // target loads the next channel's row a turn ahead of the loop's test (an unused movhps; valgrind showed it reading
+  // past the panel of a 33-channel layer, and in one CI run the page after it was unmapped: a segfault).
   static std::int64_t panel_floats(const State& s) {
-    return s.max_slots * s.k_chunk * s.panel_stride + kMaxVectorsPerTile * s.kernels.lanes;
+    return (s.max_slots * s.k_chunk + 1) * s.panel_stride + kMaxVectorsPerTile * s.kernels.lanes;
   }
   static std::int64_t phase_floats(const State& s) {
     return s.parts > 1 && !s.fused_phases ? s.ocg * s.rows_per_item * s.parts * s.phase_stride : 0;
