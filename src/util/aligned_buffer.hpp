@@ -20,9 +20,11 @@ inline constexpr std::size_t kCacheLineBytes = 64;
 // the hosts this runs on, THP is "madvise" only). The large ones are Winograd's transformed kernels (16-32 MiB,
 // streamed by every batch of tiles), the gemm path's packed ASPP and DeepLab weights, and the channels_last copies
 // of channels_first sources: with 4 KiB pages, each of their rows or channel blocks costs a TLB miss. Timed in turns
-// against the same code without (Intel Xeon, AVX-512): ASPP rate 6 channels_first 1.08x at 1 thread, channels_last
-// 1.04x; DeepLab's res5 1.03-1.05x in both layouts and at 1 and 2 threads; ASPP rate 18 1.02-1.03x except
-// channels_last at 2 threads (1.00x); TCN and the 3D atrous layer within 1.00 +- 0.03.
+// against the same code without (Intel Xeon, AVX-512, run after run): ASPP rate 6 channels_first 1.08x at 1
+// thread, channels_last 1.04x; DeepLab's res5 1.03-1.05x (channels_first at 1 and 2 threads, channels_last at 1);
+// ASPP rate 18 1.02-1.03x except channels_last at 2 threads (1.00x); TCN and the 3D atrous layer within
+// 1.00 +- 0.03. In tdconv-bench, with the Winograd batches sized to the workspace: ASPP channels_first 0.98-1.04x
+// at 1 thread and 1.02-1.10x at 2.
 inline constexpr std::size_t kHugePageBytes = 2 * 1024 * 1024;
 inline constexpr std::size_t kHugeBufferBytes = 4 * 1024 * 1024;
 
