@@ -193,11 +193,10 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     if (s->out[2] > kPixelsPerItem) {
       std::int64_t span = 0;  // from the first column a pixel's taps read to the last
       for (const AxisSequence& seq : xs) {
-        const auto [first, last] = std::minmax_element(seq.taps.begin(), seq.taps.end(), [](const AxisTap& a,
-                                                                                           const AxisTap& b) {
-          return a.in_offset < b.in_offset;
-        });
-        if (first != seq.taps.end()) span = std::max(span, last->in_offset - first->in_offset);
+        if (seq.taps.empty()) continue;
+        std::int64_t lo = seq.taps.front().in_offset, hi = lo;
+        for (const AxisTap& tap : seq.taps) lo = std::min(lo, tap.in_offset), hi = std::max(hi, tap.in_offset);
+        span = std::max(span, hi - lo);
       }
       const std::int64_t pixels =
           std::max(kRowChunkPixels / s->parts, std::min(kMaxChunkPixels / s->parts, kChunkSpans * span));
