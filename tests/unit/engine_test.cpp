@@ -623,7 +623,9 @@ TEST_P(EngineTarget, PlanarDepthwiseMatchesReference) {
                   "convT_mb1_g32_ic32_oc32_i12x650_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
                   "convT_mb1_g2_ic2_oc2_i4x9x30_k3x2x2_s1x2x2_d1x1x1_p1:1x0:0x0:0_op0x1x0_f32_cfirst_wtorch",
                   // z levels with no valid taps (z stride past the kernel): their rows pair with no taps at all.
-                  "convT_mb1_g2_ic2_oc2_i3x9x30_k1x2x2_s3x2x2_d1x1x1_p0:0x0:0x0:0_op2x0x0_f32_cfirst_wtf"},
+                  "convT_mb1_g2_ic2_oc2_i3x9x30_k1x2x2_s3x2x2_d1x1x1_p0:0x0:0x0:0_op2x0x0_f32_cfirst_wtf",
+                  // 200 small planes, one item each, handed out 6 at a time (the last group short).
+                  "conv_mb2_g100_ic100_oc100_i5x7_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtorch"},
                  "depthwise_planar");
 }
 
