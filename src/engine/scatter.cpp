@@ -5,13 +5,13 @@
 // thread; each band adds the rows of P that reach it in ascending input order, so results do not depend on the
 // thread count. Scratch is one tile of P per thread.
 //
-// channels_first sources take the GEMM turned around (planar_gemm's tile: pixels as lanes), P^T[tap, oc][ix], from
-// a copy of the input row's channel rows, so that nothing is transposed; each row of P^T is then one tap's
-// contribution to consecutive outputs sx apart, added with whole vectors into per-phase rows (output x = j * sx + q
-// goes to phase q, element j) that are interleaved into the destination once no later input row reaches them. The
-// channels_last GEMM on a transposed copy of each input row, then a scalar scatter-add, had spent a third of FSRCNN's
-// time outside the GEMM; this way 1.35-1.45x faster (Zen 1, 1 thread). Rows whose phase rows would not stay in L2
-// still take that way.
+// channels_first sources take the GEMM turned around (planar_gemm's tile: pixels as lanes), P^T[tap, oc][ix], on
+// the input row's channel rows where they are (or a copy where they end inside a vector), so that nothing is
+// transposed; each row of P^T is then one tap's contribution to consecutive outputs sx apart, added with whole
+// vectors into per-phase rows (output x = j * sx + q goes to phase q, element j) that are interleaved into the
+// destination once no later input row reaches them. The channels_last GEMM on a transposed copy of each input row,
+// then a scalar scatter-add, had spent a third of FSRCNN's time outside the GEMM; this way 1.35-1.45x faster (Zen 1,
+// 1 thread). Rows whose phase rows would not stay in L2 still take that way.
 #include "engine/scatter.hpp"
 
 #include <algorithm>
@@ -241,6 +241,15 @@ class Scatter final : public detail::ForwardOnlyImplementation {
     return (lines % 2 == 0 ? lines + 1 : lines) * line;
   }
 
+  // Whether the planar GEMM reads `count` consecutive pixels of a channels_first source where they are, instead of
+  // a copy: the GEMM reads whole vectors, so only when count fills them (nothing past the pixels is read). A group
+  // of whole rows is consecutive in each channel's plane. The copy had waited on each channel's rows from L3 or
+  // memory (a quarter of DCGAN's last layer's time); in the benchmark, in turns, that layer (channels_first) ran
+  // 5.55-5.96 -> 3.93-4.23 ms at 1 thread and 2.21-2.37 -> 1.78-1.84 ms at 2.
+  static bool reads_source(const Problem& p, const State& s, std::int64_t count) {
+    return p.layout == Layout::channels_first && count % s.kernels.lanes == 0;
+  }
+
   // channels_first: output rows [oy0, oy0 + band) of image n (see the top of this file). Input rows are taken in
   // ascending order; an output row's phase rows live in a ring of ring_rows from the first input row that reaches
   // it until the first that cannot, then are interleaved into the destination.
@@ -338,8 +347,13 @@ class Scatter final : public detail::ForwardOnlyImplementation {
     for (std::int64_t iy = iy_first; iy <= iy_last; iy += s.row_group) {
       if (s.row_group > 1) {  // whole short rows side by side in one GEMM
         const std::int64_t rows = std::min(s.row_group, iy_last + 1 - iy);
-        for (std::int64_t r = 0; r < rows; ++r) to_panel(iy + r, 0, g.iw, r * g.iw);
         call.count = rows * g.iw;
+        if (reads_source(p, s, call.count)) {
+          a_ptr = src + iy * g.iw, call.a_channel_stride = in_plane;
+        } else {
+          for (std::int64_t r = 0; r < rows; ++r) to_panel(iy + r, 0, g.iw, r * g.iw);
+          a_ptr = panel.data(), call.a_channel_stride = stride;
+        }
         s.kernels.planar_gemm[s.vectors](call);
         for (std::int64_t r = 0; r < rows; ++r) {
           ready_for(iy + r);
@@ -350,7 +364,12 @@ class Scatter final : public detail::ForwardOnlyImplementation {
       ready_for(iy);
       for (std::int64_t c0 = 0; c0 < g.iw; c0 += kPlanarChunk) {
         const std::int64_t len = std::min(kPlanarChunk, g.iw - c0);
-        to_panel(iy, c0, len, 0);
+        if (reads_source(p, s, len)) {
+          a_ptr = src + iy * g.iw + c0, call.a_channel_stride = in_plane;
+        } else {
+          to_panel(iy, c0, len, 0);
+          a_ptr = panel.data(), call.a_channel_stride = stride;
+        }
         call.count = len;
         s.kernels.planar_gemm[s.vectors](call);
         scatter_row(iy, c0, len, 0);
