@@ -274,7 +274,7 @@ class Planar final : public detail::ForwardOnlyImplementation {
     const std::int64_t bands = (s.out[1] + s.rows_per_item - 1) / s.rows_per_item;
     const std::int64_t per_plane = s.out[0] * bands * s.chunks;
     const std::int64_t items = p.batch * p.groups * per_plane;
-    const int grain = items_per_grab(s, items);
+    [[maybe_unused]] const int grain = items_per_grab(s, items);  // unused without OpenMP (the TSan build)
 #pragma omp parallel for schedule(dynamic, grain)
     for (std::int64_t item = 0; item < items; ++item) {
       const std::int64_t plane = item / per_plane;  // plane = n * channels + c
