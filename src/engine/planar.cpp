@@ -247,8 +247,8 @@ class Planar final : public detail::ForwardOnlyImplementation {
 
   // Work items a thread takes at a time: small planes (one item each) in groups of about kPixelsPerItem outputs,
   // leaving at least kMinItems groups. dw_atrous_r12 (channels_first: 2048 planes of 33 x 33, 0.7 us each) had
-  // spent longer handing out items one at a time than computing them at 2 threads: 1.24-1.39 ms one at a time,
-  // 0.81-0.86 ms in groups (the benchmark, in turns; 1 thread unchanged). Items stay independent, so the result
+  // spent longer handing out items one at a time than computing them at 2 threads: 1.36-1.49 ms one at a time,
+  // 0.76-0.91 ms in groups (the benchmark, in turns; 1 thread unchanged). Items stay independent, so the result
   // does not depend on the grouping.
   static int items_per_grab(const State& s, std::int64_t items) {
     const std::int64_t pixels =
