@@ -293,12 +293,11 @@ class Scatter final : public detail::ForwardOnlyImplementation {
       }
     };
 
-    const float* a_ptr = panel.data();
+    const float* a_ptr = nullptr;  // and call.a_channel_stride: set by gemm_on
     const float* b_ptr = packed.w.data();
     PlanarGemmCall call;
     call.ntaps = 1;
     call.a = &a_ptr;
-    call.a_channel_stride = stride;
     call.k = ic;
     call.b = &b_ptr;
     call.b_stride = s.nr;
@@ -308,14 +307,24 @@ class Scatter final : public detail::ForwardOnlyImplementation {
     call.c = pt.data();
     call.c_channel_stride = stride;
 
-    // Copies pixels [c0, c0 + len) of input row iy into the panel's columns from `at` on.
-    const auto to_panel = [&](std::int64_t iy, std::int64_t c0, std::int64_t len, std::int64_t at) {
-      if (p.layout == Layout::channels_first) {
-        const float* row = src + iy * g.iw + c0;
-        s.kernels.panel_rows(&row, 1, in_plane, panel.data() + at, stride, ic, 0, len, len);
-      } else {  // the pixels' channels transposed into the panel's rows
-        s.kernels.transpose(src + (iy * g.iw + c0) * ic, ic, panel.data() + at, stride, ic, len, false);
+    // P^T of `count` consecutive pixels of the image from input row iy, column c0 on (a group of whole rows is
+    // consecutive in either layout): the GEMM reads them where they are (reads_source), or from the panel, copied
+    // (channels_first) or with each pixel's channels transposed into the panel's rows (channels_last).
+    const auto gemm_on = [&](std::int64_t iy, std::int64_t c0, std::int64_t count) {
+      const std::int64_t first = iy * g.iw + c0;
+      if (reads_source(p, s, count)) {
+        a_ptr = src + first, call.a_channel_stride = in_plane;
+      } else {
+        if (p.layout == Layout::channels_first) {
+          const float* from = src + first;
+          s.kernels.panel_rows(&from, 1, in_plane, panel.data(), stride, ic, 0, count, count);
+        } else {
+          s.kernels.transpose(src + first * ic, ic, panel.data(), stride, ic, count, false);
+        }
+        a_ptr = panel.data(), call.a_channel_stride = stride;
       }
+      call.count = count;
+      s.kernels.planar_gemm[s.vectors](call);
     };
     // Adds P^T's columns from `at` on, pixels [c0, c0 + len) of input row iy, into the ring.
     const auto scatter_row = [&](std::int64_t iy, std::int64_t c0, std::int64_t len, std::int64_t at) {
@@ -347,14 +356,7 @@ class Scatter final : public detail::ForwardOnlyImplementation {
     for (std::int64_t iy = iy_first; iy <= iy_last; iy += s.row_group) {
       if (s.row_group > 1) {  // whole short rows side by side in one GEMM
         const std::int64_t rows = std::min(s.row_group, iy_last + 1 - iy);
-        call.count = rows * g.iw;
-        if (reads_source(p, s, call.count)) {
-          a_ptr = src + iy * g.iw, call.a_channel_stride = in_plane;
-        } else {
-          for (std::int64_t r = 0; r < rows; ++r) to_panel(iy + r, 0, g.iw, r * g.iw);
-          a_ptr = panel.data(), call.a_channel_stride = stride;
-        }
-        s.kernels.planar_gemm[s.vectors](call);
+        gemm_on(iy, 0, rows * g.iw);
         for (std::int64_t r = 0; r < rows; ++r) {
           ready_for(iy + r);
           scatter_row(iy + r, 0, g.iw, r * g.iw);
@@ -364,14 +366,7 @@ class Scatter final : public detail::ForwardOnlyImplementation {
       ready_for(iy);
       for (std::int64_t c0 = 0; c0 < g.iw; c0 += kPlanarChunk) {
         const std::int64_t len = std::min(kPlanarChunk, g.iw - c0);
-        if (reads_source(p, s, len)) {
-          a_ptr = src + iy * g.iw + c0, call.a_channel_stride = in_plane;
-        } else {
-          to_panel(iy, c0, len, 0);
-          a_ptr = panel.data(), call.a_channel_stride = stride;
-        }
-        call.count = len;
-        s.kernels.planar_gemm[s.vectors](call);
+        gemm_on(iy, c0, len);
         scatter_row(iy, c0, len, 0);
       }
     }
