@@ -96,6 +96,14 @@ constexpr std::int64_t kPassChannels = 128;
 // channels_first outputs over this size are written back with non-temporal stores: timed in turns, 6-10% faster on
 // the 4-16 MiB outputs of the context module, TCN, DCGAN's g4 and the 3D atrous layer, 2% on ASPP's 1 MiB.
 constexpr double kStreamBytes = 2.0 * 1024 * 1024;
+// channels_first 1D tile rows (State::copies_items) write their staged outputs back batch by batch, as columns
+// complete, in runs that start on a multiple of this many columns (a cache line of each plane, so that streamed
+// stores stay aligned), rather than all at once when the work item ends: TCN's staged image row is 2 MiB, and the
+// write-back had read it back from L3. With the image copies, timed in turns against the code before (tdconv-bench,
+// Intel Xeon): TCN 1.01-1.06x as fast at 2 threads, unchanged at 1 (0.99-1.01x). 2D and 3D tile rows write each
+// group back whole: batch by batch, the context module and the 3D atrous layer ran 0.93-1.00x and 0.95-0.97x as fast
+// at 2 threads (their rows of 128 and 32 columns written back in runs of a few lines).
+constexpr std::int64_t kWriteBackColumns = 16;
 
 // One class of outputs along one axis: outputs out_first + j * out_step for j < count, where output j of the class
 // is the correlation of inputs in_first + j * in_step + u * in_step (u < r) with kernel taps taps[u].
@@ -284,7 +292,7 @@ struct State final : PlanState {
   std::vector<KernelShape> shapes;  // per transformed kernel
   std::vector<Tile> tiles;
   std::vector<TileRow> tile_rows;  // channels_first only; tiles are then sorted by their first output
-  std::int64_t images = 1;  // channels_first: images per chunk copied into channels_last
+  std::int64_t images = 1;  // channels_first: images per chunk copied into channels_last (all: copies_items)
   bool whole_images = false;  // channels_first: outputs staged an image at a time (stages_images)
   bool shared_images = false;  // channels_first: a chunk of images' outputs staged whole (shares_staged_images)
   bool stream = false;  // channels_first: the write-back transposes stream (see kStreamBytes)
@@ -292,6 +300,11 @@ struct State final : PlanState {
   // channels_first (tile rows): tile rows per work item, whose tiles are batched together, and each tile's row.
   std::int64_t group_rows = 1;
   std::vector<std::int32_t> row_of_tile;
+  // channels_first tile rows of 1D problems, where a work item is a whole image: the item's thread copies its image
+  // into channels_last just before computing it (in L2 for the transformed patches), instead of the chunk of images
+  // copied by all threads beforehand through memory, and writes its outputs back as they complete (see
+  // kWriteBackColumns).
+  bool copies_items = false;
 
   std::int64_t output(const Tile& t, int a, std::int64_t k) const {  // output index of element k along axis a
     const Axis& axis = axes[static_cast<std::size_t>(a)];
@@ -439,7 +452,8 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       s->shared_images = true;
       s->images = shared_chunk_images(p);
     } else if (p.layout == Layout::channels_first) {
-      s->images = chunk_images(p);
+      s->copies_items = p.spatial_dims == 1 && image_source_bytes(p) <= kMaxStagedBytes;
+      s->images = s->copies_items ? p.batch : chunk_images(p);
       const State& st = *s;
       auto first = [&](const Tile& t) {
         return std::array<std::int64_t, 3>{st.output(t, 0, 0), st.output(t, 1, 0), st.output(t, 2, 0)};
@@ -570,8 +584,8 @@ class Winograd final : public detail::ForwardOnlyImplementation {
   }
 
   // Per thread: the transformed patches (a chunk of input channels) and products of one batch of `batch` tiles and
-  // their patches' pointers (run_batch), and for channels_first the staged tile row; per call, the channels_last
-  // copy of a chunk of images.
+  // their patches' pointers (run_batch), and for channels_first the staged tile row; the channels_last copy of the
+  // source: per thread an image (whole images, or copies_items), else per call a chunk of images.
   static std::size_t workspace_bytes(const Problem& p, const State& s, std::int64_t batch, int threads) {
     constexpr auto kPointerFloats = static_cast<std::int64_t>(sizeof(const float*)) / 4;
     std::int64_t per_thread = s.max_elements * batch * (std::min(p.in_channels, kPassChannels) + p.out_channels) +
@@ -581,9 +595,8 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       per_call = s.images * (element_count(src_shape(p), "src") + element_count(dst_shape(p), "dst")) / p.batch;
     } else if (p.layout == Layout::channels_first) {
       per_thread += s.group_rows * static_cast<std::int64_t>(staged_bytes(p) / sizeof(float));
-      // the source in channels_last: per thread an image (whole images), or per call a chunk of images
       const std::int64_t image = element_count(src_shape(p), "src") / p.batch;
-      if (s.whole_images) {
+      if (s.whole_images || s.copies_items) {
         per_thread += image;
       } else {
         per_call = s.images * image;
@@ -660,8 +673,9 @@ class Winograd final : public detail::ForwardOnlyImplementation {
 
   // Whole images (transposed convolutions with small outputs): per image, the source copied into channels_last and
   // the outputs staged in channels_last, then transposed into the channel planes. Convolutions with small outputs:
-  // forward_shared_images. Otherwise a chunk of images at a time copied into channels_last, and per image and group
-  // of tile rows (the tiles with one first row) the outputs staged and transposed.
+  // forward_shared_images. Otherwise a chunk of images at a time copied into channels_last (in 1D, each image by the
+  // thread that computes it: copies_items), and per image and group of tile rows (the tiles with one first row) the
+  // outputs staged and transposed into the planes (in 1D as they complete, see kWriteBackColumns).
   void forward_channels_first(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args) const {
     if (s.shared_images) return forward_shared_images(p, s, packed, args);
     const auto& ax = s.axes;
@@ -696,14 +710,24 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     const std::int64_t groups = (rows + s.group_rows - 1) / s.group_rows;
     const std::int64_t row_floats = static_cast<std::int64_t>(staged_bytes(p) / sizeof(float));  // per tile row
     thread_local util::AlignedFloats src_last;
-    src_last.resize(static_cast<std::size_t>(s.images * in_pixels * ic));
+    if (!s.copies_items) src_last.resize(static_cast<std::size_t>(s.images * in_pixels * ic));
     for (std::int64_t n0 = 0; n0 < p.batch; n0 += s.images) {
-      to_channels_last(s.kernels, static_cast<const float*>(args.src) + n0 * ic * in_pixels, src_last.data(),
-                       ic * in_pixels, s.images, ic, in_pixels, true);
-      const float* last = src_last.data();
+      if (!s.copies_items) {
+        to_channels_last(s.kernels, static_cast<const float*>(args.src) + n0 * ic * in_pixels, src_last.data(),
+                         ic * in_pixels, s.images, ic, in_pixels, true);
+      }
+      const float* chunk_last = src_last.data();  // the caller's thread_local: read it here, not in the threads
 #pragma omp parallel for schedule(dynamic, 1)
       for (std::int64_t item = 0; item < s.images * groups; ++item) {
         const std::int64_t i = item / groups;
+        const float* image_last = chunk_last + i * in_pixels * ic;
+        if (s.copies_items) {
+          thread_local util::AlignedFloats item_last;  // [pixel][input channel]
+          item_last.resize(static_cast<std::size_t>(in_pixels * ic));
+          s.kernels.transpose(static_cast<const float*>(args.src) + (n0 + i) * ic * in_pixels, in_pixels,
+                              item_last.data(), ic, in_pixels, ic, false);
+          image_last = item_last.data();
+        }
         const std::int64_t g0 = item % groups * s.group_rows, g1 = std::min(rows, g0 + s.group_rows);
         float* dst = static_cast<float*>(args.dst) + (n0 + i) * oc * out_pixels;
         thread_local util::AlignedFloats staged;  // per tile row of the group: [z of the row][y of the row][x][oc]
@@ -712,9 +736,22 @@ class Winograd final : public detail::ForwardOnlyImplementation {
         const std::int64_t begin = s.tile_rows[static_cast<std::size_t>(g0)].first;
         const std::int64_t end = s.tile_rows[static_cast<std::size_t>(g1 - 1)].first +
                                  s.tile_rows[static_cast<std::size_t>(g1 - 1)].count;
+        // Staged columns [x0, x1) of tile row r written back into the planes.
+        const auto write_back = [&](std::int64_t r, std::int64_t x0, std::int64_t x1) {
+          if (x1 <= x0) return;
+          const TileRow& row = s.tile_rows[static_cast<std::size_t>(r)];
+          for (std::int64_t jz = 0; jz < nz; ++jz)
+            for (std::int64_t jy = 0; jy < ny; ++jy) {
+              const std::int64_t z = row.oz + jz * ax[0].out_step, y = row.oy + jy * ax[1].out_step;
+              if (z >= ax[0].out || y >= ax[1].out) continue;
+              s.kernels.transpose(staged.data() + (r - g0) * row_floats + ((jz * ny + jy) * ax[2].out + x0) * oc, oc,
+                                  dst + (z * ax[1].out + y) * ax[2].out + x0, out_pixels, oc, x1 - x0, s.stream);
+            }
+        };
+        std::int64_t done_row = g0, done_x = 0;  // written back: rows before done_row, done_row's columns < done_x
         for (std::int64_t first = begin; first < end; first += s.tiles_per_batch) {
-          run_batch(p, s, packed, args.bias, last + i * in_pixels * ic, first,
-                    std::min(s.tiles_per_batch, end - first),
+          const std::int64_t next = std::min(end, first + s.tiles_per_batch);
+          run_batch(p, s, packed, args.bias, image_last, first, next - first,
                     [&](std::int64_t t, std::int64_t z, std::int64_t y, std::int64_t x) {
                       const std::int64_t r = s.row_of_tile[static_cast<std::size_t>(t)];
                       const TileRow& row = s.tile_rows[static_cast<std::size_t>(r)];
@@ -722,17 +759,16 @@ class Winograd final : public detail::ForwardOnlyImplementation {
                           (z - row.oz) / ax[0].out_step * ny + (y - row.oy) / ax[1].out_step;
                       return staged.data() + (r - g0) * row_floats + (staged_row * ax[2].out + x) * oc;
                     });
+          if (next == end || !s.copies_items) continue;
+          // Tiles are sorted by their first output: every output of the next tile's row left of its first one is
+          // done, and so is every row before it.
+          const Tile& tile = s.tiles[static_cast<std::size_t>(next)];
+          const std::int64_t row = s.row_of_tile[static_cast<std::size_t>(next)];
+          const std::int64_t x = s.output(tile, 2, 0) / kWriteBackColumns * kWriteBackColumns;
+          for (; done_row < row; ++done_row, done_x = 0) write_back(done_row, done_x, ax[2].out);
+          if (x > done_x) write_back(row, done_x, x), done_x = x;
         }
-        for (std::int64_t r = g0; r < g1; ++r) {
-          const TileRow& row = s.tile_rows[static_cast<std::size_t>(r)];
-          for (std::int64_t jz = 0; jz < nz; ++jz)
-            for (std::int64_t jy = 0; jy < ny; ++jy) {
-              const std::int64_t z = row.oz + jz * ax[0].out_step, y = row.oy + jy * ax[1].out_step;
-              if (z >= ax[0].out || y >= ax[1].out) continue;
-              s.kernels.transpose(staged.data() + (r - g0) * row_floats + (jz * ny + jy) * ax[2].out * oc, oc,
-                                  dst + (z * ax[1].out + y) * ax[2].out, out_pixels, oc, ax[2].out, s.stream);
-            }
-        }
+        for (; done_row < g1; ++done_row, done_x = 0) write_back(done_row, done_x, ax[2].out);
         if (s.stream) hwy::FlushStream();
       }
     }

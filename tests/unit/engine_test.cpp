@@ -364,12 +364,16 @@ TEST(Engine, ReportsForwardWorkspace) {
   const Plan last(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_clast_wtorch"), gemm);
   EXPECT_LT(last.forward_workspace_bytes(), 64u << 10);
   // Winograd: per thread 4^D planes of 36 tiles' transformed inputs (a chunk of 128 input channels) and products,
-  // and the tiles' patch pointers (64 each, two floats' worth); channels_first adds the copy of a chunk of images
-  // (4 of TCN's 2 MiB images) and a staged tile row per thread.
+  // and the tiles' patch pointers (64 each, two floats' worth); channels_first adds per thread a staged tile row
+  // and, in 1D, the channels_last copy of the image the thread computes (TCN's 2 MiB images).
   const Plan winograd(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_cfirst_wtorch"));
   ASSERT_EQ(winograd.implementation_name(), "winograd");
   EXPECT_EQ(winograd.forward_workspace_bytes(),
-            (2u * (4 * 36 * (128 + 256) + 36 * 64 * 2 + 2048 * 256) + 4u * 256 * 2048) * sizeof(float));
+            2u * (4 * 36 * (128 + 256) + 36 * 64 * 2 + 2048 * 256 + 256 * 2048) * sizeof(float));
+  // 2D tile rows copy a chunk of images for all threads: the context module's 4 MiB image.
+  const Plan context(parse_problem("conv_mb1_g1_ic64_oc64_i128x128_k3x3_s1x1_d16x16_p16:16x16:16_f32_cfirst_wtorch"));
+  ASSERT_EQ(context.implementation_name(), "winograd");
+  EXPECT_GE(context.forward_workspace_bytes(), 64u * 128 * 128 * sizeof(float));
   // DeepLab's res5 (16 MiB of transformed kernels): channels_last, batches of up to 144 tiles, its 1089 tiles in 8
   // batches of 138 (4 per thread, whole gemm tiles of 6 with AVX-512); channels_first (its 8.6 MiB image copied) 72
   // in pairs of tile rows; within 16 MiB at 2 threads.
@@ -530,6 +534,9 @@ TEST(Engine, WinogradOtherShapesMatchReference) {
   check_winograd({// 1D and 3D: odd sizes, asymmetric padding, dilation on some axes, a batch, both weight layouts
                   "conv_mb2_g1_ic64_oc80_i401_k3_s1_d3_p3:5_f32_clast_wtorch",
                   "conv_mb3_g1_ic64_oc64_i133_k3_s1_d2_p1:3_f32_cfirst_wtf",
+                  // ... channels_first 1D: each image copied by the thread that computes it, and its outputs
+                  // written back batch by batch as they complete, streamed (4 MiB in all), on unaligned planes
+                  "conv_mb2_g1_ic64_oc64_i7999_k3_s1_d4_p4:4_f32_cfirst_wtorch",
                   // 8 MiB of transformed kernels: batches of 144 tiles (a partial last one), input channels in 8
                   // chunks of 128
                   "conv_mb1_g1_ic1024_oc512_i290_k3_s1_d1_p1:1_f32_clast_wtorch",
