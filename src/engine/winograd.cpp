@@ -13,8 +13,10 @@
 // Per batch of tiles: transform each patch (prod (r+1) values per channel), multiply the transformed planes by the
 // transformed kernels with the gemm tile kernel (prod (r+1) GEMMs of tiles x C_in x C_out), transform back to 2^D
 // outputs. Per output (r+1)^D / 2^D multiplications instead of r^D: r = 3: 1.5x fewer in 1D, 2.25x in 2D, 3.4x in
-// 3D; r = 2: 1.33x, 1.78x, 2.37x; kernel 3 at stride 2 (phases of 2 and 1 taps): 1.2x, 1.44x, 1.73x. The error
-// stays within 1e-4 relative in the differential tests.
+// 3D; r = 2: 1.33x, 1.78x, 2.37x; kernel 3 at stride 2 (phases of 2 and 1 taps): 1.2x, 1.44x, 1.73x. 1D
+// convolutions of 3 taps may take F(4, 3) tiles instead (tile_outputs): 4 outputs from 6 inputs, 2x fewer
+// multiplications than the definition. The error stays within 1e-4 x (1 + |y|) in the differential tests (see
+// kMinLargeTileSaving and docs/design.md, "Winograd's accuracy").
 #include "engine/winograd.hpp"
 
 #include <hwy/cache_control.h>
@@ -73,6 +75,14 @@ constexpr double kMaxTransformedBytesWide = 32.0 * 1024 * 1024;
 // threads, both layouts) and on ASPP rate 6 (1.46x fewer; 1.04-1.16x faster). ASPP rate 18 (fewer products than
 // Winograd's) stays on the gemm path. Below 64 channels nothing was measured.
 constexpr double kMinMultiplicationRatio = 1.4;
+// F(4, 3) tiles (4 outputs from 6 inputs) in 1D, where they save this many times F(2, 3)'s multiplications: TCN
+// (8 residue classes of 256 outputs) 1.33x, timed 1.24x as fast (channels_last, 1 thread). Its transforms multiply
+// the rounding errors: against the double-precision reference (inputs and weights uniform in [-1, 1]), at most
+// 8.6e-5 x (1 + |y|) on 256 channels, where F(2, 3) and the gemm path stay within 2-3e-5. In 2D (F(4 x 4, 3 x 3))
+// the context module ran 1.47x as fast, but the error reached 1.7e-4 on 64 and 128 channels and 7.9e-4 on 320, so
+// 2D and 3D keep F(2, 3), and so do layers of more than kMaxLargeTileChannels input channels.
+constexpr double kMinLargeTileSaving = 1.2;
+constexpr std::int64_t kMaxLargeTileChannels = 256;
 constexpr std::int64_t kMinChannels = 64;
 // Transposed convolutions whose phases have 1 or 2 taps (kernel 3 at stride 2) save less (1.44x in 2D) and their
 // 1-tap phases give short GEMMs: timed in turns against the gemm path, CycleGAN's 128 -> 64 channels ran at 0.87-0.95x
@@ -175,29 +185,44 @@ std::array<Axis, 3> axes_of(const Problem& p) {
 }
 
 // Multiply-adds per channel pair: those of the gemm path, (output, tap) pairs whose input is not padding, and
-// Winograd's, (r + 1) per axis per tile of 2 outputs per axis.
+// Winograd's, r + n - 1 per axis per tile of n outputs per axis.
 struct Products {
   double valid = 1, winograd = 1;
 };
 
 // Both counts are products over the axes of per-axis sums over the classes.
-Products count_products(const std::array<Axis, 3>& axes) {
-  Products n;
+Products count_products(const std::array<Axis, 3>& axes, int n) {
+  Products count;
   for (const Axis& a : axes) {
     if (!a.active) continue;
     std::int64_t valid = 0, winograd = 0;
     for (const AxisClass& k : a.classes) {
-      winograd += (k.r + 1) * ((k.count + 1) / 2);
+      winograd += (k.r + n - 1) * ((k.count + n - 1) / n);
       for (std::int64_t j = 0; j < k.count; ++j)
         for (int u = 0; u < k.r; ++u) {
           const std::int64_t i = k.in_first + (j + u) * a.in_step;
           valid += i >= 0 && i < a.in ? 1 : 0;
         }
     }
-    n.valid *= static_cast<double>(valid);
-    n.winograd *= static_cast<double>(winograd);
+    count.valid *= static_cast<double>(valid);
+    count.winograd *= static_cast<double>(winograd);
   }
-  return n;
+  return count;
+}
+
+// Outputs per axis of a tile: 4 (F(4, 3)) for 1D convolutions with 3 taps and at most kMaxLargeTileChannels input
+// channels where that takes kMinLargeTileSaving times fewer multiplications than F(2, 3), as long as Winograd's other
+// rules hold with it as with F(2, 3) (its 6 transformed elements within kMaxTransformedBytes, kMinTilesPerKernel
+// tiles); else 2.
+int tile_outputs(const Problem& p) {
+  if (p.op != Op::conv || p.spatial_dims != 1 || p.kernel[0] != 3 || p.stride[0] != 1) return 2;
+  if (p.in_channels > kMaxLargeTileChannels) return 2;
+  if (6.0 * static_cast<double>(p.in_channels * p.out_channels) * sizeof(float) > kMaxTransformedBytes) return 2;
+  const auto axes = axes_of(p);
+  std::int64_t tiles = 0;
+  for (const AxisClass& k : axes[2].classes) tiles += (k.count + 3) / 4;
+  if (static_cast<double>(tiles) < kMinTilesPerKernel) return 2;
+  return count_products(axes, 4).winograd * kMinLargeTileSaving <= count_products(axes, 2).winograd ? 4 : 2;
 }
 
 // Output and source bytes of one image.
@@ -256,7 +281,8 @@ std::int64_t shared_chunk_images(const Problem& p) {
   return n;
 }
 
-// A tile: the class along each axis, and j of its first output in each class (it computes j and j + 1).
+// A tile: the class along each axis, and j of its first output in each class (it computes j .. j + n - 1, n
+// outputs per axis: State::outs).
 struct Tile {
   std::array<std::int32_t, 3> cls;
   std::array<std::int64_t, 3> j;
@@ -285,6 +311,7 @@ struct State final : PlanState {
   KernelSet kernels;
   std::array<Axis, 3> axes;
   int dims = 1;
+  int outs = 2;  // outputs per axis of a tile (tile_outputs)
   int max_elements = 16;  // transformed elements of the largest tile
   int rows = 1, vectors = 1;
   std::int64_t nr = 1, blocks = 1;
@@ -317,17 +344,23 @@ struct Packed final : PackedData {
   util::AlignedFloats u;  // per kernel, from its offset: [element e][block][input channel][nr output channels]
 };
 
-// G g G^T along every axis of one kernel with taps[a] taps along axis a (row-major over the `dims` axes), taps + 1
-// values per axis, row-major.
-//   r = 3: G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1];  r = 2: G = [1 0; 1 1; 0 1];  r = 1: G = [1; 1].
-std::vector<float> transform_kernel(std::vector<double> g, int dims, const std::array<int, 3>& taps) {
+// G g G^T along every axis of one kernel with taps[a] taps along axis a (row-major over the `dims` axes), taps + n - 1
+// values per axis, row-major, for tiles of n outputs per axis.
+//   F(2, 3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1];  F(2, 2): G = [1 0; 1 1; 0 1];  F(2, 1): G = [1; 1];
+//   F(4, 3): G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].
+std::vector<float> transform_kernel(std::vector<double> g, int dims, const std::array<int, 3>& taps, int n) {
   static constexpr double kG3[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   static constexpr double kG2[3][3] = {{1, 0, 0}, {1, 1, 0}, {0, 1, 0}};
   static constexpr double kG1[2][3] = {{1, 0, 0}, {1, 0, 0}};
+  static constexpr double kG43[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                        {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                        {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
   std::array<std::int64_t, 3> shape{taps[0], taps[1], taps[2]};
   for (int axis = 0; axis < dims; ++axis) {
-    const int r = taps[static_cast<std::size_t>(axis)], alpha = r + 1;
-    const auto G = [r](int i, int k) { return r == 3 ? kG3[i][k] : (r == 2 ? kG2[i][k] : kG1[i][k]); };
+    const int r = taps[static_cast<std::size_t>(axis)], alpha = r + n - 1;
+    const auto G = [r, n](int i, int k) {
+      return n == 4 ? kG43[i][k] : (r == 3 ? kG3[i][k] : (r == 2 ? kG2[i][k] : kG1[i][k]));
+    };
     std::int64_t outer = 1, inner = 1;
     for (int a = 0; a < axis; ++a) outer *= shape[static_cast<std::size_t>(a)];
     for (int a = axis + 1; a < dims; ++a) inner *= shape[static_cast<std::size_t>(a)];
@@ -372,12 +405,13 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       return "fewer than " + std::to_string(kMinChannels) + " channels";
     }
     const auto axes = axes_of(p);
+    const int n = tile_outputs(p);
     double elements = 1;  // of the largest tile
     bool one_tap_phases = false;
     for (const Axis& a : axes) {
       int most = 0;
       for (const AxisClass& k : a.classes) most = std::max(most, k.r), one_tap_phases |= a.active && k.r == 1;
-      elements *= most + 1;
+      elements *= a.active ? most + n - 1 : 1;
     }
     if (one_tap_phases && std::min(p.in_channels, p.out_channels) < kMinChannelsMixedPhases) {
       return "stride phases of 1 and 2 taps with fewer than " + std::to_string(kMinChannelsMixedPhases) + " channels";
@@ -391,13 +425,13 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     double tiles = 1, kernels = 1;
     for (const Axis& a : axes) {
       std::int64_t axis_tiles = 0;
-      for (const AxisClass& k : a.classes) axis_tiles += (k.count + 1) / 2;
+      for (const AxisClass& k : a.classes) axis_tiles += (k.count + n - 1) / n;
       tiles *= static_cast<double>(axis_tiles);
       if (p.op == Op::conv_transpose) kernels *= static_cast<double>(a.classes.size());
     }
     if (tiles < kMinTilesPerKernel * kernels) return "too few tiles per transformed kernel in an image";
-    const Products n = count_products(axes);
-    if (n.valid < kMinMultiplicationRatio * n.winograd) {
+    const Products products = count_products(axes, n);
+    if (products.valid < kMinMultiplicationRatio * products.winograd) {
       return "saves too few multiplications over skipping the padded taps";
     }
     return std::nullopt;
@@ -407,6 +441,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     auto s = std::make_shared<State>();
     s->kernels = best_kernels();
     s->dims = p.spatial_dims;
+    s->outs = tile_outputs(p);
     s->axes = axes_of(p);
     s->stream = image_output_bytes(p) * static_cast<double>(p.batch) > kStreamBytes;
     s->vectors = static_cast<int>(std::min<std::int64_t>(p.out_channels / s->kernels.lanes, kMaxVectorsPerTile));
@@ -426,13 +461,13 @@ class Winograd final : public detail::ForwardOnlyImplementation {
                        static_cast<std::size_t>(kernel % nx)};
       for (std::size_t a = 0; a < 3; ++a) {
         shape.taps[a] = ax[a].active ? ax[a].classes[shape.classes[a]].r : 0;
-        shape.elements *= shape.taps[a] + 1;
+        shape.elements *= ax[a].active ? shape.taps[a] + s->outs - 1 : 1;
       }
       shape.offset = offset;
       offset += shape.elements * p.in_channels * p.out_channels;
       const auto [z, y, x] = shape.taps;
-      shape.input = s->kernels.winograd_input[z][y][x];
-      shape.output = s->kernels.winograd_output[z][y][x];
+      shape.input = s->outs == 4 ? s->kernels.winograd4_input : s->kernels.winograd_input[z][y][x];
+      shape.output = s->outs == 4 ? s->kernels.winograd4_output : s->kernels.winograd_output[z][y][x];
       s->max_elements = std::max(s->max_elements, shape.elements);
       s->shapes.push_back(shape);
     }
@@ -440,9 +475,9 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       for (std::int32_t cy = 0; cy < ny; ++cy)
         for (std::int32_t cx = 0; cx < nx; ++cx) {
           const std::int64_t kernel = phases ? (static_cast<std::int64_t>(cz) * ny + cy) * nx + cx : 0;
-          for (std::int64_t jz = 0; jz < ax[0].classes[static_cast<std::size_t>(cz)].count; jz += 2)
-            for (std::int64_t jy = 0; jy < ax[1].classes[static_cast<std::size_t>(cy)].count; jy += 2)
-              for (std::int64_t jx = 0; jx < ax[2].classes[static_cast<std::size_t>(cx)].count; jx += 2) {
+          for (std::int64_t jz = 0; jz < ax[0].classes[static_cast<std::size_t>(cz)].count; jz += s->outs)
+            for (std::int64_t jy = 0; jy < ax[1].classes[static_cast<std::size_t>(cy)].count; jy += s->outs)
+              for (std::int64_t jx = 0; jx < ax[2].classes[static_cast<std::size_t>(cx)].count; jx += s->outs) {
                 s->tiles.push_back({{cz, cy, cx}, {jz, jy, jx}, kernel});
               }
         }
@@ -533,7 +568,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
           g.assign(tap_of.size(), 0.0);
           // Group 0: Winograd takes ungrouped problems only.
           for (std::size_t t = 0; t < tap_of.size(); ++t) g[t] = w[weight_index(p, 0, q, o, tap_of[t], taps)];
-          const std::vector<float> u = transform_kernel(g, s.dims, problem_taps);
+          const std::vector<float> u = transform_kernel(g, s.dims, problem_taps, s.outs);
           for (int e = 0; e < shape.elements; ++e) {
             const std::int64_t at = shape.offset + ((e * s.blocks + o / s.nr) * ic + q) * s.nr + o % s.nr;
             packed->u[static_cast<std::size_t>(at)] = u[static_cast<std::size_t>(e)];
@@ -681,7 +716,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     const auto& ax = s.axes;
     const std::int64_t in_pixels = ax[0].in * ax[1].in * ax[2].in, out_pixels = ax[0].out * ax[1].out * ax[2].out;
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
-    const std::int64_t nz = ax[0].active ? 2 : 1, ny = ax[1].active ? 2 : 1;  // staged rows along z and y
+    const std::int64_t nz = ax[0].active ? s.outs : 1, ny = ax[1].active ? s.outs : 1;  // staged rows along z, y
     const auto rows = static_cast<std::int64_t>(s.tile_rows.size());
     if (s.whole_images) {
       // Each image copied into channels_last by the thread that computes it, just before: its transformed patches
@@ -799,7 +834,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     const auto find_patch = [&](std::int64_t t, const KernelShape& shape, const Tile& tile) {
       std::array<std::int64_t, 3> extent{}, i0{};  // patch elements per axis, input index of the first
       for (std::size_t a = 0; a < 3; ++a) {
-        extent[a] = shape.taps[a] + 1;
+        extent[a] = ax[a].active ? shape.taps[a] + s.outs - 1 : 1;
         i0[a] = ax[a].classes[static_cast<std::size_t>(tile.cls[a])].in_first + tile.j[a] * ax[a].in_step;
       }
       const float** patch = patches.data() + t * kMaxPatchElements;
@@ -867,9 +902,9 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     }
 
     const float* bias = static_cast<const float*>(bias_data);
-    std::array<float*, 8> outputs{};
+    std::array<float*, 8> outputs{};  // 2^3 (F(2, r) in 3D) at most; F(4, 3) is 1D
     std::array<std::int64_t, 3> outs{};  // outputs per axis of a tile
-    for (std::size_t a = 0; a < 3; ++a) outs[a] = ax[a].active ? 2 : 1;
+    for (std::size_t a = 0; a < 3; ++a) outs[a] = ax[a].active ? s.outs : 1;
     for (std::int64_t t = 0; t < count; ++t) {
       const Tile& tile = s.tiles[static_cast<std::size_t>(first + t)];
       std::array<std::int64_t, 3> left{};  // outputs of the tile's class from the tile's first one on, per axis

@@ -30,8 +30,8 @@ void SetWinogradTransform(KernelSet& set) {
     for (std::size_t a = 0; a < given.size(); ++a) taps[3 - given.size() + a] = given[a];
     return taps;
   }();
-  set.winograd_input[kTaps[0]][kTaps[1]][kTaps[2]] = WinogradInput<R...>;
-  set.winograd_output[kTaps[0]][kTaps[1]][kTaps[2]] = WinogradOutput<R...>;
+  set.winograd_input[kTaps[0]][kTaps[1]][kTaps[2]] = WinogradInput<2, R...>;
+  set.winograd_output[kTaps[0]][kTaps[1]][kTaps[2]] = WinogradOutput<2, R...>;
 }
 
 void SetWinogradTransforms(KernelSet& set) {
@@ -41,6 +41,7 @@ void SetWinogradTransforms(KernelSet& set) {
   SetWinogradTransform<2, 1>(set), SetWinogradTransform<1, 1, 1>(set), SetWinogradTransform<1, 1, 2>(set);
   SetWinogradTransform<1, 2, 1>(set), SetWinogradTransform<1, 2, 2>(set), SetWinogradTransform<2, 1, 1>(set);
   SetWinogradTransform<2, 1, 2>(set), SetWinogradTransform<2, 2, 1>(set);
+  set.winograd4_input = WinogradInput<4, 3>, set.winograd4_output = WinogradOutput<4, 3>;  // F(4, 3), 1D
 }
 
 void FillWinogradKernels(KernelSet* set) {

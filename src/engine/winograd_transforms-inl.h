@@ -1,14 +1,17 @@
 // Winograd F(2, r) input and output transforms, r = 1, 2 or 3 taps per axis (not necessarily the same on every
-// axis), along every axis of a 1D, 2D or 3D tile, vectorised over channels. Included by winograd_kernels.cpp inside
-// its per-target namespace (Highway's "-inl.h" convention: no include guard, compiled once per target).
+// axis), along every axis of a 1D, 2D or 3D tile, and F(4, 3) (3 taps on every axis of a 1D or 2D tile), vectorised
+// over channels. Included by winograd_kernels.cpp inside its per-target namespace (Highway's "-inl.h" convention:
+// no include guard, compiled once per target).
 //
-// A tile computes 2 outputs per axis of the correlation y[i] = sum g[a] d[i + a] (a sum over every axis) from an
-// input patch d of r + 1 values per axis: V = B^T d B (B^T along each axis), products M = V . U with U = G g G^T
-// (the transformed kernel, see winograd.cpp), outputs A^T M A.
-//   r = 3: B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1]
-//   r = 2: B^T = [1 -1 0; 0 1 0; 0 -1 1],                 A^T = [1 1 0; 0 1 1]
-//   r = 1: B^T = A^T = I (2 x 2): a stride phase of a transposed convolution with 1 tap along that axis
-// (r = 2: y0 = (d0 - d1) g0 + d1 (g0 + g1), y1 = d1 (g0 + g1) + (d2 - d1) g1.)
+// A tile computes n = 2 (or 4) outputs per axis of the correlation y[i] = sum g[a] d[i + a] (a sum over every axis)
+// from an input patch d of r + n - 1 values per axis: V = B^T d B (B^T along each axis), products M = V . U with
+// U = G g G^T (the transformed kernel, see winograd.cpp), outputs A^T M A.
+//   F(2, 3): B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1]
+//   F(2, 2): B^T = [1 -1 0; 0 1 0; 0 -1 1],                 A^T = [1 1 0; 0 1 1]
+//   F(2, 1): B^T = A^T = I (2 x 2): a stride phase of a transposed convolution with 1 tap along that axis
+//   F(4, 3): B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+//            A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1] (Lavin and Gray's points 0, +-1, +-2)
+// (F(2, 2): y0 = (d0 - d1) g0 + d1 (g0 + g1), y1 = d1 (g0 + g1) + (d2 - d1) g1.)
 
 // Calls f(std::integral_constant<int, i>) for i < N, unrolled at compile time: the transforms index their vector
 // arrays only with constants, so that the compiler keeps them in registers (written as loops, GCC 12 kept them on
@@ -20,31 +23,47 @@ HWY_INLINE void Unroll(F&& f) {
 }
 constexpr int IntPow(int base, int exponent) { return exponent == 0 ? 1 : base * IntPow(base, exponent - 1); }
 
-// Transform sizes of a tile whose axes have R... taps each (one template argument per axis of the problem, outermost
-// first; an axis with 1 tap has a trivial transform: 2 outputs from 2 inputs, each the input times the tap).
-template <int... R>
+// Transform sizes of a tile of N outputs per axis whose axes have R... taps each (one template argument per axis of
+// the problem, outermost first; an axis with 1 tap has a trivial transform: N outputs from N inputs, each the input
+// times the tap).
+template <int N, int... R>
 struct TileShape {
   static constexpr int kDims = sizeof...(R);
   static constexpr std::array<int, kDims> kTaps{R...};
-  static constexpr int kElements = ((R + 1) * ...);
+  static constexpr int kElements = ((R + N - 1) * ...);
+  static constexpr int kOutputs = IntPow(N, kDims);
   // Elements between consecutive patch elements along `axis`: the sizes of the axes after it.
   static constexpr int Step(int axis) {
     int step = 1;
-    for (int a = axis + 1; a < kDims; ++a) step *= kTaps[static_cast<std::size_t>(a)] + 1;
+    for (int a = axis + 1; a < kDims; ++a) step *= kTaps[static_cast<std::size_t>(a)] + N - 1;
     return step;
   }
   // Patch elements before `axis` (outer positions).
   static constexpr int Outer(int axis) {
     int outer = 1;
-    for (int a = 0; a < axis; ++a) outer *= kTaps[static_cast<std::size_t>(a)] + 1;
+    for (int a = 0; a < axis; ++a) outer *= kTaps[static_cast<std::size_t>(a)] + N - 1;
     return outer;
   }
 };
 
 // B^T along one line of the patch: elements BASE, BASE + STEP, ... (R = 1: the identity).
-template <int R, int BASE, int STEP>
+template <int N, int R, int BASE, int STEP>
 HWY_INLINE void InputTransformLine(V* x) {
-  if constexpr (R == 3) {
+  if constexpr (N == 4) {
+    static_assert(R == 3, "F(4, r) is compiled for 3 taps only");
+    const D d;
+    const V d0 = x[BASE], d1 = x[BASE + STEP], d2 = x[BASE + 2 * STEP], d3 = x[BASE + 3 * STEP];
+    const V d4 = x[BASE + 4 * STEP], d5 = x[BASE + 5 * STEP];
+    const V four = hn::Set(d, 4.0f), two = hn::Set(d, 2.0f);
+    const V t0 = hn::NegMulAdd(four, d2, d4), t1 = hn::NegMulAdd(four, d1, d3);  // d4 - 4 d2, d3 - 4 d1
+    const V t2 = hn::Sub(d4, d2), t3 = hn::Mul(two, hn::Sub(d3, d1));
+    x[BASE] = hn::MulAdd(four, hn::Sub(d0, d2), t2);
+    x[BASE + STEP] = hn::Add(t0, t1);
+    x[BASE + 2 * STEP] = hn::Sub(t0, t1);
+    x[BASE + 3 * STEP] = hn::Add(t2, t3);
+    x[BASE + 4 * STEP] = hn::Sub(t2, t3);
+    x[BASE + 5 * STEP] = hn::MulAdd(four, hn::Sub(d1, d3), hn::Sub(d5, d3));
+  } else if constexpr (R == 3) {
     const V d0 = x[BASE], d1 = x[BASE + STEP], d2 = x[BASE + 2 * STEP], d3 = x[BASE + 3 * STEP];
     x[BASE] = hn::Sub(d0, d2);
     x[BASE + STEP] = hn::Add(d1, d2);
@@ -57,11 +76,11 @@ HWY_INLINE void InputTransformLine(V* x) {
   }
 }
 
-// patch[i]: the input pixel of patch element i (row-major over the axes, R + 1 per axis; null: outside the input,
-// read as zero). v[i * e_stride + c] receives element i of the transformed patch, for every channel c.
-template <int... R>
+// patch[i]: the input pixel of patch element i (row-major over the axes, R + N - 1 per axis; null: outside the
+// input, read as zero). v[i * e_stride + c] receives element i of the transformed patch, for every channel c.
+template <int N, int... R>
 void WinogradInput(const float* const* patch, std::int64_t channels, float* v, std::int64_t e_stride) {
-  using S = TileShape<R...>;
+  using S = TileShape<N, R...>;
   constexpr int kElements = S::kElements;
   const D d;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
@@ -69,22 +88,22 @@ void WinogradInput(const float* const* patch, std::int64_t channels, float* v, s
     V x[kElements];
     Unroll<kElements>([&](auto i) { x[i] = patch[i] ? hn::LoadU(d, patch[i] + c) : hn::Zero(d); });
     Unroll<S::kDims>([&](auto axis) {
-      constexpr int kAxisTaps = S::kTaps[axis], kAlpha = kAxisTaps + 1, kStep = S::Step(axis);
+      constexpr int kAxisTaps = S::kTaps[axis], kAlpha = kAxisTaps + N - 1, kStep = S::Step(axis);
       Unroll<kElements>([&](auto base) {
         // one line per position of the other axes
-        if constexpr ((base / kStep) % kAlpha == 0) InputTransformLine<kAxisTaps, base, kStep>(x);
+        if constexpr ((base / kStep) % kAlpha == 0) InputTransformLine<N, kAxisTaps, base, kStep>(x);
       });
     });
     Unroll<kElements>([&](auto i) { hn::StoreU(x[i], d, v + i * e_stride + c); });
   }
 }
 
-// m[i * e_stride + c]: the products, one per transformed element. out[j] receives output j (row-major, 2 per axis)
+// m[i * e_stride + c]: the products, one per transformed element. out[j] receives output j (row-major, N per axis)
 // for every channel, plus the bias (may be null); a null output pointer is outside the output and skipped.
-template <int... R>
+template <int N, int... R>
 void WinogradOutput(const float* m, std::int64_t e_stride, std::int64_t channels, const float* bias,
                     float* const* out) {
-  using S = TileShape<R...>;
+  using S = TileShape<N, R...>;
   constexpr int kDims = S::kDims, kElements = S::kElements;
   const D d;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
@@ -92,33 +111,40 @@ void WinogradOutput(const float* m, std::int64_t e_stride, std::int64_t channels
     V x[kElements];
     Unroll<kElements>([&](auto i) { x[i] = hn::LoadU(d, m + i * e_stride + c); });
     // A^T along each axis, last axis first, packing the results: after axes kDims-1 .. a, the element
-    // (a0 .. a_{a-1}, j_a .. j_{kDims-1}) sits at (a0 .. a_{a-1}) * 2^(kDims-a) + (j_a .. j_{kDims-1}) in binary.
-    // An axis of 1 tap (2 elements, 2 outputs) leaves every element where it is.
+    // (a0 .. a_{a-1}, j_a .. j_{kDims-1}) sits at (a0 .. a_{a-1}) * N^(kDims-a) + (j_a .. j_{kDims-1}) in base N.
+    // An axis of 1 tap (N elements, N outputs) leaves every element where it is.
     Unroll<kDims>([&](auto done) {
-      constexpr int kAxis = kDims - 1 - done, kAxisTaps = S::kTaps[kAxis], kAlpha = kAxisTaps + 1;
-      constexpr int kInner = IntPow(2, done), kOuter = S::Outer(kAxis);
+      constexpr int kAxis = kDims - 1 - done, kAxisTaps = S::kTaps[kAxis], kAlpha = kAxisTaps + N - 1;
+      constexpr int kInner = IntPow(N, done), kOuter = S::Outer(kAxis);
       if constexpr (kAxisTaps > 1) {
         Unroll<kOuter>([&](auto o) {
           Unroll<kInner>([&](auto j) {
             constexpr int kIn = o * kAlpha * kInner + j;
-            V y0, y1;
-            if constexpr (kAxisTaps == 3) {
-              y0 = hn::Add(hn::Add(x[kIn], x[kIn + kInner]), x[kIn + 2 * kInner]);
-              y1 = hn::Sub(hn::Sub(x[kIn + kInner], x[kIn + 2 * kInner]), x[kIn + 3 * kInner]);
+            V y[N];
+            if constexpr (N == 4) {
+              const V m0 = x[kIn], m1 = x[kIn + kInner], m2 = x[kIn + 2 * kInner], m3 = x[kIn + 3 * kInner];
+              const V m4 = x[kIn + 4 * kInner], m5 = x[kIn + 5 * kInner];
+              const V a = hn::Add(m1, m2), b = hn::Sub(m1, m2), c3 = hn::Add(m3, m4), e = hn::Sub(m3, m4);
+              y[0] = hn::Add(hn::Add(m0, a), c3);
+              y[1] = hn::MulAdd(hn::Set(d, 2.0f), e, b);
+              y[2] = hn::MulAdd(hn::Set(d, 4.0f), c3, a);
+              y[3] = hn::Add(hn::MulAdd(hn::Set(d, 8.0f), e, b), m5);
+            } else if constexpr (kAxisTaps == 3) {
+              y[0] = hn::Add(hn::Add(x[kIn], x[kIn + kInner]), x[kIn + 2 * kInner]);
+              y[1] = hn::Sub(hn::Sub(x[kIn + kInner], x[kIn + 2 * kInner]), x[kIn + 3 * kInner]);
             } else {
-              y0 = hn::Add(x[kIn], x[kIn + kInner]);
-              y1 = hn::Add(x[kIn + kInner], x[kIn + 2 * kInner]);
+              y[0] = hn::Add(x[kIn], x[kIn + kInner]);
+              y[1] = hn::Add(x[kIn + kInner], x[kIn + 2 * kInner]);
             }
-            // Written at (o * 2 + k) * inner + j <= (o * kAlpha + k) * inner + j: never over an element still to
+            // Written at (o * N + k) * inner + j <= (o * kAlpha + k) * inner + j: never over an element still to
             // be read (those of this o were read just above, those of earlier o's are done).
-            x[(o * 2 + 0) * kInner + j] = y0;
-            x[(o * 2 + 1) * kInner + j] = y1;
+            Unroll<N>([&](auto k) { x[(o * N + k) * kInner + j] = y[k]; });
           });
         });
       }
     });
     const V init = bias ? hn::LoadU(d, bias + c) : hn::Zero(d);
-    Unroll<IntPow(2, kDims)>([&](auto j) {
+    Unroll<S::kOutputs>([&](auto j) {
       if (out[j]) hn::StoreU(hn::Add(init, x[j]), d, out[j] + c);
     });
   }

@@ -363,13 +363,14 @@ TEST(Engine, ReportsForwardWorkspace) {
   EXPECT_LE(tcn.forward_workspace_bytes(), 16u << 20);
   const Plan last(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_clast_wtorch"), gemm);
   EXPECT_LT(last.forward_workspace_bytes(), 64u << 10);
-  // Winograd: per thread 4^D planes of 36 tiles' transformed inputs (a chunk of 128 input channels) and products,
-  // and the tiles' patch pointers (64 each, two floats' worth); channels_first adds per thread a staged tile row
-  // and, in 1D, the channels_last copy of the image the thread computes (TCN's 2 MiB images).
+  // Winograd: per thread a plane per transformed element (6 with TCN's F(4, 3) tiles) of 36 tiles' transformed
+  // inputs (a chunk of 128 input channels) and products, and the tiles' patch pointers (64 each, two floats' worth);
+  // channels_first adds per thread a staged tile row and, in 1D, the channels_last copy of the image the thread
+  // computes (TCN's 2 MiB images).
   const Plan winograd(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_cfirst_wtorch"));
   ASSERT_EQ(winograd.implementation_name(), "winograd");
   EXPECT_EQ(winograd.forward_workspace_bytes(),
-            2u * (4 * 36 * (128 + 256) + 36 * 64 * 2 + 2048 * 256 + 256 * 2048) * sizeof(float));
+            2u * (6 * 36 * (128 + 256) + 36 * 64 * 2 + 2048 * 256 + 256 * 2048) * sizeof(float));
   // 2D tile rows copy a chunk of images for all threads: the context module's 4 MiB image.
   const Plan context(parse_problem("conv_mb1_g1_ic64_oc64_i128x128_k3x3_s1x1_d16x16_p16:16x16:16_f32_cfirst_wtorch"));
   ASSERT_EQ(context.implementation_name(), "winograd");
@@ -818,7 +819,9 @@ TEST_P(EngineTarget, StreamedOutputsMatchReference) {
 TEST_P(EngineTarget, WinogradMatchesReference) {
   check_winograd({"conv_mb1_g1_ic128_oc128_i11x13_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
                   "conv_mb1_g1_ic128_oc128_i21x23_k3x3_s1x1_d2x1_p2:2x1:1_f32_cfirst_wtorch",
+                  // 1D: F(4, 3) tiles, the last of each residue class partly past the output
                   "conv_mb2_g1_ic64_oc64_i67_k3_s1_d2_p3:1_f32_cfirst_wtorch",
+                  "conv_mb1_g1_ic64_oc80_i130_k3_s1_d1_p0:2_f32_clast_wtf",
                   "conv_mb1_g1_ic64_oc64_i7x6x9_k3x3x3_s1x1x1_d1x1x2_p1:1x1:2x2:2_f32_clast_wtf",
                   "convT_mb1_g1_ic64_oc64_i10x9_k4x6_s2x3_d1x1_p1:2x2:1_op1x0_f32_cfirst_wtorch",
                   "convT_mb1_g1_ic128_oc128_i8x9_k5x4_s3x2_d1x1_p2:1x1:2_op1x0_f32_clast_wtorch"});
