@@ -133,9 +133,10 @@ struct KernelSet {
   PlanarGemmFn planar_gemm[kMaxVectorsPerTile + 1] = {};
   WinogradInputFn winograd_input[4][4][4] = {};
   WinogradOutputFn winograd_output[4][4][4] = {};
-  // Winograd F(4, 3) in 1D: 4 outputs from 6 inputs, 3 taps.
-  WinogradInputFn winograd4_input = nullptr;
-  WinogradOutputFn winograd4_output = nullptr;
+  // Winograd F(4, 3) along x (4 outputs from 6 inputs) and F(2, 3) along y, 3 taps on every axis, indexed by the
+  // problem's axes (1 or 2).
+  WinogradInputFn winograd4_input[3] = {};
+  WinogradOutputFn winograd4_output[3] = {};
   // out[i * out_stride + j] = in[j * in_stride + i] for i < rows, j < cols: the copies between channels_first and
   // channels_last, in register-transposed square blocks (8 x 8 with AVX2 and AVX-512, 4 x 4 with SSE). `stream`:
   // non-temporal stores where out is aligned (the caller issues a store fence afterwards).

@@ -13,10 +13,10 @@
 // Per batch of tiles: transform each patch (prod (r+1) values per channel), multiply the transformed planes by the
 // transformed kernels with the gemm tile kernel (prod (r+1) GEMMs of tiles x C_in x C_out), transform back to 2^D
 // outputs. Per output (r+1)^D / 2^D multiplications instead of r^D: r = 3: 1.5x fewer in 1D, 2.25x in 2D, 3.4x in
-// 3D; r = 2: 1.33x, 1.78x, 2.37x; kernel 3 at stride 2 (phases of 2 and 1 taps): 1.2x, 1.44x, 1.73x. 1D
-// convolutions of 3 taps may take F(4, 3) tiles instead (tile_outputs): 4 outputs from 6 inputs, 2x fewer
-// multiplications than the definition. The error stays within 1e-4 x (1 + |y|) in the differential tests (see
-// kMinLargeTileSaving and docs/design.md, "Winograd's accuracy").
+// 3D; r = 2: 1.33x, 1.78x, 2.37x; kernel 3 at stride 2 (phases of 2 and 1 taps): 1.2x, 1.44x, 1.73x. 1D and 2D
+// convolutions of 3 taps may take F(4, 3) along x instead (x_tile_outputs): 4 outputs from 6 inputs, 2x fewer
+// multiplications than the definition along x, 1.33x fewer than F(2, 3). The error stays within 1e-4 x (1 + |y|) in
+// the differential tests (see kMinLargeTileSaving and docs/design.md, "Winograd's accuracy").
 #include "engine/winograd.hpp"
 
 #include <hwy/cache_control.h>
@@ -75,14 +75,19 @@ constexpr double kMaxTransformedBytesWide = 32.0 * 1024 * 1024;
 // threads, both layouts) and on ASPP rate 6 (1.46x fewer; 1.04-1.16x faster). ASPP rate 18 (fewer products than
 // Winograd's) stays on the gemm path. Below 64 channels nothing was measured.
 constexpr double kMinMultiplicationRatio = 1.4;
-// F(4, 3) tiles (4 outputs from 6 inputs) in 1D, where they save this many times F(2, 3)'s multiplications: TCN
-// (8 residue classes of 256 outputs) 1.33x, timed 1.24x as fast (channels_last, 1 thread). Its transforms multiply
-// the rounding errors: against the double-precision reference (inputs and weights uniform in [-1, 1]), at most
-// 8.6e-5 x (1 + |y|) on 256 channels, where F(2, 3) and the gemm path stay within 2-3e-5. In 2D (F(4 x 4, 3 x 3))
-// the context module ran 1.47x as fast, but the error reached 1.7e-4 on 64 and 128 channels and 7.9e-4 on 320, so
-// 2D and 3D keep F(2, 3), and so do layers of more than kMaxLargeTileChannels input channels.
+// F(4, 3) along x (4 outputs from 6 inputs; F(2, 3) along y), where it saves this many times F(2, 3)'s
+// multiplications: TCN (1D, 8 residue classes of 256 outputs) 1.33x, the context module (2D, 16 classes of 8 along
+// x) 1.33x; ASPP rate 6 (6 classes of 5 or 6) none. Timed in turns against F(2, 3) (tdconv-bench, Intel Xeon): TCN
+// 1.11-1.18x as fast at 1 thread and 1.18-1.24x at 2, the context module 1.15-1.33x and 1.17-1.30x, both layouts.
+// In 3D (F(2, 3) along z and y) the 3D atrous layer ran 0.84-0.98x: 96-element tiles, and 3D keeps F(2, 3).
+// Its transforms scale rounding errors up: against the double-precision reference (inputs and weights uniform in
+// [-1, 1]), the largest |error| / (1 + |y|) was 1.8-3.5e-5 on 64 and 128 channels in 1D and 8.6e-5 on 256, 4.8e-5
+// and 7.6e-5 on 64 and 128 channels in 2D, against 1.1-4.3e-5 for F(2, 3) and the gemm path; 3D reached 1.2e-4 on
+// 128 channels, and F(4 x 4, 3 x 3) (4 outputs along y too) 1.7e-4 on 64 channels and 7.9e-4 on 320. So it runs up
+// to kMaxLargeTileChannels input channels, within the differential tests' 1e-4 (docs/design.md, "Winograd's
+// accuracy").
 constexpr double kMinLargeTileSaving = 1.2;
-constexpr std::int64_t kMaxLargeTileChannels = 256;
+constexpr std::int64_t kMaxLargeTileChannels[2] = {256, 128};  // 1D, 2D
 constexpr std::int64_t kMinChannels = 64;
 // Transposed convolutions whose phases have 1 or 2 taps (kernel 3 at stride 2) save less (1.44x in 2D) and their
 // 1-tap phases give short GEMMs: timed in turns against the gemm path, CycleGAN's 128 -> 64 channels ran at 0.87-0.95x
@@ -185,16 +190,17 @@ std::array<Axis, 3> axes_of(const Problem& p) {
 }
 
 // Multiply-adds per channel pair: those of the gemm path, (output, tap) pairs whose input is not padding, and
-// Winograd's, r + n - 1 per axis per tile of n outputs per axis.
+// Winograd's, r + n - 1 per axis per tile of n outputs along that axis (nx along x, 2 along the others).
 struct Products {
   double valid = 1, winograd = 1;
 };
 
 // Both counts are products over the axes of per-axis sums over the classes.
-Products count_products(const std::array<Axis, 3>& axes, int n) {
+Products count_products(const std::array<Axis, 3>& axes, int nx) {
   Products count;
   for (const Axis& a : axes) {
     if (!a.active) continue;
+    const int n = &a == &axes[2] ? nx : 2;
     std::int64_t valid = 0, winograd = 0;
     for (const AxisClass& k : a.classes) {
       winograd += (k.r + n - 1) * ((k.count + n - 1) / n);
@@ -210,18 +216,26 @@ Products count_products(const std::array<Axis, 3>& axes, int n) {
   return count;
 }
 
-// Outputs per axis of a tile: 4 (F(4, 3)) for 1D convolutions with 3 taps and at most kMaxLargeTileChannels input
-// channels where that takes kMinLargeTileSaving times fewer multiplications than F(2, 3), as long as Winograd's other
-// rules hold with it as with F(2, 3) (its 6 transformed elements within kMaxTransformedBytes, kMinTilesPerKernel
-// tiles); else 2.
-int tile_outputs(const Problem& p) {
-  if (p.op != Op::conv || p.spatial_dims != 1 || p.kernel[0] != 3 || p.stride[0] != 1) return 2;
-  if (p.in_channels > kMaxLargeTileChannels) return 2;
-  if (6.0 * static_cast<double>(p.in_channels * p.out_channels) * sizeof(float) > kMaxTransformedBytes) return 2;
+// Outputs along x of a tile: 4 (F(4, 3) along x, F(2, 3) along the other axes) for convolutions with 3 taps per
+// axis and at most kMaxLargeTileChannels input channels (by the problem's axes) where that takes
+// kMinLargeTileSaving times fewer multiplications than F(2, 3) along x, as long as Winograd's other rules hold with
+// it as with F(2, 3) (its transformed kernels within kMaxTransformedBytes, kMinTilesPerKernel tiles); else 2.
+int x_tile_outputs(const Problem& p) {
+  if (p.op != Op::conv || p.spatial_dims > 2) return 2;
+  for (int d = 0; d < p.spatial_dims; ++d) {
+    if (p.kernel[d] != 3 || p.stride[d] != 1) return 2;
+  }
+  if (p.in_channels > kMaxLargeTileChannels[p.spatial_dims - 1]) return 2;
+  const double elements = 6.0 * std::pow(4.0, p.spatial_dims - 1);
+  if (elements * static_cast<double>(p.in_channels * p.out_channels) * sizeof(float) > kMaxTransformedBytes) return 2;
   const auto axes = axes_of(p);
-  std::int64_t tiles = 0;
-  for (const AxisClass& k : axes[2].classes) tiles += (k.count + 3) / 4;
-  if (static_cast<double>(tiles) < kMinTilesPerKernel) return 2;
+  double tiles = 1;
+  for (std::size_t a = 0; a < 3; ++a) {
+    std::int64_t axis_tiles = 0;
+    for (const AxisClass& k : axes[a].classes) axis_tiles += a == 2 ? (k.count + 3) / 4 : (k.count + 1) / 2;
+    tiles *= static_cast<double>(axis_tiles);
+  }
+  if (tiles < kMinTilesPerKernel) return 2;
   return count_products(axes, 4).winograd * kMinLargeTileSaving <= count_products(axes, 2).winograd ? 4 : 2;
 }
 
@@ -282,7 +296,7 @@ std::int64_t shared_chunk_images(const Problem& p) {
 }
 
 // A tile: the class along each axis, and j of its first output in each class (it computes j .. j + n - 1, n
-// outputs per axis: State::outs).
+// outputs along the axis: State::outs).
 struct Tile {
   std::array<std::int32_t, 3> cls;
   std::array<std::int64_t, 3> j;
@@ -311,7 +325,8 @@ struct State final : PlanState {
   KernelSet kernels;
   std::array<Axis, 3> axes;
   int dims = 1;
-  int outs = 2;  // outputs per axis of a tile (tile_outputs)
+  int x_outs = 2;  // outputs along x of a tile (x_tile_outputs); 2 along the other axes
+  int outs(std::size_t a) const { return a == 2 ? x_outs : 2; }  // outputs of a tile along axis a (z, y, x)
   int max_elements = 16;  // transformed elements of the largest tile
   int rows = 1, vectors = 1;
   std::int64_t nr = 1, blocks = 1;
@@ -345,10 +360,10 @@ struct Packed final : PackedData {
 };
 
 // G g G^T along every axis of one kernel with taps[a] taps along axis a (row-major over the `dims` axes), taps + n - 1
-// values per axis, row-major, for tiles of n outputs per axis.
+// values per axis, row-major, for tiles of n outputs along the axis (nx along the last, 2 along the others).
 //   F(2, 3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1];  F(2, 2): G = [1 0; 1 1; 0 1];  F(2, 1): G = [1; 1];
 //   F(4, 3): G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].
-std::vector<float> transform_kernel(std::vector<double> g, int dims, const std::array<int, 3>& taps, int n) {
+std::vector<float> transform_kernel(std::vector<double> g, int dims, const std::array<int, 3>& taps, int nx) {
   static constexpr double kG3[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   static constexpr double kG2[3][3] = {{1, 0, 0}, {1, 1, 0}, {0, 1, 0}};
   static constexpr double kG1[2][3] = {{1, 0, 0}, {1, 0, 0}};
@@ -357,7 +372,7 @@ std::vector<float> transform_kernel(std::vector<double> g, int dims, const std::
                                         {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
   std::array<std::int64_t, 3> shape{taps[0], taps[1], taps[2]};
   for (int axis = 0; axis < dims; ++axis) {
-    const int r = taps[static_cast<std::size_t>(axis)], alpha = r + n - 1;
+    const int r = taps[static_cast<std::size_t>(axis)], n = axis == dims - 1 ? nx : 2, alpha = r + n - 1;
     const auto G = [r, n](int i, int k) {
       return n == 4 ? kG43[i][k] : (r == 3 ? kG3[i][k] : (r == 2 ? kG2[i][k] : kG1[i][k]));
     };
@@ -405,13 +420,13 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       return "fewer than " + std::to_string(kMinChannels) + " channels";
     }
     const auto axes = axes_of(p);
-    const int n = tile_outputs(p);
+    const int nx = x_tile_outputs(p);
     double elements = 1;  // of the largest tile
     bool one_tap_phases = false;
     for (const Axis& a : axes) {
       int most = 0;
       for (const AxisClass& k : a.classes) most = std::max(most, k.r), one_tap_phases |= a.active && k.r == 1;
-      elements *= a.active ? most + n - 1 : 1;
+      elements *= a.active ? most + (&a == &axes[2] ? nx : 2) - 1 : 1;
     }
     if (one_tap_phases && std::min(p.in_channels, p.out_channels) < kMinChannelsMixedPhases) {
       return "stride phases of 1 and 2 taps with fewer than " + std::to_string(kMinChannelsMixedPhases) + " channels";
@@ -425,12 +440,13 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     double tiles = 1, kernels = 1;
     for (const Axis& a : axes) {
       std::int64_t axis_tiles = 0;
+      const int n = &a == &axes[2] ? nx : 2;
       for (const AxisClass& k : a.classes) axis_tiles += (k.count + n - 1) / n;
       tiles *= static_cast<double>(axis_tiles);
       if (p.op == Op::conv_transpose) kernels *= static_cast<double>(a.classes.size());
     }
     if (tiles < kMinTilesPerKernel * kernels) return "too few tiles per transformed kernel in an image";
-    const Products products = count_products(axes, n);
+    const Products products = count_products(axes, nx);
     if (products.valid < kMinMultiplicationRatio * products.winograd) {
       return "saves too few multiplications over skipping the padded taps";
     }
@@ -441,7 +457,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     auto s = std::make_shared<State>();
     s->kernels = best_kernels();
     s->dims = p.spatial_dims;
-    s->outs = tile_outputs(p);
+    s->x_outs = x_tile_outputs(p);
     s->axes = axes_of(p);
     s->stream = image_output_bytes(p) * static_cast<double>(p.batch) > kStreamBytes;
     s->vectors = static_cast<int>(std::min<std::int64_t>(p.out_channels / s->kernels.lanes, kMaxVectorsPerTile));
@@ -461,13 +477,13 @@ class Winograd final : public detail::ForwardOnlyImplementation {
                        static_cast<std::size_t>(kernel % nx)};
       for (std::size_t a = 0; a < 3; ++a) {
         shape.taps[a] = ax[a].active ? ax[a].classes[shape.classes[a]].r : 0;
-        shape.elements *= ax[a].active ? shape.taps[a] + s->outs - 1 : 1;
+        shape.elements *= ax[a].active ? shape.taps[a] + s->outs(a) - 1 : 1;
       }
       shape.offset = offset;
       offset += shape.elements * p.in_channels * p.out_channels;
       const auto [z, y, x] = shape.taps;
-      shape.input = s->outs == 4 ? s->kernels.winograd4_input : s->kernels.winograd_input[z][y][x];
-      shape.output = s->outs == 4 ? s->kernels.winograd4_output : s->kernels.winograd_output[z][y][x];
+      shape.input = s->x_outs == 4 ? s->kernels.winograd4_input[s->dims] : s->kernels.winograd_input[z][y][x];
+      shape.output = s->x_outs == 4 ? s->kernels.winograd4_output[s->dims] : s->kernels.winograd_output[z][y][x];
       s->max_elements = std::max(s->max_elements, shape.elements);
       s->shapes.push_back(shape);
     }
@@ -475,9 +491,9 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       for (std::int32_t cy = 0; cy < ny; ++cy)
         for (std::int32_t cx = 0; cx < nx; ++cx) {
           const std::int64_t kernel = phases ? (static_cast<std::int64_t>(cz) * ny + cy) * nx + cx : 0;
-          for (std::int64_t jz = 0; jz < ax[0].classes[static_cast<std::size_t>(cz)].count; jz += s->outs)
-            for (std::int64_t jy = 0; jy < ax[1].classes[static_cast<std::size_t>(cy)].count; jy += s->outs)
-              for (std::int64_t jx = 0; jx < ax[2].classes[static_cast<std::size_t>(cx)].count; jx += s->outs) {
+          for (std::int64_t jz = 0; jz < ax[0].classes[static_cast<std::size_t>(cz)].count; jz += 2)
+            for (std::int64_t jy = 0; jy < ax[1].classes[static_cast<std::size_t>(cy)].count; jy += 2)
+              for (std::int64_t jx = 0; jx < ax[2].classes[static_cast<std::size_t>(cx)].count; jx += s->x_outs) {
                 s->tiles.push_back({{cz, cy, cx}, {jz, jy, jx}, kernel});
               }
         }
@@ -568,7 +584,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
           g.assign(tap_of.size(), 0.0);
           // Group 0: Winograd takes ungrouped problems only.
           for (std::size_t t = 0; t < tap_of.size(); ++t) g[t] = w[weight_index(p, 0, q, o, tap_of[t], taps)];
-          const std::vector<float> u = transform_kernel(g, s.dims, problem_taps, s.outs);
+          const std::vector<float> u = transform_kernel(g, s.dims, problem_taps, s.x_outs);
           for (int e = 0; e < shape.elements; ++e) {
             const std::int64_t at = shape.offset + ((e * s.blocks + o / s.nr) * ic + q) * s.nr + o % s.nr;
             packed->u[static_cast<std::size_t>(at)] = u[static_cast<std::size_t>(e)];
@@ -624,7 +640,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
   static std::size_t workspace_bytes(const Problem& p, const State& s, std::int64_t batch, int threads) {
     constexpr auto kPointerFloats = static_cast<std::int64_t>(sizeof(const float*)) / 4;
     std::int64_t per_thread = s.max_elements * batch * (std::min(p.in_channels, kPassChannels) + p.out_channels) +
-                              batch * kMaxPatchElements * kPointerFloats;
+                              batch * s.max_elements * kPointerFloats;
     std::int64_t per_call = 0;
     if (p.layout == Layout::channels_first && s.shared_images) {
       per_call = s.images * (element_count(src_shape(p), "src") + element_count(dst_shape(p), "dst")) / p.batch;
@@ -716,7 +732,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     const auto& ax = s.axes;
     const std::int64_t in_pixels = ax[0].in * ax[1].in * ax[2].in, out_pixels = ax[0].out * ax[1].out * ax[2].out;
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
-    const std::int64_t nz = ax[0].active ? s.outs : 1, ny = ax[1].active ? s.outs : 1;  // staged rows along z, y
+    const std::int64_t nz = ax[0].active ? 2 : 1, ny = ax[1].active ? 2 : 1;  // staged rows along z and y
     const auto rows = static_cast<std::int64_t>(s.tile_rows.size());
     if (s.whole_images) {
       // Each image copied into channels_last by the thread that computes it, just before: its transformed patches
@@ -828,16 +844,16 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     m_buf.resize(static_cast<std::size_t>(s.max_elements * s.tiles_per_batch * oc));
     const std::int64_t m_plane = s.tiles_per_batch * oc;
     thread_local std::vector<const float*> patches;  // [tile][element]: the patch's pixels, null in padding
-    patches.resize(static_cast<std::size_t>(s.tiles_per_batch * kMaxPatchElements));
+    patches.resize(static_cast<std::size_t>(s.tiles_per_batch * s.max_elements));
 
     // Tile t's patch: the pixels of its elements (null in padding), into patches[t].
     const auto find_patch = [&](std::int64_t t, const KernelShape& shape, const Tile& tile) {
       std::array<std::int64_t, 3> extent{}, i0{};  // patch elements per axis, input index of the first
       for (std::size_t a = 0; a < 3; ++a) {
-        extent[a] = ax[a].active ? shape.taps[a] + s.outs - 1 : 1;
+        extent[a] = ax[a].active ? shape.taps[a] + s.outs(a) - 1 : 1;
         i0[a] = ax[a].classes[static_cast<std::size_t>(tile.cls[a])].in_first + tile.j[a] * ax[a].in_step;
       }
-      const float** patch = patches.data() + t * kMaxPatchElements;
+      const float** patch = patches.data() + t * s.max_elements;
       int e = 0;  // patch elements row-major
       for (std::int64_t ez = 0; ez < extent[0]; ++ez) {
         const std::int64_t iz = i0[0] + ez * ax[0].in_step;
@@ -869,7 +885,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
         const Tile& tile = s.tiles[static_cast<std::size_t>(first + t)];
         const KernelShape& shape = s.shapes[static_cast<std::size_t>(tile.kernel)];
         if (c0 == 0) find_patch(t, shape, tile);
-        const float* const* from = patches.data() + t * kMaxPatchElements;
+        const float* const* from = patches.data() + t * s.max_elements;
         if (c0 > 0) {  // the chunk's channels of the patch's pixels
           for (int e = 0; e < shape.elements; ++e) {
             patch[static_cast<std::size_t>(e)] = from[e] != nullptr ? from[e] + c0 : nullptr;
@@ -902,9 +918,9 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     }
 
     const float* bias = static_cast<const float*>(bias_data);
-    std::array<float*, 8> outputs{};  // 2^3 (F(2, r) in 3D) at most; F(4, 3) is 1D
+    std::array<float*, 8> outputs{};  // 2 x 2 x 2 (3D) or 2 x 4 (2D with F(4, 3) along x) at most
     std::array<std::int64_t, 3> outs{};  // outputs per axis of a tile
-    for (std::size_t a = 0; a < 3; ++a) outs[a] = ax[a].active ? s.outs : 1;
+    for (std::size_t a = 0; a < 3; ++a) outs[a] = ax[a].active ? s.outs(a) : 1;
     for (std::int64_t t = 0; t < count; ++t) {
       const Tile& tile = s.tiles[static_cast<std::size_t>(first + t)];
       std::array<std::int64_t, 3> left{};  // outputs of the tile's class from the tile's first one on, per axis

@@ -41,7 +41,9 @@ void SetWinogradTransforms(KernelSet& set) {
   SetWinogradTransform<2, 1>(set), SetWinogradTransform<1, 1, 1>(set), SetWinogradTransform<1, 1, 2>(set);
   SetWinogradTransform<1, 2, 1>(set), SetWinogradTransform<1, 2, 2>(set), SetWinogradTransform<2, 1, 1>(set);
   SetWinogradTransform<2, 1, 2>(set), SetWinogradTransform<2, 2, 1>(set);
-  set.winograd4_input = WinogradInput<4, 3>, set.winograd4_output = WinogradOutput<4, 3>;  // F(4, 3), 1D
+  // F(4, 3) along x (and F(2, 3) along y), 1D and 2D
+  set.winograd4_input[1] = WinogradInput<4, 3>, set.winograd4_output[1] = WinogradOutput<4, 3>;
+  set.winograd4_input[2] = WinogradInput<4, 3, 3>, set.winograd4_output[2] = WinogradOutput<4, 3, 3>;
 }
 
 void FillWinogradKernels(KernelSet* set) {

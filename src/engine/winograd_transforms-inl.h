@@ -1,11 +1,11 @@
 // Winograd F(2, r) input and output transforms, r = 1, 2 or 3 taps per axis (not necessarily the same on every
-// axis), along every axis of a 1D, 2D or 3D tile, and F(4, 3) (3 taps on every axis of a 1D or 2D tile), vectorised
-// over channels. Included by winograd_kernels.cpp inside its per-target namespace (Highway's "-inl.h" convention:
-// no include guard, compiled once per target).
+// axis), along every axis of a 1D, 2D or 3D tile, and F(4, 3) along the last axis (x) of a tile with 3 taps on every
+// axis (F(2, 3) along the others), vectorised over channels. Included by winograd_kernels.cpp inside its per-target
+// namespace (Highway's "-inl.h" convention: no include guard, compiled once per target).
 //
-// A tile computes n = 2 (or 4) outputs per axis of the correlation y[i] = sum g[a] d[i + a] (a sum over every axis)
-// from an input patch d of r + n - 1 values per axis: V = B^T d B (B^T along each axis), products M = V . U with
-// U = G g G^T (the transformed kernel, see winograd.cpp), outputs A^T M A.
+// A tile computes n = 2 outputs per axis (or 4 along x) of the correlation y[i] = sum g[a] d[i + a] (a sum over
+// every axis) from an input patch d of r + n - 1 values per axis: V = B^T d B (B^T along each axis), products
+// M = V . U with U = G g G^T (the transformed kernel, see winograd.cpp), outputs A^T M A.
 //   F(2, 3): B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1]
 //   F(2, 2): B^T = [1 -1 0; 0 1 0; 0 -1 1],                 A^T = [1 1 0; 0 1 1]
 //   F(2, 1): B^T = A^T = I (2 x 2): a stride phase of a transposed convolution with 1 tap along that axis
@@ -23,26 +23,43 @@ HWY_INLINE void Unroll(F&& f) {
 }
 constexpr int IntPow(int base, int exponent) { return exponent == 0 ? 1 : base * IntPow(base, exponent - 1); }
 
-// Transform sizes of a tile of N outputs per axis whose axes have R... taps each (one template argument per axis of
-// the problem, outermost first; an axis with 1 tap has a trivial transform: N outputs from N inputs, each the input
-// times the tap).
-template <int N, int... R>
+// Patch (and transformed) elements of a tile of NX outputs along the last axis and 2 along the others.
+template <int NX, int... R>
+constexpr int TileElements() {
+  constexpr std::array<int, sizeof...(R)> kTaps{R...};
+  int elements = 1;
+  for (std::size_t a = 0; a < kTaps.size(); ++a) elements *= kTaps[a] + (a + 1 == kTaps.size() ? NX : 2) - 1;
+  return elements;
+}
+
+// Transform sizes of a tile of NX outputs along the last axis and 2 along the others, whose axes have R... taps each
+// (one template argument per axis of the problem, outermost first; an axis with 1 tap has a trivial transform: n
+// outputs from n inputs, each the input times the tap).
+template <int NX, int... R>
 struct TileShape {
   static constexpr int kDims = sizeof...(R);
   static constexpr std::array<int, kDims> kTaps{R...};
-  static constexpr int kElements = ((R + N - 1) * ...);
-  static constexpr int kOutputs = IntPow(N, kDims);
+  static constexpr int Outputs(int axis) { return axis == kDims - 1 ? NX : 2; }  // along one axis
+  static constexpr int Alpha(int axis) { return kTaps[static_cast<std::size_t>(axis)] + Outputs(axis) - 1; }
+  static constexpr int kElements = TileElements<NX, R...>();
+  static constexpr int kOutputs = IntPow(2, kDims - 1) * NX;
   // Elements between consecutive patch elements along `axis`: the sizes of the axes after it.
   static constexpr int Step(int axis) {
     int step = 1;
-    for (int a = axis + 1; a < kDims; ++a) step *= kTaps[static_cast<std::size_t>(a)] + N - 1;
+    for (int a = axis + 1; a < kDims; ++a) step *= Alpha(a);
     return step;
   }
   // Patch elements before `axis` (outer positions).
   static constexpr int Outer(int axis) {
     int outer = 1;
-    for (int a = 0; a < axis; ++a) outer *= kTaps[static_cast<std::size_t>(a)] + N - 1;
+    for (int a = 0; a < axis; ++a) outer *= Alpha(a);
     return outer;
+  }
+  // Outputs of the axes after `axis` (the packed results of the output transform's earlier steps).
+  static constexpr int InnerOutputs(int axis) {
+    int inner = 1;
+    for (int a = axis + 1; a < kDims; ++a) inner *= Outputs(a);
+    return inner;
   }
 };
 
@@ -78,9 +95,9 @@ HWY_INLINE void InputTransformLine(V* x) {
 
 // patch[i]: the input pixel of patch element i (row-major over the axes, R + N - 1 per axis; null: outside the
 // input, read as zero). v[i * e_stride + c] receives element i of the transformed patch, for every channel c.
-template <int N, int... R>
+template <int NX, int... R>
 void WinogradInput(const float* const* patch, std::int64_t channels, float* v, std::int64_t e_stride) {
-  using S = TileShape<N, R...>;
+  using S = TileShape<NX, R...>;
   constexpr int kElements = S::kElements;
   const D d;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
@@ -88,22 +105,23 @@ void WinogradInput(const float* const* patch, std::int64_t channels, float* v, s
     V x[kElements];
     Unroll<kElements>([&](auto i) { x[i] = patch[i] ? hn::LoadU(d, patch[i] + c) : hn::Zero(d); });
     Unroll<S::kDims>([&](auto axis) {
-      constexpr int kAxisTaps = S::kTaps[axis], kAlpha = kAxisTaps + N - 1, kStep = S::Step(axis);
+      constexpr int kAxisTaps = S::kTaps[axis], kAlpha = S::Alpha(axis), kStep = S::Step(axis);
       Unroll<kElements>([&](auto base) {
         // one line per position of the other axes
-        if constexpr ((base / kStep) % kAlpha == 0) InputTransformLine<N, kAxisTaps, base, kStep>(x);
+        if constexpr ((base / kStep) % kAlpha == 0) InputTransformLine<S::Outputs(axis), kAxisTaps, base, kStep>(x);
       });
     });
     Unroll<kElements>([&](auto i) { hn::StoreU(x[i], d, v + i * e_stride + c); });
   }
 }
 
-// m[i * e_stride + c]: the products, one per transformed element. out[j] receives output j (row-major, N per axis)
-// for every channel, plus the bias (may be null); a null output pointer is outside the output and skipped.
-template <int N, int... R>
+// m[i * e_stride + c]: the products, one per transformed element. out[j] receives output j (row-major, NX along x
+// and 2 along the other axes) for every channel, plus the bias (may be null); a null output pointer is outside the
+// output and skipped.
+template <int NX, int... R>
 void WinogradOutput(const float* m, std::int64_t e_stride, std::int64_t channels, const float* bias,
                     float* const* out) {
-  using S = TileShape<N, R...>;
+  using S = TileShape<NX, R...>;
   constexpr int kDims = S::kDims, kElements = S::kElements;
   const D d;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
@@ -111,11 +129,11 @@ void WinogradOutput(const float* m, std::int64_t e_stride, std::int64_t channels
     V x[kElements];
     Unroll<kElements>([&](auto i) { x[i] = hn::LoadU(d, m + i * e_stride + c); });
     // A^T along each axis, last axis first, packing the results: after axes kDims-1 .. a, the element
-    // (a0 .. a_{a-1}, j_a .. j_{kDims-1}) sits at (a0 .. a_{a-1}) * N^(kDims-a) + (j_a .. j_{kDims-1}) in base N.
-    // An axis of 1 tap (N elements, N outputs) leaves every element where it is.
+    // (a0 .. a_{a-1}, j_a .. j_{kDims-1}) sits at (a0 .. a_{a-1}) * (outputs of axes a..) + (j_a .. j_{kDims-1}),
+    // row-major. An axis of 1 tap (n elements, n outputs) leaves every element where it is.
     Unroll<kDims>([&](auto done) {
-      constexpr int kAxis = kDims - 1 - done, kAxisTaps = S::kTaps[kAxis], kAlpha = kAxisTaps + N - 1;
-      constexpr int kInner = IntPow(N, done), kOuter = S::Outer(kAxis);
+      constexpr int kAxis = kDims - 1 - done, kAxisTaps = S::kTaps[kAxis], kAlpha = S::Alpha(kAxis);
+      constexpr int N = S::Outputs(kAxis), kInner = S::InnerOutputs(kAxis), kOuter = S::Outer(kAxis);
       if constexpr (kAxisTaps > 1) {
         Unroll<kOuter>([&](auto o) {
           Unroll<kInner>([&](auto j) {

@@ -364,13 +364,13 @@ TEST(Engine, ReportsForwardWorkspace) {
   const Plan last(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_clast_wtorch"), gemm);
   EXPECT_LT(last.forward_workspace_bytes(), 64u << 10);
   // Winograd: per thread a plane per transformed element (6 with TCN's F(4, 3) tiles) of 36 tiles' transformed
-  // inputs (a chunk of 128 input channels) and products, and the tiles' patch pointers (64 each, two floats' worth);
-  // channels_first adds per thread a staged tile row and, in 1D, the channels_last copy of the image the thread
-  // computes (TCN's 2 MiB images).
+  // inputs (a chunk of 128 input channels) and products, and the tiles' patch pointers (one per element, two
+  // floats' worth); channels_first adds per thread a staged tile row and, in 1D, the channels_last copy of the
+  // image the thread computes (TCN's 2 MiB images).
   const Plan winograd(parse_problem("conv_mb8_g1_ic256_oc256_i2048_k3_s1_d8_p8:8_f32_cfirst_wtorch"));
   ASSERT_EQ(winograd.implementation_name(), "winograd");
   EXPECT_EQ(winograd.forward_workspace_bytes(),
-            2u * (6 * 36 * (128 + 256) + 36 * 64 * 2 + 2048 * 256 + 256 * 2048) * sizeof(float));
+            2u * (6 * 36 * (128 + 256) + 36 * 6 * 2 + 2048 * 256 + 256 * 2048) * sizeof(float));
   // 2D tile rows copy a chunk of images for all threads: the context module's 4 MiB image.
   const Plan context(parse_problem("conv_mb1_g1_ic64_oc64_i128x128_k3x3_s1x1_d16x16_p16:16x16:16_f32_cfirst_wtorch"));
   ASSERT_EQ(context.implementation_name(), "winograd");
@@ -382,12 +382,12 @@ TEST(Engine, ReportsForwardWorkspace) {
   ASSERT_EQ(res5_last.implementation_name(), "winograd");
   EXPECT_LE(res5_last.forward_workspace_bytes(), 16u << 20);
   if (engine::best_kernels().lanes >= 16) {
-    EXPECT_EQ(res5_last.forward_workspace_bytes(), 2u * (16 * 138 * (128 + 512) + 138 * 64 * 2) * sizeof(float));
+    EXPECT_EQ(res5_last.forward_workspace_bytes(), 2u * (16 * 138 * (128 + 512) + 138 * 16 * 2) * sizeof(float));
   }
   const Plan res5_first(parse_problem("conv_mb1_g1_ic512_oc512_i65x65_k3x3_s1x1_d4x4_p4:4x4:4_f32_cfirst_wtorch"));
   ASSERT_EQ(res5_first.implementation_name(), "winograd");
   EXPECT_EQ(res5_first.forward_workspace_bytes(),
-            (2u * (16 * 72 * (128 + 512) + 72 * 64 * 2 + 2 * 2 * 65 * 512) + 512u * 65 * 65) * sizeof(float));
+            (2u * (16 * 72 * (128 + 512) + 72 * 16 * 2 + 2 * 2 * 65 * 512) + 512u * 65 * 65) * sizeof(float));
   // A transposed channels_first plan with an 8 MiB source image and a 1 MiB output image: each thread copies and
   // stages whole images only up to 2 MiB each (at 8 MiB per thread, Winograd's plan had reached 23 MiB).
   const Plan wide_source(
@@ -401,7 +401,7 @@ TEST(Engine, ReportsForwardWorkspace) {
   if (engine::best_kernels().lanes >= 16) {
     ASSERT_EQ(aspp.implementation_name(), "winograd");
     EXPECT_EQ(aspp.forward_workspace_bytes(),
-              (2u * (16 * 84 * (128 + 256) + 84 * 64 * 2) + (2048u + 256) * 33 * 33) * sizeof(float));
+              (2u * (16 * 84 * (128 + 256) + 84 * 16 * 2) + (2048u + 256) * 33 * 33) * sizeof(float));
   }
   const Plan f64(parse_problem("conv_mb1_g1_ic3_oc5_i7x9_k3x3_s1x1_d1x1_p1:1x1:1_f64_clast_wtorch"));
   EXPECT_EQ(f64.forward_workspace_bytes(), 5u * 7 * 9 * sizeof(double));
@@ -511,8 +511,10 @@ TEST(Engine, WinogradMatchesReference) {
                   "conv_mb2_g1_ic128_oc144_i17x15_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtf",
                   "conv_mb1_g1_ic128_oc128_i15x15_k3x3_s1x1_d1x2_p0:2x1:3_f32_cfirst_wtorch",
                   "conv_mb1_g1_ic128_oc128_i27x25_k3x3_s1x1_d3x3_p3:3x3:3_f32_cfirst_wtorch",
-                  // the fewest channels it takes, output channels not a multiple of the widest tile
+                  // the fewest channels it takes, output channels not a multiple of the widest tile (F(4, 3)
+                  // along x, as the next three)
                   "conv_mb1_g1_ic64_oc80_i20x18_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
+                  "conv_mb2_g1_ic96_oc64_i19x29_k3x3_s1x1_d1x2_p1:0x2:3_f32_clast_wtf",
                   "conv_mb1_g1_ic64_oc64_i24x22_k3x3_s1x1_d2x2_p2:2x2:2_f32_cfirst_wtorch",
                   // channels_first output images up to 2 MiB staged whole (above, and with batches of tiles in
                   // every image), larger ones tile row by tile row (2.1 MiB, dilation along both axes)
@@ -818,6 +820,7 @@ TEST_P(EngineTarget, StreamedOutputsMatchReference) {
 
 TEST_P(EngineTarget, WinogradMatchesReference) {
   check_winograd({"conv_mb1_g1_ic128_oc128_i11x13_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch",
+                  // 2D with F(4, 3) along x
                   "conv_mb1_g1_ic128_oc128_i21x23_k3x3_s1x1_d2x1_p2:2x1:1_f32_cfirst_wtorch",
                   // 1D: F(4, 3) tiles, the last of each residue class partly past the output
                   "conv_mb2_g1_ic64_oc64_i67_k3_s1_d2_p3:1_f32_cfirst_wtorch",
