@@ -78,7 +78,7 @@ constexpr double kMinMultiplicationRatio = 1.4;
 // F(4, 3) along x (4 outputs from 6 inputs; F(2, 3) along y), where it saves this many times F(2, 3)'s
 // multiplications: TCN (1D, 8 residue classes of 256 outputs) 1.33x, the context module (2D, 16 classes of 8 along
 // x) 1.33x; ASPP rate 6 (6 classes of 5 or 6) none. Timed in turns against F(2, 3) (tdconv-bench, Intel Xeon): TCN
-// 1.11-1.18x as fast at 1 thread and 1.18-1.24x at 2, the context module 1.15-1.33x and 1.17-1.30x, both layouts.
+// 1.11-1.19x as fast at 1 thread and 1.18-1.24x at 2, the context module 1.15-1.33x and 1.17-1.30x, both layouts.
 // In 3D (F(2, 3) along z and y) the 3D atrous layer ran 0.84-0.98x: 96-element tiles, and 3D keeps F(2, 3).
 // Its transforms scale rounding errors up: against the double-precision reference (inputs and weights uniform in
 // [-1, 1]), the largest |error| / (1 + |y|) was 1.8-3.5e-5 on 64 and 128 channels in 1D and 8.6e-5 on 256, 4.8e-5
