@@ -216,6 +216,19 @@ Products count_products(const std::array<Axis, 3>& axes, int nx) {
   return count;
 }
 
+// Tiles of an image over all classes (phase combinations too), with nx outputs per tile along x and 2 along the
+// other axes.
+double count_tiles(const std::array<Axis, 3>& axes, int nx) {
+  double tiles = 1;
+  for (const Axis& a : axes) {
+    const int n = &a == &axes[2] ? nx : 2;
+    std::int64_t axis_tiles = 0;
+    for (const AxisClass& k : a.classes) axis_tiles += (k.count + n - 1) / n;
+    tiles *= static_cast<double>(axis_tiles);
+  }
+  return tiles;
+}
+
 // Outputs along x of a tile: 4 (F(4, 3) along x, F(2, 3) along the other axes) for convolutions with 3 taps per
 // axis and at most kMaxLargeTileChannels input channels (by the problem's axes) where that takes
 // kMinLargeTileSaving times fewer multiplications than F(2, 3) along x, as long as Winograd's other rules hold with
@@ -229,13 +242,7 @@ int x_tile_outputs(const Problem& p) {
   const double elements = 6.0 * std::pow(4.0, p.spatial_dims - 1);
   if (elements * static_cast<double>(p.in_channels * p.out_channels) * sizeof(float) > kMaxTransformedBytes) return 2;
   const auto axes = axes_of(p);
-  double tiles = 1;
-  for (std::size_t a = 0; a < 3; ++a) {
-    std::int64_t axis_tiles = 0;
-    for (const AxisClass& k : axes[a].classes) axis_tiles += a == 2 ? (k.count + 3) / 4 : (k.count + 1) / 2;
-    tiles *= static_cast<double>(axis_tiles);
-  }
-  if (tiles < kMinTilesPerKernel) return 2;
+  if (count_tiles(axes, 4) < kMinTilesPerKernel) return 2;
   return count_products(axes, 4).winograd * kMinLargeTileSaving <= count_products(axes, 2).winograd ? 4 : 2;
 }
 
@@ -327,6 +334,8 @@ struct State final : PlanState {
   int dims = 1;
   int x_outs = 2;  // outputs along x of a tile (x_tile_outputs); 2 along the other axes
   int outs(std::size_t a) const { return a == 2 ? x_outs : 2; }  // outputs of a tile along axis a (z, y, x)
+  // Patch (and transformed) elements along axis a of a tile with `taps` taps there: 1 on an axis the problem lacks.
+  int extent(std::size_t a, int taps) const { return axes[a].active ? taps + outs(a) - 1 : 1; }
   int max_elements = 16;  // transformed elements of the largest tile
   int rows = 1, vectors = 1;
   std::int64_t nr = 1, blocks = 1;
@@ -437,15 +446,11 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       return "transformed kernels over " + std::to_string(static_cast<int>(limit / (1024 * 1024))) +
              " MiB (every batch of tiles streams them)";
     }
-    double tiles = 1, kernels = 1;
+    double kernels = 1;
     for (const Axis& a : axes) {
-      std::int64_t axis_tiles = 0;
-      const int n = &a == &axes[2] ? nx : 2;
-      for (const AxisClass& k : a.classes) axis_tiles += (k.count + n - 1) / n;
-      tiles *= static_cast<double>(axis_tiles);
       if (p.op == Op::conv_transpose) kernels *= static_cast<double>(a.classes.size());
     }
-    if (tiles < kMinTilesPerKernel * kernels) return "too few tiles per transformed kernel in an image";
+    if (count_tiles(axes, nx) < kMinTilesPerKernel * kernels) return "too few tiles per transformed kernel in an image";
     const Products products = count_products(axes, nx);
     if (products.valid < kMinMultiplicationRatio * products.winograd) {
       return "saves too few multiplications over skipping the padded taps";
@@ -477,7 +482,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
                        static_cast<std::size_t>(kernel % nx)};
       for (std::size_t a = 0; a < 3; ++a) {
         shape.taps[a] = ax[a].active ? ax[a].classes[shape.classes[a]].r : 0;
-        shape.elements *= ax[a].active ? shape.taps[a] + s->outs(a) - 1 : 1;
+        shape.elements *= s->extent(a, shape.taps[a]);
       }
       shape.offset = offset;
       offset += shape.elements * p.in_channels * p.out_channels;
@@ -850,7 +855,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     const auto find_patch = [&](std::int64_t t, const KernelShape& shape, const Tile& tile) {
       std::array<std::int64_t, 3> extent{}, i0{};  // patch elements per axis, input index of the first
       for (std::size_t a = 0; a < 3; ++a) {
-        extent[a] = ax[a].active ? shape.taps[a] + s.outs(a) - 1 : 1;
+        extent[a] = s.extent(a, shape.taps[a]);
         i0[a] = ax[a].classes[static_cast<std::size_t>(tile.cls[a])].in_first + tile.j[a] * ax[a].in_step;
       }
       const float** patch = patches.data() + t * s.max_elements;
