@@ -204,6 +204,64 @@ HWY_NOINLINE void GemmTile(const TileCall& call) {
   GemmProductsAndStore<M, NV>(d, call, acc);
 }
 
+// Pair tiles (KernelSet::gemm_pair): the taps come in pairs whose pixels are one apart, tap t reading the tile's
+// pixels and tap t + 1 the pixel before each (a sub-pixel transposed convolution's two x taps, subpixel.cpp). The
+// M + 1 pixels of a pair are each broadcast once for both taps: pixel r adds w0 into row r - 1 and w1 into row r.
+// Only the first LIVE vectors of the second tap's weights are multiplied: past them the sub-pixel form's packed
+// weights are zeros (a kernel shorter than a multiple of the stride, e.g. 3 taps at stride 2).
+template <int M, int NV, int LIVE, bool kReverse>
+HWY_INLINE void PairProducts(const D d, const TileCall& call, V (&acc)[M][NV]) {
+  const size_t lanes = hn::Lanes(d);
+  for (int i = 0; i < call.ntaps; i += 2) {
+    const int t = kReverse ? call.ntaps - 2 - i : i;
+    const float* HWY_RESTRICT a = call.a[t + 1] + call.a_offset;  // the pixel before the tile's first
+    const float* HWY_RESTRICT b0 = call.b[t];
+    const float* HWY_RESTRICT b1 = call.b[t + 1];
+    const float* rows[M + 1];
+    for (int r = 0; r <= M; ++r) rows[r] = a + r * call.a_pixel_stride;
+    const std::int64_t next_tile = M * call.a_pixel_stride;
+#pragma GCC unroll 2
+    for (std::int64_t j = 0; j < call.k; ++j) {
+      const std::int64_t q = kReverse ? call.k - 1 - j : j;
+      V w0[NV], w1[LIVE];
+      for (int v = 0; v < NV; ++v) w0[v] = hn::LoadU(d, b0 + q * NV * lanes + v * lanes);
+      for (int v = 0; v < LIVE; ++v) w1[v] = hn::LoadU(d, b1 + q * NV * lanes + v * lanes);
+      if ((q & 15) == 0 && call.prefetch_next) {
+        for (int r = 1; r <= M; ++r) hwy::Prefetch(rows[r] + next_tile + q);
+      }
+      for (int r = 0; r <= M; ++r) {
+        const V av = hn::Set(d, rows[r][q]);
+        if (r >= 1) {
+          for (int v = 0; v < NV; ++v) acc[r - 1][v] = hn::MulAdd(av, w0[v], acc[r - 1][v]);
+        }
+        if (r < M) {
+          for (int v = 0; v < LIVE; ++v) acc[r][v] = hn::MulAdd(av, w1[v], acc[r][v]);
+        }
+      }
+    }
+  }
+}
+
+// A pair tile (see PairProducts): channels_last input (a_channel_stride 1), an even number of taps in pairs, no
+// `accumulate`.
+template <int M, int NV, int LIVE>
+HWY_NOINLINE void PairTile(const TileCall& call) {
+  const D d;
+  const size_t lanes = hn::Lanes(d);
+  V acc[M][NV];
+  const float* init = call.init != nullptr ? call.init : kZeros;
+  for (int v = 0; v < NV; ++v) {
+    const V start = hn::LoadU(d, init + v * lanes);
+    for (int r = 0; r < M; ++r) acc[r][v] = start;
+  }
+  if (call.reverse) {
+    PairProducts<M, NV, LIVE, true>(d, call, acc);
+  } else {
+    PairProducts<M, NV, LIVE, false>(d, call, acc);
+  }
+  StoreTile<M, NV>(d, call, acc);
+}
+
 // Two depthwise taps whose pixels are one apart: `lo` reads pixels 0 .. M - 1 from a, `hi` pixels 1 .. M. Each
 // pixel is loaded once for both: acc[p] += x[p] * w_lo, acc[p - 1] += x[p] * w_hi. One pointer walks the pixels
 // and each pixel's prefetch goes with its first load: with the prefetches issued up front, GCC kept their M + 1
@@ -411,6 +469,23 @@ template <int NV>
 void DepthwiseEntry(const TileCall& call) {
   ForEachTile(call, [](const TileCall& tile) { DispatchRows<NV, Depthwise>(tile); });
 }
+// Rows of a pair tile: its accumulators, both taps' weights and a broadcast in the registers.
+constexpr int PairRows(int vectors, int live) { return RowsLeaving(vectors, live + 1); }
+
+// Compiled for the full height and one row less (the heights of a run's tiles, see subpixel.cpp); other heights
+// take the gemm tile, which reads each tap on its own and multiplies the zeros too.
+template <int NV, int LIVE>
+void PairEntry(const TileCall& call) {
+  constexpr int M = PairRows(NV, LIVE);
+  ForEachTile(call, [](const TileCall& tile) {
+    if (tile.m == M) return PairTile<M, NV, LIVE>(tile);
+    if constexpr (M > 1) {
+      if (tile.m == M - 1) return PairTile<M - 1, NV, LIVE>(tile);
+    }
+    DispatchRows<NV, Gemm>(tile);
+  });
+}
+
 #if HWY_MAX_BYTES > 32
 template <int NV>
 void DepthwiseNarrowEntry(const TileCall& call) {
@@ -554,6 +629,12 @@ void Transpose(const float* in, std::int64_t in_stride, float* out, std::int64_t
   TransposeStrips<false>(in, in_stride, out, out_stride, rows, cols);
 }
 
+template <int NV, int LIVE>
+void AddPairTiles(KernelSet& set) {
+  set.pair_mr[NV][LIVE] = PairRows(NV, LIVE);
+  set.gemm_pair[NV][LIVE] = PairEntry<NV, LIVE>;
+}
+
 KernelSet Kernels() {
   KernelSet set;
   set.target = hwy::TargetName(HWY_TARGET);
@@ -570,6 +651,9 @@ KernelSet Kernels() {
   }
 #endif
   for (int o = 1; o <= kMaxVectorsPerTile; ++o) set.dot_mr[o] = TileRows(o);
+  AddPairTiles<1, 1>(set), AddPairTiles<2, 1>(set), AddPairTiles<2, 2>(set), AddPairTiles<3, 1>(set);
+  AddPairTiles<3, 2>(set), AddPairTiles<3, 3>(set), AddPairTiles<4, 1>(set), AddPairTiles<4, 2>(set);
+  AddPairTiles<4, 3>(set), AddPairTiles<4, 4>(set);
   set.transpose = Transpose;
   set.dot[1] = DotEntry<1>, set.dot[2] = DotEntry<2>, set.dot[3] = DotEntry<3>, set.dot[4] = DotEntry<4>;
   return set;

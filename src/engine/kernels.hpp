@@ -110,6 +110,13 @@ struct KernelSet {
   // Indexed by vectors per tile (1..kMaxVectorsPerTile); NR = vectors * lanes. mr[v] is the tile height.
   int mr[kMaxVectorsPerTile + 1] = {};
   TileFn gemm[kMaxVectorsPerTile + 1] = {};
+  // Pair tiles (subpixel.cpp): gemm tiles whose taps come in pairs one pixel apart, tap 2i reading the tile's pixels
+  // and tap 2i + 1 the pixel before each, every pixel broadcast once for both; only the first `live` vectors of the
+  // second tap's packed weights are read (the rest must be zeros). Indexed [vectors][live], 1 <= live <= vectors;
+  // pair_mr is the tile height; tiles of pair_mr or pair_mr - 1 rows are paired, shorter ones run as gemm tiles.
+  // channels_last input and packed weights as the gemm tiles', no `accumulate`.
+  int pair_mr[kMaxVectorsPerTile + 1][kMaxVectorsPerTile + 1] = {};
+  TileFn gemm_pair[kMaxVectorsPerTile + 1][kMaxVectorsPerTile + 1] = {};
   TileFn depthwise[kMaxVectorsPerTile + 1] = {};
   // Targets whose vectors hold more than 8 floats (AVX-512): the depthwise tiles again in vectors of
   // depthwise_narrow_lanes (8) floats, for channel counts that are a multiple of 8 but not of `lanes` (24, 72, 120,

@@ -44,7 +44,7 @@ using detail::PlanState;
 // channels_first layer ran at 0.80x of gemm_planar's time, and fusing where C_out already fills the widest tile
 // gained nothing (U-Net's up4 0.995x, HiFi-GAN's up3 0.99x) or lost (HiFi-GAN's up1 0.955x, U-Net's up1 0.64x).
 constexpr double kMinLaneGain = 1.1;
-// ... and where the zero taps it adds (m * s > K) are few.
+// ... and where the zeros it multiplies (m * s > K: see zero_products) are few.
 constexpr double kMaxZeroTaps = 0.25;
 // A tile takes all its taps in one call: its packed weights read from L2 at most (the gemm path's passes are not
 // needed for the few channels this path is for).
@@ -85,25 +85,64 @@ Positions positions_of(const Problem& p) {
   return q;
 }
 
+// Blocks of columns, each one tile's width: as many of the widest (fewest_loads_vectors) as the columns fill, then
+// one just wide enough for the rest. FCN-8s' 168 columns as 64 + 64 + 48 rather than 64 + 64 + 64: 1.04-1.06x as
+// fast channels_last, 1.035-1.045x channels_first, 1 and 2 threads, in turns (Intel Xeon).
+// The last x tap (j = m - 1) holds weights only in columns r * C_out + o with r + s (m - 1) < K: where the kernel is
+// shorter than m strides, the block's vectors past them hold zeros and are not multiplied (`live`; 0: the block
+// skips that tap). With two taps (m = 2) a block runs pair tiles (KernelSet::gemm_pair), each input pixel broadcast
+// once for both taps.
+struct Block {
+  int vectors = 1, rows = 1;
+  int live = 1;                     // vectors of the last x tap's weights that are not all zeros
+  bool paired = false;              // pair tiles
+  std::int64_t nr = 1, column = 0;  // width, first column
+  std::int64_t packed = 0;          // first float of its packed weights
+};
+
+std::vector<Block> make_blocks(const KernelSet& kernels, const Positions& x, std::int64_t out_channels) {
+  const std::int64_t columns = x.s * out_channels;
+  const std::int64_t live_columns = (x.kx - x.s * (x.m - 1)) * out_channels;  // of the last x tap
+  const int lanes = kernels.lanes, widest = fewest_loads_vectors(kernels, columns);
+  std::vector<Block> blocks;
+  for (std::int64_t column = 0; column < columns;) {
+    Block b;
+    b.vectors = static_cast<int>(std::min<std::int64_t>(widest, ceil_div(columns - column, lanes)));
+    b.nr = b.vectors * lanes;
+    b.column = column;
+    b.live = static_cast<int>(ceil_div(std::clamp<std::int64_t>(live_columns - column, 0, b.nr), lanes));
+    b.paired = x.m == 2 && b.live > 0;
+    b.rows = b.paired ? kernels.pair_mr[b.vectors][b.live] : kernels.mr[b.vectors];
+    blocks.push_back(b);
+    column += b.nr;
+  }
+  return blocks;
+}
+
+// The fraction of the multiplied weights that are zeros of the kernel (past its end along x): per block, every
+// column of the taps before the last and the live vectors of the last.
+double zero_products(const std::vector<Block>& blocks, const Positions& x, std::int64_t out_channels, int lanes) {
+  const std::int64_t columns = x.s * out_channels;
+  std::int64_t multiplied = 0;
+  for (const Block& b : blocks) {
+    const std::int64_t in_columns = std::min(b.nr, columns - b.column);
+    multiplied += (x.m - 1) * in_columns + std::min<std::int64_t>(b.live * lanes, in_columns);
+  }
+  const std::int64_t useful = out_channels * x.kx;
+  return static_cast<double>(multiplied - useful) / static_cast<double>(multiplied);
+}
+
 struct State final : PlanState {
   KernelSet kernels;
   Geometry geometry;  // z and y axes decomposed; x handled here
   Positions x;
   std::int64_t columns = 1;  // s x C_out
-  // Blocks of columns, each one tile's width: as many of the widest (fewest_loads_vectors) as the columns fill,
-  // then one just wide enough for the rest. FCN-8s' 168 columns as 64 + 64 + 48 rather than 64 + 64 + 64: 1.04-1.06x
-  // as fast channels_last, 1.035-1.045x channels_first, 1 and 2 threads, in turns (Intel Xeon).
-  struct Block {
-    int vectors = 1, rows = 1;
-    std::int64_t nr = 1, column = 0;  // width, first column
-    std::int64_t packed = 0;          // first float of its packed weights
-  };
   std::vector<Block> blocks;
   std::int64_t padded = 0;  // columns of all blocks
   std::int64_t zy_taps = 1;        // kernel taps along z and y
   std::int64_t rows_per_item = 1;  // output rows (z, y) per work item
   std::int64_t chunk_images = 1;   // channels_first: images per channels_last copy
-  bool stream = false;             // channels_first: see kStreamBytes
+  bool stream = false;             // see kStreamBytes
 };
 
 struct Packed final : PackedData {
@@ -142,11 +181,11 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     if (!fills_lanes && !widens_tiles) {
       return "fusing the phases along x fills too few more lanes (or widens no channels_last tile)";
     }
-    const std::int64_t m = ceil_div(p.kernel[x], s);
-    if (static_cast<double>(m * s - p.kernel[x]) > kMaxZeroTaps * static_cast<double>(p.kernel[x])) {
+    const Positions q = positions_of(p);
+    if (zero_products(make_blocks(best_kernels(), q, oc), q, oc, lanes) > kMaxZeroTaps) {
       return "kernel along x far from a multiple of the stride (fused phases would multiply zeros)";
     }
-    const Positions q = positions_of(p);
+    const std::int64_t m = q.m;
     if (q.inner_end - q.inner_begin < kMinInnerPositions) {
       return "rows of fewer than " + std::to_string(kMinInnerPositions) + " inner positions";
     }
@@ -165,17 +204,10 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     s.x = positions_of(p);
     s.columns = s.x.s * p.out_channels;
     s.zy_taps = s.geometry.kernel[0] * s.geometry.kernel[1];
-    const int lanes = s.kernels.lanes, widest = fewest_loads_vectors(s.kernels, s.columns);
     const std::int64_t ic = p.in_channels;
-    for (std::int64_t column = 0; column < s.columns;) {
-      State::Block b;
-      b.vectors = static_cast<int>(std::min<std::int64_t>(widest, ceil_div(s.columns - column, lanes)));
-      b.rows = s.kernels.mr[b.vectors];
-      b.nr = b.vectors * lanes;
-      b.column = column;
+    s.blocks = make_blocks(s.kernels, s.x, p.out_channels);
+    for (Block& b : s.blocks) {
       b.packed = s.padded * s.zy_taps * s.x.m * ic;
-      s.blocks.push_back(b);
-      column += b.nr;
       s.padded += b.nr;
     }
     const std::int64_t out_rows = s.geometry.out[0] * s.geometry.out[1];
@@ -185,8 +217,8 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
       const auto fit = static_cast<std::int64_t>(kRelayoutBytes / (sizeof(float) * image_floats(p)));
       s.chunk_images = std::clamp<std::int64_t>(fit, 1, p.batch);
       while (p.batch % s.chunk_images != 0) --s.chunk_images;  // equal chunks
-      s.stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
     }
+    s.stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
     return st;
   }
 
@@ -197,7 +229,7 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     const std::int64_t ic = p.in_channels, oc = p.out_channels, taps = s.zy_taps * s.x.kx;
     auto packed = std::make_shared<Packed>();
     packed->w.assign(static_cast<std::size_t>(s.padded * s.zy_taps * s.x.m * ic), 0.0f);
-    for (const State::Block& block : s.blocks)
+    for (const Block& block : s.blocks)
       for (std::int64_t zy = 0; zy < s.zy_taps; ++zy)
         for (std::int64_t j = 0; j < s.x.m; ++j)
           for (std::int64_t q = 0; q < ic; ++q)
@@ -313,7 +345,7 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     call.c_pixel_stride = s.x.s * oc;
     // The calls of positions [i0, i1), whose taps j are those with i - j inside the input for every i (the caller
     // passes runs where that holds): a[t] reads position i0's input pixel.
-    const auto list_taps = [&](std::int64_t i0, std::int64_t i1, const State::Block& block) {
+    const auto list_taps = [&](std::int64_t i0, std::int64_t i1, const Block& block) {
       int t = 0;
       for (int zi = 0; zi < nz; ++zi)
         for (int yi = 0; yi < ny; ++yi) {
@@ -321,6 +353,7 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
           const std::int64_t zy = z_taps[zi].kernel_index * g.kernel[1] + y_taps[yi].kernel_index;
           for (std::int64_t j = 0; j < s.x.m; ++j) {
             if (i0 - j < 0 || i1 - 1 - j >= g.in[2]) continue;
+            if (j == s.x.m - 1 && block.live == 0) continue;  // all zeros in this block
             a[static_cast<std::size_t>(t)] = src + (in_row + i0 - j) * ic;
             b[static_cast<std::size_t>(t)] = packed.w.data() + block.packed + (zy * s.x.m + j) * ic * block.nr;
             ++t;
@@ -331,7 +364,7 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
 
     // Inner positions: runs of tiles of equal height, give or take one (as the gemm path), straight into the row.
     const std::int64_t count = s.x.inner_end - s.x.inner_begin;
-    for (const State::Block& block : s.blocks) {
+    for (const Block& block : s.blocks) {
       if (count == 0) break;
       const std::int64_t tiles = ceil_div(count, block.rows), height = count / tiles, taller = count % tiles;
       const std::array<std::array<std::int64_t, 3>, 2> groups{{{0, taller, height + 1},
@@ -345,7 +378,9 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
         call.init = init ? init + block.column : nullptr;
         call.nr_valid = static_cast<int>(std::min(block.nr, s.columns - block.column));
         call.c = dst_row + (s.x.s * i0 - s.x.pad) * oc + block.column;
-        s.kernels.gemm[block.vectors](call);
+        call.stream = s.stream && p.layout == Layout::channels_last;
+        // Inner positions have every tap, so a paired block's taps come in pairs.
+        (block.paired ? s.kernels.gemm_pair[block.vectors][block.live] : s.kernels.gemm[block.vectors])(call);
       }
     }
     // The others: one position at a time into scratch, then the outputs that lie in the row.
@@ -354,7 +389,8 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
       if (i >= s.x.end) break;
       call.m = 1;
       call.tiles = 1;
-      for (const State::Block& block : s.blocks) {
+      call.stream = false;
+      for (const Block& block : s.blocks) {
         list_taps(i, i + 1, block);
         call.init = init ? init + block.column : nullptr;
         call.nr_valid = static_cast<int>(block.nr);

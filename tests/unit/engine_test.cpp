@@ -460,6 +460,12 @@ TEST(Engine, SubpixelMatchesReference) {
     check_problems({"convT_mb1_g1_ic16_oc32_i3x4x20_k2x2x2_s2x2x2_d1x1x1_p0:0x0:0x0:0_op0x0x0_f32_clast_wtorch",
                     "convT_mb2_g1_ic24_oc48_i5x33_k3x4_s2x2_d1x1_p1:1x1:2_op1x1_f32_clast_wtf"},
                    "subpixel_gemm");
+    // Pair tiles whose second tap has weights in part of the block: 3 taps at stride 2 (vol_up_k3's shape: 2 of 4
+    // vectors), and 40 channels in blocks of 64 + 16 columns, the second block without the second tap (0 vectors).
+    check_problems({"convT_mb1_g1_ic20_oc32_i3x4x21_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_clast_wtorch",
+                    "convT_mb2_g1_ic19_oc40_i4x35_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtf",
+                    "convT_mb1_g1_ic7_oc40_i3x37_k3x3_s2x2_d1x1_p1:0x1:2_op1x0_f32_cfirst_wtorch"},
+                   "subpixel_gemm");
   }
   // Without bias.
   std::mt19937_64 rng(5);
