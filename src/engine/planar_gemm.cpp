@@ -3,16 +3,18 @@
 // path copies channels_first sources into channels_last and transposes its tiles back into planes, which cost
 // 25-55% over its channels_last time on the suite's decoder layers (HiFi-GAN, WaveNet, 3D U-Net).
 //
-// A work item is one image's band of output rows (or a chunk of one long row) for one group, all of its output
-// channels. Per pass over a chunk of input channels it copies the input rows the band reads, the window of columns
-// its taps reach, into a panel: contiguous rows a few cache lines apart instead of planes a power of two apart
-// (which share cache sets), read by every block of output channels and every tap. Rows and columns follow the
-// axis decomposition (axis.hpp): taps in padding are never visited, and a transposed convolution's phases along x
+// A work item is one image's band of output rows (3D: a block of rows of a few planes, see Band; or a chunk of one
+// long row) for one group, all of its output channels. Per pass over a chunk of input channels it copies the input
+// rows the band reads, the window of columns its taps reach, into a panel: contiguous rows a few cache lines apart
+// instead of planes a power of two apart (which share cache sets), read by every block of output channels and every
+// tap. Rows and columns follow the axis decomposition (axis.hpp): taps in padding are never visited, and a
+// transposed convolution's phases along x
 // are computed into per-phase rows and interleaved into the destination.
 #include "engine/planar_gemm.hpp"
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <span>
 
 #include <hwy/cache_control.h>
@@ -66,7 +68,8 @@ struct State final : PlanState {
   Dims kernel{1, 1, 1}, in{1, 1, 1}, out{1, 1, 1};
   int vectors = 1, mr = 1;  // pixel vectors and output channels of a tile
   std::int64_t icg = 1, ocg = 1, blocks = 1, taps = 1;
-  std::int64_t rows_per_item = 1;
+  std::int64_t rows_per_item = 1;  // band_z x band_y
+  std::int64_t band_z = 1, band_y = 1;  // see Band
   std::vector<XChunk> chunks;
   std::int64_t k_chunk = 1;    // input channels per pass
   std::int64_t max_slots = 1;  // distinct input rows one item reads
@@ -87,6 +90,30 @@ struct Packed final : PackedData {
 };
 
 std::int64_t round_up(std::int64_t a, std::int64_t b) { return (a + b - 1) / b * b; }
+
+// The output rows of one work item: band_z output planes (z) by band_y rows (y), fewer at the ends; 1D and 2D
+// problems have one plane, so a band is band_y consecutive rows. 3D bands are blocks rather than runs of rows of
+// one plane because a plane of input rows is read by several output planes (3 with 3 taps at stride 2): a band of
+// 16 rows of one plane of the volumetric decoder layer (vol_up_k3) read 18 input rows into its panel, a block of 4 x 4
+// rows 9, so each input row is copied half as often.
+struct Band {
+  std::int64_t z0 = 0, nz = 1, y0 = 0, ny = 1, out_y = 1;
+  std::int64_t rows() const { return nz * ny; }
+  std::int64_t row(std::int64_t r) const { return (z0 + r / ny) * out_y + y0 + r % ny; }  // z * out_y + y
+};
+
+std::int64_t band_count(const State& s) {
+  return (s.out[0] + s.band_z - 1) / s.band_z * ((s.out[1] + s.band_y - 1) / s.band_y);
+}
+
+Band band_at(const State& s, std::int64_t b) {
+  const std::int64_t per_plane = (s.out[1] + s.band_y - 1) / s.band_y;
+  Band band;
+  band.z0 = b / per_plane * s.band_z, band.y0 = b % per_plane * s.band_y;
+  band.nz = std::min(s.band_z, s.out[0] - band.z0), band.ny = std::min(s.band_y, s.out[1] - band.y0);
+  band.out_y = s.out[1];
+  return band;
+}
 
 // A tile loads its NV vectors of pixels of each channel from the panel (L2) and uses each for its rows of output
 // channels: below this many rows, those loads, not the multiply-adds, set its pace. With 16 registers (AVX2) the
@@ -208,6 +235,13 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     while (s->rows_per_item > 1 && per_band * ((rows + s->rows_per_item - 1) / s->rows_per_item) < kMinItems) {
       s->rows_per_item /= 2;
     }
+    if (s->out[0] > 1) {  // 3D: square blocks of rows (see Band)
+      s->band_y = std::clamp<std::int64_t>(std::llround(std::sqrt(static_cast<double>(s->rows_per_item))), 1, s->out[1]);
+      s->band_z = std::clamp<std::int64_t>(s->rows_per_item / s->band_y, 1, s->out[0]);
+    } else {
+      s->band_y = s->rows_per_item;
+    }
+    s->rows_per_item = s->band_z * s->band_y;
     s->vectors = choose_vectors(s->kernels, std::min(chunk_len, seq_len), s->ocg, s->parts == 1);
     s->mr = s->kernels.planar_mr[s->vectors];
     s->blocks = (s->ocg + s->mr - 1) / s->mr;
@@ -244,9 +278,11 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     // The most input rows one band reads, for the panel's size.
     std::vector<std::int64_t> keys;
     std::vector<TapHit> z_taps(static_cast<std::size_t>(s->kernel[0])), y_taps(static_cast<std::size_t>(s->kernel[1]));
-    for (std::int64_t r0 = 0; r0 < rows; r0 += s->rows_per_item) {
+    for (std::int64_t b = 0; b < band_count(*s); ++b) {
       keys.clear();
-      for (std::int64_t r = r0; r < std::min(rows, r0 + s->rows_per_item); ++r) {
+      const Band band = band_at(*s, b);
+      for (std::int64_t i = 0; i < band.rows(); ++i) {
+        const std::int64_t r = band.row(i);
         const int nz = s->axes[0].taps_at(r / s->out[1], z_taps.data());
         const int ny = s->axes[1].taps_at(r % s->out[1], y_taps.data());
         for (int zi = 0; zi < nz; ++zi)
@@ -298,8 +334,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
   void forward(const Problem& p, const ForwardArgs& args) const override {
     const auto& s = static_cast<const State&>(*args.state);
     const auto& packed = static_cast<const Packed&>(*args.weights);
-    const std::int64_t rows = s.out[0] * s.out[1];
-    const std::int64_t bands = (rows + s.rows_per_item - 1) / s.rows_per_item;
+    const std::int64_t bands = band_count(s);
     const auto chunks = static_cast<std::int64_t>(s.chunks.size());
     const std::int64_t items = p.batch * p.groups * bands * chunks;
 #pragma omp parallel for schedule(dynamic, 1)
@@ -309,8 +344,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       const std::int64_t band = item / chunks % bands;
       it.g = item / (chunks * bands) % p.groups;
       it.n = item / (chunks * bands * p.groups);
-      it.row_begin = band * s.rows_per_item;
-      it.row_end = std::min(rows, it.row_begin + s.rows_per_item);
+      it.band = band_at(s, band);
       thread_local Scratch scratch;
       run_item(p, s, packed, args, it, scratch);
       if (s.stream) hwy::FlushStream();  // streamed stores are visible before the threads join
@@ -319,7 +353,8 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
 
  private:
   struct Item {
-    std::int64_t n = 0, g = 0, row_begin = 0, row_end = 0;
+    std::int64_t n = 0, g = 0;
+    Band band;
     const XChunk* chunk = nullptr;
   };
 
@@ -354,7 +389,8 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     sc.z_taps.resize(static_cast<std::size_t>(s.kernel[0]));
     sc.y_taps.resize(static_cast<std::size_t>(s.kernel[1]));
     sc.slot_keys.clear(), sc.row_taps.clear(), sc.row_tap_begin.clear();
-    for (std::int64_t r = it.row_begin; r < it.row_end; ++r) {
+    for (std::int64_t i = 0; i < it.band.rows(); ++i) {
+      const std::int64_t r = it.band.row(i);
       sc.row_tap_begin.push_back(static_cast<std::int64_t>(sc.row_taps.size()));
       const int nz = s.axes[0].taps_at(r / s.out[1], sc.z_taps.data());
       const int ny = s.axes[1].taps_at(r % s.out[1], sc.y_taps.data());
@@ -413,7 +449,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     float* dst = static_cast<float*>(args.dst) + (it.n * p.out_channels + it.g * s.ocg) * out_plane;
     const float* bias = args.bias != nullptr ? static_cast<const float*>(args.bias) + it.g * s.ocg : nullptr;
     const bool phased = s.parts > 1;
-    const std::int64_t band_rows = it.row_end - it.row_begin;
+    const std::int64_t band_rows = it.band.rows();
     // The window's columns outside the input (padded_x only) are zeros.
     const std::int64_t window = chunk.hi - chunk.lo;
     const std::int64_t zeros_before = std::clamp<std::int64_t>(-chunk.lo, 0, window);
@@ -450,7 +486,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       call.m = static_cast<int>(s.ocg - (s.blocks - 1) * s.mr);
       call.init = first ? bias : nullptr;
       for (std::int64_t r = 0; r < band_rows; ++r) {
-        const std::int64_t row = it.row_begin + r;
+        const std::int64_t row = it.band.row(r);
         const std::int64_t tb = sc.row_tap_begin[static_cast<std::size_t>(r)];
         const std::int64_t te = sc.row_tap_begin[static_cast<std::size_t>(r + 1)];
         if (s.fused_phases) {
@@ -498,7 +534,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
           sc.part[static_cast<std::size_t>(part)] =
               sc.phases.data() + ((co * s.rows_per_item + r) * s.parts + part) * s.phase_stride;
         }
-        s.kernels.interleave(sc.part.data(), s.parts, dst + co * out_plane + (it.row_begin + r) * s.out[2] + x0,
+        s.kernels.interleave(sc.part.data(), s.parts, dst + co * out_plane + it.band.row(r) * s.out[2] + x0,
                              count, s.stream);
       }
   }

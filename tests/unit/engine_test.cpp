@@ -337,7 +337,9 @@ const std::vector<const char*> kPlanarGemmProblems = {
     "convT_mb2_g1_ic8_oc12_i40x70_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
     "convT_mb1_g1_ic200_oc16_i5x300_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
     "convT_mb1_g1_ic16_oc32_i4x5x33_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtorch",
-    "conv_mb1_g1_ic8_oc12_i5000_k3_s1_d700_p700:650_f32_cfirst_wtorch"};
+    "conv_mb1_g1_ic8_oc12_i5000_k3_s1_d700_p700:650_f32_cfirst_wtorch",
+    // 3D bands of 2 planes x 3 rows (Band), the last ones partial along z (11 planes) and y (13 rows)
+    "convT_mb2_g1_ic9_oc16_i6x7x33_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op0x0x0_f32_cfirst_wtorch"};
 
 TEST(Engine, PlanarGemmMatchesReference) { check_problems(kPlanarGemmProblems, "gemm_planar"); }
 
