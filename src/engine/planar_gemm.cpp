@@ -8,8 +8,7 @@
 // rows the band reads, the window of columns its taps reach, into a panel: contiguous rows a few cache lines apart
 // instead of planes a power of two apart (which share cache sets), read by every block of output channels and every
 // tap. Rows and columns follow the axis decomposition (axis.hpp): taps in padding are never visited, and a
-// transposed convolution's phases along x
-// are computed into per-phase rows and interleaved into the destination.
+// transposed convolution's phases along x are computed into per-phase rows and interleaved into the destination.
 #include "engine/planar_gemm.hpp"
 
 #include <algorithm>
