@@ -235,7 +235,8 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       s->rows_per_item /= 2;
     }
     if (s->out[0] > 1) {  // 3D: square blocks of rows (see Band)
-      s->band_y = std::clamp<std::int64_t>(std::llround(std::sqrt(static_cast<double>(s->rows_per_item))), 1, s->out[1]);
+      const std::int64_t side = std::llround(std::sqrt(static_cast<double>(s->rows_per_item)));
+      s->band_y = std::clamp<std::int64_t>(side, 1, s->out[1]);
       s->band_z = std::clamp<std::int64_t>(s->rows_per_item / s->band_y, 1, s->out[0]);
     } else {
       s->band_y = s->rows_per_item;

@@ -120,13 +120,16 @@ std::vector<Block> make_blocks(const KernelSet& kernels, const Positions& x, std
 }
 
 // The fraction of the multiplied weights that are zeros of the kernel (past its end along x): per block, every
-// column of the taps before the last and the live vectors of the last.
+// column of the taps before the last, and of the last tap the live vectors (pair tiles), every column (gemm tiles)
+// or none (no live vector: the tap is skipped).
 double zero_products(const std::vector<Block>& blocks, const Positions& x, std::int64_t out_channels, int lanes) {
   const std::int64_t columns = x.s * out_channels;
   std::int64_t multiplied = 0;
   for (const Block& b : blocks) {
     const std::int64_t in_columns = std::min(b.nr, columns - b.column);
-    multiplied += (x.m - 1) * in_columns + std::min<std::int64_t>(b.live * lanes, in_columns);
+    const std::int64_t last = b.live == 0 ? 0 : b.paired ? std::min<std::int64_t>(b.live * lanes, in_columns)
+                                                          : in_columns;
+    multiplied += (x.m - 1) * in_columns + last;
   }
   const std::int64_t useful = out_channels * x.kx;
   return static_cast<double>(multiplied - useful) / static_cast<double>(multiplied);

@@ -469,6 +469,16 @@ TEST(Engine, SubpixelMatchesReference) {
                     "convT_mb2_g1_ic19_oc40_i4x35_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtf",
                     "convT_mb1_g1_ic7_oc40_i3x37_k3x3_s2x2_d1x1_p1:0x1:2_op1x0_f32_cfirst_wtorch"},
                    "subpixel_gemm");
+    // A kernel shorter than the stride (one x tap, 24 of its 48 columns zeros): the gemm tile multiplies all 3 of
+    // its vectors, zeros too, so half of the multiplied weights are zeros and the path declines.
+    const Plan short_kernel(
+        parse_problem("convT_mb1_g1_ic8_oc24_i3x40_k2x1_s2x2_d1x1_p0:0x0:0_op0x1_f32_clast_wtorch"));
+    for (const auto& c : short_kernel.candidates()) {
+      if (c.name == "subpixel_gemm") {
+        EXPECT_EQ(c.declined_because, "kernel along x far from a multiple of the stride (fused phases would multiply "
+                                      "zeros)");
+      }
+    }
   }
   // Without bias.
   std::mt19937_64 rng(5);
