@@ -2,6 +2,7 @@
 // than stride, kernel not a multiple of stride, padding past the kernel, output padding, dilation with stride,
 // groups and depthwise, odd channel counts up to 67, 1D/2D/3D), every compiled SIMD target, 1 and 2 threads,
 // outputs pre-filled with NaN so unwritten elements show.
+#include <algorithm>
 #include <array>
 #include <gtest/gtest.h>
 #ifdef _OPENMP
@@ -473,12 +474,12 @@ TEST(Engine, SubpixelMatchesReference) {
     // its vectors, zeros too, so half of the multiplied weights are zeros and the path declines.
     const Plan short_kernel(
         parse_problem("convT_mb1_g1_ic8_oc24_i3x40_k2x1_s2x2_d1x1_p0:0x0:0_op0x1_f32_clast_wtorch"));
-    for (const auto& c : short_kernel.candidates()) {
-      if (c.name == "subpixel_gemm") {
-        EXPECT_EQ(c.declined_because, "kernel along x far from a multiple of the stride (fused phases would multiply "
-                                      "zeros)");
-      }
-    }
+    const auto& candidates = short_kernel.candidates();
+    const auto subpixel = std::find_if(candidates.begin(), candidates.end(),
+                                       [](const Candidate& c) { return c.name == "subpixel_gemm"; });
+    ASSERT_NE(subpixel, candidates.end());
+    EXPECT_EQ(subpixel->declined_because,
+              "kernel along x far from a multiple of the stride (fused phases would multiply zeros)");
   }
   // Without bias.
   std::mt19937_64 rng(5);
