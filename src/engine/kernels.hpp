@@ -93,6 +93,13 @@ struct PlanarGemmCall {
   // a[t] that far). No `accumulate`.
   int parts = 1;
   const int* part_taps = nullptr;
+  // Winograd F(2, 2) along x (winograd_planar in planar_gemm.cpp): pixels computed in pairs from transformed rows.
+  // Each part's taps come in triples s = 0, 1, 2 (a[t]: the transformed rows of one input row, see winograd_pairs;
+  // b[t]: their transformed weights), and its pixels 2j and 2j + 1 are M0 + M1 and M1 + M2 at lane j of a[t], where
+  // Ms sums the products of the part's triples' taps s. Pixel i of part p goes to c[i * parts + p] as above (parts
+  // 1 or 2, so that both pixels of a pair of every part interleave as up to 4 parts); count as above, pairs read
+  // from a[t] up to ceil(count / parts / 2). No `accumulate`.
+  bool winograd = false;
 };
 using PlanarGemmFn = void (*)(const PlanarGemmCall&);
 
@@ -195,6 +202,15 @@ struct KernelSet {
   void (*panel_rows)(const float* const* from, std::int64_t slots, std::int64_t from_stride, float* to,
                      std::int64_t to_stride, std::int64_t rows, std::int64_t zeros_before, std::int64_t inside,
                      std::int64_t window) = nullptr;
+  // Winograd F(2, 2)'s transformed rows along x (PlanarGemmCall::winograd): for each of `rows` rows r and part
+  // p < parts (1 or 2), with x = from + r * from_stride + first[p] and j < pairs rounded up to whole vectors,
+  //   to[r * to_stride + (3 p + 0) * stream_stride + j] = x[2 j] - x[2 j + 1]
+  //   to[r * to_stride + (3 p + 1) * stream_stride + j] = x[2 j + 1]
+  //   to[r * to_stride + (3 p + 2) * stream_stride + j] = x[2 j + 2] - x[2 j + 1]
+  // reading x[0, 2 * (pairs rounded up to whole vectors) + 2).
+  void (*winograd_pairs)(const float* from, std::int64_t from_stride, std::int64_t rows, const std::int64_t* first,
+                         int parts, std::int64_t pairs, float* to, std::int64_t to_stride,
+                         std::int64_t stream_stride) = nullptr;
 };
 
 // Channels_first images [channel][pixel] copied into channels_last [pixel][channel] with kernels.transpose, in

@@ -55,6 +55,24 @@ constexpr std::int64_t kMinChannels = 8;
 constexpr double kMaxWeightBytes = 1024.0 * 1024;
 // Outputs over this size are written with non-temporal stores where they are written once (as in engine.cpp).
 constexpr double kStreamBytes = 4.0 * 1024 * 1024;
+// winograd_planar: output channels per group at least. Its transforms cost a few operations per input element and
+// per output element, against the multiply-adds it saves per input element and output channel (a quarter of the
+// direct ones); nothing was measured below 64 (HiFi-GAN up3).
+constexpr std::int64_t kMinWinogradOutputChannels = 32;
+
+// winograd_planar: Winograd F(2, 2) along x for transposed convolutions (or convolutions) whose x phases (up to 2)
+// each have 2 taps on consecutive input columns, the HiFi-GAN up-samplings' kernel 4 at stride 2: pixels 2j and
+// 2j + 1 of a phase, y = wA x[f + 2j + u] + wB x[f + 2j + u + 1] (u = 0, 1), are M0 + M1 and M1 + M2 with
+//   M0 = wA (x[f + 2j] - x[f + 2j + 1]),  M1 = (wA + wB) x[f + 2j + 1],  M2 = wB (x[f + 2j + 2] - x[f + 2j + 1]),
+// three multiplications per pair of pixels instead of four. The transformed rows (the three differences and copies,
+// per input channel) are made from the panel by winograd_pairs and multiplied by the transformed weights (wA, wA + wB,
+// wB) with the planar tiles; the tile adds the products up into both pixels of each pair (PlanarGemmCall::winograd).
+// HiFi-GAN up3 channels_first (128 -> 64 channels, 16384 -> 32768 pixels), in turns against gemm_planar: see
+// docs/design.md.
+struct WinogradX {
+  std::int64_t first = 0;  // f: the lower tap's input column for pixel 0 of the phase (in_first + its in_offset)
+  std::int64_t lower = 0, upper = 0;  // kernel indices of the taps on columns f + u and f + u + 1
+};
 
 // Pixels [j_begin, j_end) of every x sequence, whose taps read input columns [lo, hi).
 struct XChunk {
@@ -82,6 +100,12 @@ struct State final : PlanState {
   // Phases computed together and interleaved as they are stored (PlanarGemmCall::parts), with no phase rows: when
   // every phase runs whole (padded_x) in one pass.
   bool fused_phases = false;
+  // winograd_planar (see WinogradX): every x phase's pixels in pairs from transformed rows, fused as above.
+  bool winograd = false;
+  std::int64_t pair_stride = 0;      // floats per transformed row (pairs of a chunk, whole vectors)
+  std::int64_t transformed_stride = 0;  // floats from one (row, channel) of the transformed panel to the next
+  std::array<WinogradX, 2> winograd_x;  // per phase
+  std::int64_t packed_taps = 1;  // taps of the packed weights: the kernel's, or Winograd's triples per (z, y) tap
 };
 
 struct Packed final : PackedData {
@@ -171,11 +195,41 @@ bool padding_x_pays(const State& s, std::int64_t chunk_len) {
   return padded <= segmented;  // a tie: whole runs, which fused_phases needs
 }
 
+// Why winograd_planar does not take x phases like these, if it does not (see WinogradX).
+std::optional<std::string> winograd_x_declines(const Axis& axis) {
+  if (axis.sequences.size() > 2) return "more than 2 phases along the last axis";
+  for (const AxisSequence& seq : axis.sequences) {
+    if (seq.taps.size() != 2 || std::abs(seq.taps[0].in_offset - seq.taps[1].in_offset) != 1) {
+      return "a phase along the last axis without exactly 2 taps on consecutive input columns";
+    }
+  }
+  return std::nullopt;
+}
+
+// gemm_planar, and winograd_planar: the same work items, panels and tiles with Winograd's pairs along x (WinogradX).
 class PlanarGemm final : public detail::ForwardOnlyImplementation {
  public:
-  std::string name() const override { return "gemm_planar"; }
+  explicit PlanarGemm(bool winograd) : winograd_(winograd) {}
+
+  std::string name() const override { return winograd_ ? "winograd_planar" : "gemm_planar"; }
 
   std::optional<std::string> declines(const Problem& p) const override {
+    if (auto reason = planar_declines(p)) return reason;
+    if (!winograd_) return std::nullopt;
+    if (auto reason = winograd_x_declines(make_axis(p, p.spatial_dims - 1))) return reason;
+    if (p.out_channels / p.groups < kMinWinogradOutputChannels) {
+      return "fewer than " + std::to_string(kMinWinogradOutputChannels) + " output channels per group";
+    }
+    if (!make_state(p)->fused_phases) return "input channels in more than one pass of the panel";
+    return std::nullopt;
+  }
+
+  std::shared_ptr<const PlanState> prepare(const Problem& p) const override { return make_state(p); }
+
+ private:
+  bool winograd_;
+
+  static std::optional<std::string> planar_declines(const Problem& p) {
     if (p.dtype != DType::f32) return "float64 runs on the reference";
     if (p.layout != Layout::channels_first) return "not channels_first";
     const std::int64_t icg = p.in_channels / p.groups, ocg = p.out_channels / p.groups;
@@ -201,8 +255,9 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     return std::nullopt;
   }
 
-  std::shared_ptr<const PlanState> prepare(const Problem& p) const override {
+  std::shared_ptr<State> make_state(const Problem& p) const {
     auto s = std::make_shared<State>();
+    s->winograd = winograd_;
     s->kernels = best_kernels();
     Geometry geometry = make_geometry(p);
     s->axes = std::move(geometry.axes);
@@ -242,16 +297,37 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       s->band_y = s->rows_per_item;
     }
     s->rows_per_item = s->band_z * s->band_y;
-    s->vectors = choose_vectors(s->kernels, std::min(chunk_len, seq_len), s->ocg, s->parts == 1);
+    // Winograd's tiles are vectors of pairs of pixels, of every phase (PlanarGemmCall::winograd).
+    s->vectors = s->winograd ? choose_vectors(s->kernels, (std::min(chunk_len, seq_len) + 1) / 2, s->ocg, false)
+                             : choose_vectors(s->kernels, std::min(chunk_len, seq_len), s->ocg, s->parts == 1);
     s->mr = s->kernels.planar_mr[s->vectors];
     s->blocks = (s->ocg + s->mr - 1) / s->mr;
 
     // Each chunk's window of input columns: what the valid taps of its pixels read, in every sequence. With
     // padded_x, every tap of every pixel: the columns outside the input are zeros in the panel.
-    s->padded_x = padding_x_pays(*s, chunk_len);
+    s->padded_x = s->winograd || padding_x_pays(*s, chunk_len);
+    const std::int64_t lanes = s->kernels.lanes;
+    s->pair_stride = round_up((chunk_len + 1) / 2, lanes);
+    for (std::size_t q = 0; s->winograd && q < xs.size(); ++q) {
+      const AxisTap& a = xs[q].taps[0];
+      const AxisTap& b = xs[q].taps[1];
+      const bool a_first = a.in_offset < b.in_offset;
+      s->winograd_x[q] = {xs[q].in_first + std::min(a.in_offset, b.in_offset),
+                          a_first ? a.kernel_index : b.kernel_index, a_first ? b.kernel_index : a.kernel_index};
+    }
     std::int64_t widest = 1;
     for (std::int64_t j0 = 0; j0 < seq_len; j0 += chunk_len) {
       XChunk c{j0, std::min(seq_len, j0 + chunk_len), s->in[2], 0};
+      if (s->winograd) {  // what winograd_pairs reads for the chunk's pairs, rounded up to whole vectors
+        const std::int64_t pairs = round_up((c.j_end - j0 + 1) / 2, lanes);
+        for (int q = 0; q < s->parts; ++q) {
+          c.lo = std::min(c.lo, j0 + s->winograd_x[static_cast<std::size_t>(q)].first);
+          c.hi = std::max(c.hi, j0 + s->winograd_x[static_cast<std::size_t>(q)].first + 2 * pairs + 2);
+        }
+        widest = std::max(widest, c.hi - c.lo);
+        s->chunks.push_back(c);
+        continue;
+      }
       for (const AxisSequence& seq : xs) {
         for (const AxisSegment& seg : seq.segments) {
           const std::int64_t jb = std::max(seg.j_begin, c.j_begin), je = std::min(seg.j_end, c.j_end);
@@ -292,21 +368,34 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       s->max_slots = std::max<std::int64_t>(
           s->max_slots, std::unique(keys.begin(), keys.end()) - keys.begin());
     }
-    const std::int64_t row_bytes = s->max_slots * s->panel_stride * static_cast<std::int64_t>(sizeof(float));
+    if (s->winograd) {
+      s->transformed_stride = round_up(s->parts * 3 * s->pair_stride, line);
+      if ((s->transformed_stride / line) % 2 == 0) s->transformed_stride += line;
+    }
+    const std::int64_t row_bytes =
+        s->max_slots * (s->panel_stride + s->transformed_stride) * static_cast<std::int64_t>(sizeof(float));
     s->k_chunk = std::clamp<std::int64_t>(kPanelBytes / row_bytes, kMinChannels, s->icg);
     const std::int64_t passes = (s->icg + s->k_chunk - 1) / s->k_chunk;
     s->k_chunk = (s->icg + passes - 1) / passes;  // equal passes
     s->stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
-    s->fused_phases = s->parts > 1 && s->padded_x && s->k_chunk == s->icg;
+    s->fused_phases = (s->parts > 1 || s->winograd) && s->padded_x && s->k_chunk == s->icg;
+    s->packed_taps = s->winograd ? s->kernel[0] * s->kernel[1] * s->parts * 3 : s->taps;
     return s;
   }
+
+ public:
 
   std::shared_ptr<PackedData> pack_weights(const Problem& p, const PlanState* state,
                                            const void* weights) const override {
     const auto& s = static_cast<const State&>(*state);
     auto packed = std::make_shared<Packed>();
     const auto* w = static_cast<const float*>(weights);
-    packed->weights.assign(static_cast<std::size_t>(p.groups * s.blocks * s.taps * s.icg * s.mr), 0.0f);
+    packed->weights.assign(static_cast<std::size_t>(p.groups * s.blocks * s.packed_taps * s.icg * s.mr), 0.0f);
+    if (s.winograd) {
+      pack_winograd_weights(p, s, w, packed->weights);
+      packed->bytes = packed->weights.size() * sizeof(float);
+      return packed;
+    }
     for (std::int64_t g = 0; g < p.groups; ++g)
       for (std::int64_t n = 0; n < s.ocg; ++n)
         for (std::int64_t t = 0; t < s.taps; ++t)
@@ -318,11 +407,34 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     return packed;
   }
 
-  // Per thread: the panel, the phase rows, the tap lists and the panel's slots.
+  // Winograd's transformed weights (WinogradX): per (z, y) tap and phase the triple wA, wA + wB, wB, as taps
+  // (kernel_row * parts + phase) * 3 + s.
+  static void pack_winograd_weights(const Problem& p, const State& s, const float* w, util::AlignedFloats& out) {
+    const std::int64_t rows = s.kernel[0] * s.kernel[1];
+    for (std::int64_t g = 0; g < p.groups; ++g)
+      for (std::int64_t n = 0; n < s.ocg; ++n)
+        for (std::int64_t row = 0; row < rows; ++row)
+          for (int part = 0; part < s.parts; ++part) {
+            const WinogradX& x = s.winograd_x[static_cast<std::size_t>(part)];
+            for (std::int64_t q = 0; q < s.icg; ++q) {
+              const float lower = w[weight_index(p, g, q, n, row * s.kernel[2] + x.lower, s.taps)];
+              const float upper = w[weight_index(p, g, q, n, row * s.kernel[2] + x.upper, s.taps)];
+              const float triple[3] = {lower, lower + upper, upper};
+              for (int k = 0; k < 3; ++k) {
+                const std::int64_t tap = (row * s.parts + part) * 3 + k;
+                const std::int64_t block = g * s.blocks + n / s.mr;
+                out[static_cast<std::size_t>(((block * s.packed_taps + tap) * s.icg + q) * s.mr + n % s.mr)] =
+                    triple[k];
+              }
+            }
+          }
+  }
+
+  // Per thread: the panel (and Winograd's transformed one), the phase rows, the tap lists and the panel's slots.
   std::size_t forward_workspace_bytes(const Problem&, const PlanState* state, int threads) const override {
     const auto& s = static_cast<const State&>(*state);
-    const std::int64_t floats = panel_floats(s) + phase_floats(s);
-    const std::int64_t others = s.taps * 2 * static_cast<std::int64_t>(sizeof(const float*)) +
+    const std::int64_t floats = panel_floats(s) + transformed_floats(s) + phase_floats(s);
+    const std::int64_t others = s.packed_taps * 2 * static_cast<std::int64_t>(sizeof(const float*)) +
                                 (s.parts + 1) * static_cast<std::int64_t>(sizeof(int)) +
                                 s.rows_per_item * s.kernel[0] * s.kernel[1] * 2 *
                                     static_cast<std::int64_t>(sizeof(std::int64_t)) +
@@ -364,7 +476,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
   };
 
   struct Scratch {
-    util::AlignedFloats panel, phases;
+    util::AlignedFloats panel, transformed, phases;
     std::vector<std::int64_t> slot_keys;
     std::vector<const float*> slot_rows;  // where each slot's first panel row starts in the source
     std::vector<RowTap> row_taps;
@@ -372,6 +484,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     std::vector<TapHit> z_taps, y_taps;
     std::vector<const float*> a, b, part;
     std::vector<int> part_taps;
+    std::vector<std::int64_t> pair_first;  // per phase: column of the panel where winograd_pairs starts
   };
 
   // The kernels read up to a tile's width past a run's last pixel, and one row more: GCC's code for the scalar
@@ -379,6 +492,10 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
   // past the panel of a 33-channel layer, and in one CI run the page after it was unmapped: a segfault).
   static std::int64_t panel_floats(const State& s) {
     return (s.max_slots * s.k_chunk + 1) * s.panel_stride + kMaxVectorsPerTile * s.kernels.lanes;
+  }
+  // Winograd's transformed panel: slot-major, then channel, then the three rows of each phase.
+  static std::int64_t transformed_floats(const State& s) {
+    return s.winograd ? s.max_slots * s.k_chunk * s.transformed_stride + kMaxVectorsPerTile * s.kernels.lanes : 0;
   }
   static std::int64_t phase_floats(const State& s) {
     return s.parts > 1 && !s.fused_phases ? s.ocg * s.rows_per_item * s.parts * s.phase_stride : 0;
@@ -435,14 +552,68 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     s.kernels.planar_gemm[s.vectors](fused);
   }
 
+  // Winograd's row (WinogradX): per phase, the three transformed rows of each (z, y) tap as a triple of taps.
+  static void run_winograd_row(const State& s, Scratch& sc, const PlanarGemmCall& call, const float* b_group,
+                               const XChunk& chunk, std::int64_t kc, std::int64_t tb, std::int64_t te, float* dst_row) {
+    int t = 0;
+    for (int part = 0; part < s.parts; ++part) {
+      sc.part_taps[static_cast<std::size_t>(part)] = t;
+      for (std::int64_t rt = tb; rt < te; ++rt) {
+        const RowTap& row_tap = sc.row_taps[static_cast<std::size_t>(rt)];
+        const float* rows =
+            sc.transformed.data() + row_tap.slot * kc * s.transformed_stride + part * 3 * s.pair_stride;
+        for (int k = 0; k < 3; ++k, ++t) {
+          sc.a[static_cast<std::size_t>(t)] = rows + k * s.pair_stride;
+          sc.b[static_cast<std::size_t>(t)] = b_group + ((row_tap.kernel_row * s.parts + part) * 3 + k) * s.icg * s.mr;
+        }
+      }
+    }
+    sc.part_taps[static_cast<std::size_t>(s.parts)] = t;
+    PlanarGemmCall pairs = call;
+    pairs.parts = s.parts;
+    pairs.part_taps = sc.part_taps.data();
+    pairs.ntaps = t;
+    pairs.winograd = true;
+    pairs.c = dst_row + chunk.j_begin * s.parts;
+    pairs.count = std::min(s.out[2], chunk.j_end * s.parts) - chunk.j_begin * s.parts;
+    s.kernels.planar_gemm[s.vectors](pairs);
+  }
+
+  // Winograd's transformed rows of the chunk's window (WinogradX), straight from the source rows (sc.slot_rows)
+  // where the window lies inside the input, else from a panel with its zeros: copying every window into the panel
+  // first had taken 7% of HiFi-GAN up3's time (1 thread), over the 10% of the copy itself.
+  static void make_transformed_panel(const State& s, Scratch& sc, const XChunk& chunk, std::int64_t slots,
+                                     std::int64_t kc, std::int64_t in_plane, std::int64_t zeros_before,
+                                     std::int64_t inside, std::int64_t window) {
+    for (int part = 0; part < s.parts; ++part) {
+      sc.pair_first[static_cast<std::size_t>(part)] =
+          chunk.j_begin + s.winograd_x[static_cast<std::size_t>(part)].first - chunk.lo;
+    }
+    const std::int64_t pairs = (chunk.j_end - chunk.j_begin + 1) / 2;
+    if (zeros_before == 0 && inside == window) {
+      for (std::int64_t slot = 0; slot < slots; ++slot) {
+        s.kernels.winograd_pairs(sc.slot_rows[static_cast<std::size_t>(slot)], in_plane, kc, sc.pair_first.data(),
+                                 s.parts, pairs, sc.transformed.data() + slot * kc * s.transformed_stride,
+                                 s.transformed_stride, s.pair_stride);
+      }
+      return;
+    }
+    s.kernels.panel_rows(sc.slot_rows.data(), slots, in_plane, sc.panel.data(), s.panel_stride, kc, zeros_before,
+                         inside, window);
+    s.kernels.winograd_pairs(sc.panel.data(), s.panel_stride, slots * kc, sc.pair_first.data(), s.parts, pairs,
+                             sc.transformed.data(), s.transformed_stride, s.pair_stride);
+  }
+
   void run_item(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args, const Item& it,
                 Scratch& sc) const {
     const XChunk& chunk = *it.chunk;
     list_row_taps(s, it, sc);
     sc.panel.resize(static_cast<std::size_t>(panel_floats(s)));
+    sc.transformed.resize(static_cast<std::size_t>(transformed_floats(s)));
     sc.phases.resize(static_cast<std::size_t>(phase_floats(s)));
-    sc.a.resize(static_cast<std::size_t>(s.taps));
-    sc.b.resize(static_cast<std::size_t>(s.taps));
+    sc.a.resize(static_cast<std::size_t>(s.packed_taps));
+    sc.b.resize(static_cast<std::size_t>(s.packed_taps));
+    sc.pair_first.resize(static_cast<std::size_t>(s.parts));
     sc.part_taps.resize(static_cast<std::size_t>(s.parts + 1));
     const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
     const float* src = static_cast<const float*>(args.src) + (it.n * p.in_channels + it.g * s.icg) * in_plane;
@@ -460,7 +631,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     PlanarGemmCall call;
     call.a = sc.a.data();
     call.b = sc.b.data();
-    call.a_channel_stride = s.panel_stride;
+    call.a_channel_stride = s.winograd ? s.transformed_stride : s.panel_stride;
     call.b_stride = s.mr;
     call.c_channel_stride = phased && !s.fused_phases ? s.rows_per_item * s.parts * s.phase_stride : out_plane;
     for (std::int64_t c0 = 0; c0 < s.icg; c0 += s.k_chunk) {
@@ -472,23 +643,31 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
                                                        sc.slot_keys[static_cast<std::size_t>(slot)] * s.in[2] +
                                                        chunk.lo + zeros_before;
       }
-      s.kernels.panel_rows(sc.slot_rows.data(), slots, in_plane, sc.panel.data(), s.panel_stride, kc, zeros_before,
-                           inside, window);
+      if (s.winograd) {
+        make_transformed_panel(s, sc, chunk, slots, kc, in_plane, zeros_before, inside, window);
+      } else {
+        s.kernels.panel_rows(sc.slot_rows.data(), slots, in_plane, sc.panel.data(), s.panel_stride, kc,
+                             zeros_before, inside, window);
+      }
       call.k = kc;
       call.accumulate = !first;
       // Streamed only where stored once: one pass, straight into the destination.
       call.stream = s.stream && (!phased || s.fused_phases) && kc == s.icg;
       // One call per row, phase and run computes every block of output channels, a tile of pixels at a time (see
       // PlanarGemm in kernels.cpp).
-      const float* b_group = packed.weights.data() + (it.g * s.blocks * s.taps * s.icg + c0) * s.mr;
+      const float* b_group = packed.weights.data() + (it.g * s.blocks * s.packed_taps * s.icg + c0) * s.mr;
       call.blocks = static_cast<int>(s.blocks);
-      call.b_block_stride = s.taps * s.icg * s.mr;
+      call.b_block_stride = s.packed_taps * s.icg * s.mr;
       call.m = static_cast<int>(s.ocg - (s.blocks - 1) * s.mr);
       call.init = first ? bias : nullptr;
       for (std::int64_t r = 0; r < band_rows; ++r) {
         const std::int64_t row = it.band.row(r);
         const std::int64_t tb = sc.row_tap_begin[static_cast<std::size_t>(r)];
         const std::int64_t te = sc.row_tap_begin[static_cast<std::size_t>(r + 1)];
+        if (s.winograd) {
+          run_winograd_row(s, sc, call, b_group, chunk, kc, tb, te, dst + row * s.out[2]);
+          continue;
+        }
         if (s.fused_phases) {
           run_fused_row(s, sc, call, b_group, chunk, kc, tb, te, dst + row * s.out[2]);
           continue;
@@ -542,6 +721,12 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
 
 }  // namespace
 
-std::shared_ptr<const detail::Implementation> make_planar_gemm_engine() { return std::make_shared<PlanarGemm>(); }
+std::shared_ptr<const detail::Implementation> make_planar_gemm_engine() {
+  return std::make_shared<PlanarGemm>(false);
+}
+
+std::shared_ptr<const detail::Implementation> make_planar_winograd_engine() {
+  return std::make_shared<PlanarGemm>(true);
+}
 
 }  // namespace tdconv::engine

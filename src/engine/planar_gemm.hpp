@@ -7,5 +7,7 @@
 namespace tdconv::engine {
 
 std::shared_ptr<const detail::Implementation> make_planar_gemm_engine();
+// gemm_planar with Winograd F(2, 2) along x (winograd_planar), for x phases of 2 taps on consecutive columns.
+std::shared_ptr<const detail::Implementation> make_planar_winograd_engine();
 
 }  // namespace tdconv::engine

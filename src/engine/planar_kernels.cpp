@@ -492,12 +492,13 @@ void ExpandRow(const float* row, std::int64_t width, std::int64_t first, const s
 // channels_first tensors need no relayout. `n` holds the pixels of each vector when the tile is the partial last
 // one of a run (null: all full); vectors past the run compute on whatever a[t] holds there and are not stored.
 // The sums of taps [t_begin, t_end) for rows `block * M + r`, pixels x + v * lanes + lane, added to acc.
+// (Every t_step-th tap from t_begin: one stream of Winograd's triples.)
 template <int M, int NV>
 HWY_INLINE void PlanarGemmSums(const D d, const PlanarGemmCall& call, std::int64_t x, int block, int t_begin,
-                               int t_end, V (&acc)[M][NV]) {
+                               int t_end, V (&acc)[M][NV], int t_step = 1) {
   const size_t lanes = hn::Lanes(d);
   const std::int64_t b_offset = block * call.b_block_stride;
-  for (int t = t_begin; t < t_end; ++t) {
+  for (int t = t_begin; t < t_end; t += t_step) {
     const float* HWY_RESTRICT a = call.a[t] + x;
     const float* HWY_RESTRICT b = call.b[t] + b_offset;
     for (std::int64_t q = 0; q < call.k; ++q) {
@@ -580,19 +581,38 @@ HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std:
   constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
   HWY_ALIGN float parts_buf[4 * M * NV * kMaxLanes];
   const size_t part_stride = M * NV * lanes;
+  const auto store_part = [&](int q, const V(&acc)[M][NV]) {
+    for (int r = 0; r < M; ++r)
+      for (int v = 0; v < NV; ++v) hn::Store(acc[r][v], d, parts_buf + q * part_stride + (r * NV + v) * lanes);
+  };
   for (int p = 0; p < call.parts; ++p) {
+    const int t_begin = call.part_taps[p], t_end = call.part_taps[p + 1];
     V acc[M][NV];
     PlanarGemmInit<M, NV>(d, call, block, m, acc);
-    PlanarGemmSums<M, NV>(d, call, x, block, call.part_taps[p], call.part_taps[p + 1], acc);
+    if (!call.winograd) {
+      PlanarGemmSums<M, NV>(d, call, x, block, t_begin, t_end, acc);
+      store_part(p, acc);
+      continue;
+    }
+    // Winograd's pixel pairs: bias + M1, kept (on the stack: 16 stores and loads per 3 x 16 x k multiply-adds);
+    // + M0 for the even pixels (virtual part p), and the kept sum + M2 for the odd ones (virtual part parts + p).
+    PlanarGemmSums<M, NV>(d, call, x, block, t_begin + 1, t_end, acc, 3);
+    V shared[M][NV];
     for (int r = 0; r < M; ++r)
-      for (int v = 0; v < NV; ++v) hn::Store(acc[r][v], d, parts_buf + p * part_stride + (r * NV + v) * lanes);
+      for (int v = 0; v < NV; ++v) shared[r][v] = acc[r][v];
+    PlanarGemmSums<M, NV>(d, call, x, block, t_begin, t_end, acc, 3);
+    store_part(p, acc);
+    PlanarGemmSums<M, NV>(d, call, x, block, t_begin + 2, t_end, shared, 3);
+    store_part(call.parts + p, shared);
   }
+  // The parts as stored: Winograd's pairs are twice as many, pixel i of part p being output i * parts + p.
+  const int stored_parts = call.winograd ? 2 * call.parts : call.parts;
   // A whole tile of two parts on aligned rows, streamed: interleaved in registers where the target can (AVX2,
   // SSE). Through row_buf below, each tile also stored and reloaded every output vector on its way to the streaming
   // stores: without that U-Net up4 ran 1.07-1.08x, HiFi-GAN up3 1.02-1.03x, CycleGAN 1.01-1.03x as fast (1 and 2
   // threads, in turns, Zen 1). One check for the whole tile: checked vector by vector, U-Net up4 gained 1.02-1.04x.
-  float* const c_block = call.c + block * M * call.c_channel_stride + x * call.parts;
-  if (kInterleavesTwo && call.parts == 2 && call.stream && outputs == 2 * NV * static_cast<std::int64_t>(lanes) &&
+  float* const c_block = call.c + block * M * call.c_channel_stride + x * stored_parts;
+  if (kInterleavesTwo && stored_parts == 2 && call.stream && outputs == 2 * NV * static_cast<std::int64_t>(lanes) &&
       (reinterpret_cast<std::uintptr_t>(c_block) | (call.c_channel_stride * sizeof(float))) % (lanes * sizeof(float)) ==
           0) {
     for (int r = 0; r < m; ++r)
@@ -603,7 +623,7 @@ HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std:
       }
     return;
   }
-  const auto parts = static_cast<std::int64_t>(call.parts);
+  const auto parts = static_cast<std::int64_t>(stored_parts);
   const auto vector_outputs = static_cast<std::int64_t>(lanes) * parts;
   HWY_ALIGN float row_buf[4 * kMaxLanes];
   for (int r = 0; r < m; ++r) {
@@ -613,10 +633,10 @@ HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std:
       if (left <= 0) break;
       const float* at = parts_buf + (r * NV + v) * lanes;
       if (left >= vector_outputs && !call.stream) {
-        StorePartsInterleaved(d, at, part_stride, call.parts, c + v * vector_outputs);
+        StorePartsInterleaved(d, at, part_stride, stored_parts, c + v * vector_outputs);
         continue;
       }
-      StorePartsInterleaved(d, at, part_stride, call.parts, row_buf);
+      StorePartsInterleaved(d, at, part_stride, stored_parts, row_buf);
       float* out = c + v * vector_outputs;
       if (left >= vector_outputs) {  // streamed where aligned
         const bool aligned = reinterpret_cast<std::uintptr_t>(out) % (lanes * sizeof(float)) == 0;
@@ -653,10 +673,12 @@ HWY_NOINLINE void PlanarGemm(const PlanarGemmCall& call) {
   const D d;
   constexpr int M = PlanarRows(NV);
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
-  if (call.parts > 1) {
-    const std::int64_t tile_outputs = NV * lanes * call.parts;
-    for (std::int64_t x = 0; x * call.parts < call.count; x += NV * lanes) {
-      const std::int64_t outputs = std::min(tile_outputs, call.count - x * call.parts);
+  if (call.parts > 1 || call.winograd) {
+    // x counts pixels of each part, or Winograd's pairs of them (two stored parts per part).
+    const std::int64_t parts = call.winograd ? 2 * call.parts : call.parts;
+    const std::int64_t tile_outputs = NV * lanes * parts;
+    for (std::int64_t x = 0; x * parts < call.count; x += NV * lanes) {
+      const std::int64_t outputs = std::min(tile_outputs, call.count - x * parts);
       for (int block = 0; block < call.blocks; ++block) PlanarGemmPhasedTile<M, NV>(d, call, x, outputs, block);
     }
     return;
@@ -803,6 +825,34 @@ void PanelRows(const float* const* from, std::int64_t slots, std::int64_t from_s
   }
 }
 
+void WinogradPairs(const float* from, std::int64_t from_stride, std::int64_t rows, const std::int64_t* first,
+                   int parts, std::int64_t pairs, float* to, std::int64_t to_stride, std::int64_t stream_stride) {
+  const D d;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  const std::int64_t whole = (pairs + lanes - 1) / lanes * lanes;
+  // Straight from a channels_first source, rows are planes apart: fetched ahead as in PanelRows.
+  constexpr std::int64_t kAhead = 12;
+  const std::int64_t lo = *std::min_element(first, first + parts);
+  const std::int64_t hi = *std::max_element(first, first + parts) + 2 * whole + 2;
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (int p = 0; p < parts; ++p) {
+      if (p == 0 && r + kAhead < rows) {
+        const float* next = from + (r + kAhead) * from_stride;
+        for (std::int64_t c = lo; c < hi; c += 64 / static_cast<std::int64_t>(sizeof(float))) hwy::Prefetch(next + c);
+      }
+      const float* x = from + r * from_stride + first[p];
+      float* out = to + r * to_stride + 3 * p * stream_stride;
+      for (std::int64_t j = 0; j < pairs; j += lanes) {
+        V even, odd, next_even, next_odd;  // x[2 j + 2 l], x[2 j + 2 l + 1], x[2 j + 2 l + 2] (lane l)
+        hn::LoadInterleaved2(d, x + 2 * j, even, odd);
+        hn::LoadInterleaved2(d, x + 2 * j + 2, next_even, next_odd);
+        hn::StoreU(hn::Sub(even, odd), d, out + j);
+        hn::StoreU(odd, d, out + stream_stride + j);
+        hn::StoreU(hn::Sub(next_even, odd), d, out + 2 * stream_stride + j);
+      }
+    }
+}
+
 void FillPlanarKernels(KernelSet* set) {
   set->planar_target = hwy::TargetName(HWY_TARGET);
   set->planar_rows = PlanarRows;
@@ -815,6 +865,7 @@ void FillPlanarKernels(KernelSet* set) {
   set->add_row = AddRow;
   set->expand_row = ExpandRow;
   set->panel_rows = PanelRows;
+  set->winograd_pairs = WinogradPairs;
 }
 
 }  // namespace tdconv::engine::HWY_NAMESPACE

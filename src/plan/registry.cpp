@@ -75,8 +75,9 @@ std::shared_ptr<const Implementation> reference_implementation() {
 
 const std::vector<std::shared_ptr<const Implementation>>& implementations() {
   static const std::vector<std::shared_ptr<const Implementation>> list{
-      engine::make_winograd_engine(),    engine::make_scatter_engine(),    engine::make_planar_engine(),
-      engine::make_planar_gemm_engine(), engine::make_depthwise_engine(), engine::make_dot_engine(),
+      engine::make_winograd_engine(),        engine::make_scatter_engine(),    engine::make_planar_engine(),
+      engine::make_planar_winograd_engine(), engine::make_planar_gemm_engine(), engine::make_depthwise_engine(),
+      engine::make_dot_engine(),
       engine::make_subpixel_engine(),    engine::make_projection_engine(), engine::make_gemm_engine(),
       reference_implementation()};
   return list;

@@ -344,6 +344,28 @@ const std::vector<const char*> kPlanarGemmProblems = {
 
 TEST(Engine, PlanarGemmMatchesReference) { check_problems(kPlanarGemmProblems, "gemm_planar"); }
 
+// winograd_planar: x phases of 2 taps on consecutive columns (transposed kernel 4 at stride 2, or a convolution's
+// kernel 2), in pairs of pixels. Rows cut into chunks (over 1024 pixels) with windows inside the input (transformed
+// straight from the source) and at its edges (through the panel), odd phase lengths (a last pair of one pixel), odd
+// channel counts and a batch, padding past the kernel, asymmetric padding and output padding, 2D and 3D with several
+// (z, y) taps per row, a strided y axis, one phase (a convolution), groups, both weight layouts.
+const std::vector<const char*> kPlanarWinogradProblems = {
+    "convT_mb1_g1_ic24_oc32_i1500_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch",
+    "convT_mb2_g1_ic9_oc33_i301_k4_s2_d1_p2:1_op1_f32_cfirst_wtf",
+    "convT_mb1_g1_ic16_oc40_i77_k4_s2_d1_p0:0_op0_f32_cfirst_wtorch",
+    "convT_mb1_g1_ic8_oc32_i200_k4_s2_d1_p5:6_op1_f32_cfirst_wtorch",
+    "convT_mb1_g2_ic16_oc64_i9x70_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
+    "convT_mb1_g1_ic8_oc32_i3x4x40_k2x3x4_s1x2x2_d1x1x1_p0:0x1:1x1:1_op0x1x0_f32_cfirst_wtorch",
+    "conv_mb1_g1_ic8_oc32_i500_k2_s1_d1_p1:0_f32_cfirst_wtorch",
+    "conv_mb1_g1_ic8_oc32_i9x65_k3x2_s2x1_d2x1_p2:2x0:1_f32_cfirst_wtf"};
+
+TEST_P(EngineTarget, PlanarWinogradMatchesReference) { check_problems(kPlanarWinogradProblems, "winograd_planar"); }
+
+// The same problems on gemm_planar, which winograd_planar takes them from.
+TEST(Engine, PlanarGemmOfWinogradsProblemsMatchesReference) {
+  check_problems(kPlanarWinogradProblems, "gemm_planar", false, true);
+}
+
 // gemm_planar streams outputs over 4 MiB: one-pass tiles (4.2 MiB), into aligned and unaligned destinations. On the
 // best target only: the streamed stores are the same template code on every target, and these outputs made the
 // per-target test the slowest under the sanitizers. Its fused phases, whose streamed stores differ by target, are
@@ -828,7 +850,8 @@ TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
 // tiles, a partial last tile, a block of fewer rows).
 TEST_P(EngineTarget, StreamedOutputsMatchReference) {
   for (bool aligned : {true, false}) {
-    check_problems({"convT_mb1_g1_ic8_oc64_i8200_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch"}, "gemm_planar", aligned);
+    check_problems({"convT_mb1_g1_ic8_oc64_i8200_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch"}, "gemm_planar", aligned, true);
+    check_problems({"convT_mb1_g1_ic8_oc64_i8200_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch"}, "winograd_planar", aligned);
     check_problems({"convT_mb1_g1_ic16_oc64_i64x124_k2x2_s2x2_d1x1_p0:0x0:0_op0x0_f32_clast_wtorch"}, "gemm_simd",
                    aligned);
     check_problems({"convT_mb1_g64_ic64_oc64_i65x65_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch"},
@@ -897,10 +920,12 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
             "times the stride or longer than the stride and at most twice it, on every axis");
   EXPECT_EQ(gemm.candidates()[1].declined_because, "more than 4 output channels");
   EXPECT_EQ(gemm.candidates()[2].declined_because, "not channels_first");
+  EXPECT_EQ(gemm.candidates()[3].name, "winograd_planar");
   EXPECT_EQ(gemm.candidates()[3].declined_because, "not channels_first");
-  EXPECT_EQ(gemm.candidates()[4].declined_because, "not depthwise (one channel per group)");
-  EXPECT_EQ(gemm.candidates()[6].name, "subpixel_gemm");
-  EXPECT_EQ(gemm.candidates()[6].declined_because, "rows of fewer than 16 inner positions");
+  EXPECT_EQ(gemm.candidates()[4].declined_because, "not channels_first");
+  EXPECT_EQ(gemm.candidates()[5].declined_because, "not depthwise (one channel per group)");
+  EXPECT_EQ(gemm.candidates()[7].name, "subpixel_gemm");
+  EXPECT_EQ(gemm.candidates()[7].declined_because, "rows of fewer than 16 inner positions");
   const Plan scatter(parse_problem("convT_mb1_g1_ic56_oc1_i9x9_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_clast_wtorch"));
   EXPECT_EQ(scatter.implementation_name(), "scatter_gemm");
   const Plan dot(parse_problem("conv_mb1_g1_ic56_oc1_i9x9_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"));
