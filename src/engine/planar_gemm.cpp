@@ -55,20 +55,27 @@ constexpr std::int64_t kMinChannels = 8;
 constexpr double kMaxWeightBytes = 1024.0 * 1024;
 // Outputs over this size are written with non-temporal stores where they are written once (as in engine.cpp).
 constexpr double kStreamBytes = 4.0 * 1024 * 1024;
+// Transformed rows per input row and x phase of winograd_planar (WinogradX).
+constexpr int kStreams = kWinogradGroup + 1;
 // winograd_planar: output channels per group at least. Its transforms cost a few operations per input element and
 // per output element, against the multiply-adds it saves per input element and output channel (a quarter of the
 // direct ones); nothing was measured below 64 (HiFi-GAN up3).
 constexpr std::int64_t kMinWinogradOutputChannels = 32;
+// ... and at most this many products in each of its sums (input channels per group x (z, y) taps): its transforms
+// scale rounding errors up. Against the double-precision reference (inputs and weights uniform in [-1, 1]), the
+// largest |error| / (1 + |y|) with kernel 4 at stride 2 was 1.2e-5, 3.3e-5 and 4.2e-5 on 64, 128 and 256 input
+// channels in 1D (gemm_planar: 3.1e-6, 6.3e-6, 1.1e-5) and 3.2e-5 and 7.7e-5 on 64 and 128 in 2D (2 rows of taps),
+// within the differential tests' 1e-4 (docs/design.md, "Winograd's accuracy").
+constexpr std::int64_t kMaxWinogradSums = 256;
 
-// winograd_planar: Winograd F(2, 2) along x for transposed convolutions (or convolutions) whose x phases (up to 2)
-// each have 2 taps on consecutive input columns, the HiFi-GAN up-samplings' kernel 4 at stride 2: pixels 2j and
-// 2j + 1 of a phase, y = wA x[f + 2j + u] + wB x[f + 2j + u + 1] (u = 0, 1), are M0 + M1 and M1 + M2 with
-//   M0 = wA (x[f + 2j] - x[f + 2j + 1]),  M1 = (wA + wB) x[f + 2j + 1],  M2 = wB (x[f + 2j + 2] - x[f + 2j + 1]),
-// three multiplications per pair of pixels instead of four. The transformed rows (the three differences and copies,
-// per input channel) are made from the panel by winograd_pairs and multiplied by the transformed weights (wA, wA + wB,
-// wB) with the planar tiles; the tile adds the products up into both pixels of each pair (PlanarGemmCall::winograd).
-// HiFi-GAN up3 channels_first (128 -> 64 channels, 16384 -> 32768 pixels), in turns against gemm_planar: see
-// docs/design.md.
+// winograd_planar: Winograd F(4, 2) along x for transposed convolutions (or convolutions) whose x phases (up to 2)
+// each have 2 taps on consecutive input columns, the HiFi-GAN up-samplings' kernel 4 at stride 2. Pixels 4j + k
+// (k < 4) of a phase, y = wA x[f + 4j + k] + wB x[f + 4j + k + 1], come from 5 products per group instead of 8:
+// transformed rows (5 per input row and phase, made by winograd_rows from x[f + 4j + u], u <= 4) times transformed
+// weights (G (wA, wB) for the points 0, 1, -1, 2 and infinity), summed over the input channels by the planar tiles,
+// which combine the five sums into the group's 4 pixels and store them interleaved (PlanarGemmCall::winograd). Its
+// rounding error stays near the direct sum's (docs/design.md, "Winograd's accuracy"). Measured against gemm_planar
+// and F(2, 2) (3 products per 2 pixels) on HiFi-GAN up3 channels_first: docs/design.md.
 struct WinogradX {
   std::int64_t first = 0;  // f: the lower tap's input column for pixel 0 of the phase (in_first + its in_offset)
   std::int64_t lower = 0, upper = 0;  // kernel indices of the taps on columns f + u and f + u + 1
@@ -100,12 +107,12 @@ struct State final : PlanState {
   // Phases computed together and interleaved as they are stored (PlanarGemmCall::parts), with no phase rows: when
   // every phase runs whole (padded_x) in one pass.
   bool fused_phases = false;
-  // winograd_planar (see WinogradX): every x phase's pixels in pairs from transformed rows, fused as above.
+  // winograd_planar (see WinogradX): every x phase's pixels in groups from transformed rows, fused as above.
   bool winograd = false;
-  std::int64_t pair_stride = 0;      // floats per transformed row (pairs of a chunk, whole vectors)
+  std::int64_t group_stride = 0;     // floats per transformed row (groups of a chunk, whole vectors)
   std::int64_t transformed_stride = 0;  // floats from one (row, channel) of the transformed panel to the next
   std::array<WinogradX, 2> winograd_x;  // per phase
-  std::int64_t packed_taps = 1;  // taps of the packed weights: the kernel's, or Winograd's triples per (z, y) tap
+  std::int64_t packed_taps = 1;  // taps of the packed weights: the kernel's, or kStreams per (z, y) tap and phase
 };
 
 struct Packed final : PackedData {
@@ -113,6 +120,7 @@ struct Packed final : PackedData {
 };
 
 std::int64_t round_up(std::int64_t a, std::int64_t b) { return (a + b - 1) / b * b; }
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
 // The output rows of one work item: band_z output planes (z) by band_y rows (y), fewer at the ends; 1D and 2D
 // problems have one plane, so a band is band_y consecutive rows. 3D bands are blocks rather than runs of rows of
@@ -206,7 +214,7 @@ std::optional<std::string> winograd_x_declines(const Axis& axis) {
   return std::nullopt;
 }
 
-// gemm_planar, and winograd_planar: the same work items, panels and tiles with Winograd's pairs along x (WinogradX).
+// gemm_planar, and winograd_planar: the same work items, panels and tiles with Winograd's groups along x (WinogradX).
 class PlanarGemm final : public detail::ForwardOnlyImplementation {
  public:
   explicit PlanarGemm(bool winograd) : winograd_(winograd) {}
@@ -219,6 +227,15 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     if (auto reason = winograd_x_declines(make_axis(p, p.spatial_dims - 1))) return reason;
     if (p.out_channels / p.groups < kMinWinogradOutputChannels) {
       return "fewer than " + std::to_string(kMinWinogradOutputChannels) + " output channels per group";
+    }
+    std::int64_t row_taps = 1;  // (z, y) taps of an output row at most
+    for (int d = 0; d + 1 < p.spatial_dims; ++d) {
+      std::size_t most = 0;
+      for (const AxisSequence& seq : make_axis(p, d).sequences) most = std::max(most, seq.taps.size());
+      row_taps *= static_cast<std::int64_t>(most);
+    }
+    if (p.in_channels / p.groups * row_taps > kMaxWinogradSums) {
+      return "over " + std::to_string(kMaxWinogradSums) + " input channels per group x taps along z and y";
     }
     if (!make_state(p)->fused_phases) return "input channels in more than one pass of the panel";
     return std::nullopt;
@@ -297,8 +314,9 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       s->band_y = s->rows_per_item;
     }
     s->rows_per_item = s->band_z * s->band_y;
-    // Winograd's tiles are vectors of pairs of pixels, of every phase (PlanarGemmCall::winograd).
-    s->vectors = s->winograd ? choose_vectors(s->kernels, (std::min(chunk_len, seq_len) + 1) / 2, s->ocg, false)
+    // Winograd's tiles are vectors of groups of pixels, of every phase (PlanarGemmCall::winograd).
+    s->vectors = s->winograd ? choose_vectors(s->kernels, ceil_div(std::min(chunk_len, seq_len), kWinogradGroup), s->ocg,
+                                              false)
                              : choose_vectors(s->kernels, std::min(chunk_len, seq_len), s->ocg, s->parts == 1);
     s->mr = s->kernels.planar_mr[s->vectors];
     s->blocks = (s->ocg + s->mr - 1) / s->mr;
@@ -307,7 +325,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     // padded_x, every tap of every pixel: the columns outside the input are zeros in the panel.
     s->padded_x = s->winograd || padding_x_pays(*s, chunk_len);
     const std::int64_t lanes = s->kernels.lanes;
-    s->pair_stride = round_up((chunk_len + 1) / 2, lanes);
+    s->group_stride = round_up(ceil_div(chunk_len, kWinogradGroup), lanes);
     for (std::size_t q = 0; s->winograd && q < xs.size(); ++q) {
       const AxisTap& a = xs[q].taps[0];
       const AxisTap& b = xs[q].taps[1];
@@ -318,11 +336,11 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     std::int64_t widest = 1;
     for (std::int64_t j0 = 0; j0 < seq_len; j0 += chunk_len) {
       XChunk c{j0, std::min(seq_len, j0 + chunk_len), s->in[2], 0};
-      if (s->winograd) {  // what winograd_pairs reads for the chunk's pairs, rounded up to whole vectors
-        const std::int64_t pairs = round_up((c.j_end - j0 + 1) / 2, lanes);
+      if (s->winograd) {  // what winograd_rows reads for the chunk's groups, rounded up to whole vectors
+        const std::int64_t groups = round_up(ceil_div(c.j_end - j0, kWinogradGroup), lanes);
         for (int q = 0; q < s->parts; ++q) {
           c.lo = std::min(c.lo, j0 + s->winograd_x[static_cast<std::size_t>(q)].first);
-          c.hi = std::max(c.hi, j0 + s->winograd_x[static_cast<std::size_t>(q)].first + 2 * pairs + 2);
+          c.hi = std::max(c.hi, j0 + s->winograd_x[static_cast<std::size_t>(q)].first + kWinogradGroup * (groups + 1));
         }
         widest = std::max(widest, c.hi - c.lo);
         s->chunks.push_back(c);
@@ -369,7 +387,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
           s->max_slots, std::unique(keys.begin(), keys.end()) - keys.begin());
     }
     if (s->winograd) {
-      s->transformed_stride = round_up(s->parts * 3 * s->pair_stride, line);
+      s->transformed_stride = round_up(s->parts * kStreams * s->group_stride, line);
       if ((s->transformed_stride / line) % 2 == 0) s->transformed_stride += line;
     }
     const std::int64_t row_bytes =
@@ -379,7 +397,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     s->k_chunk = (s->icg + passes - 1) / passes;  // equal passes
     s->stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
     s->fused_phases = (s->parts > 1 || s->winograd) && s->padded_x && s->k_chunk == s->icg;
-    s->packed_taps = s->winograd ? s->kernel[0] * s->kernel[1] * s->parts * 3 : s->taps;
+    s->packed_taps = s->winograd ? s->kernel[0] * s->kernel[1] * s->parts * kStreams : s->taps;
     return s;
   }
 
@@ -407,8 +425,8 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     return packed;
   }
 
-  // Winograd's transformed weights (WinogradX): per (z, y) tap and phase the triple wA, wA + wB, wB, as taps
-  // (kernel_row * parts + phase) * 3 + s.
+  // Winograd's transformed weights (WinogradX): per (z, y) tap and phase the five of G (wA, wB), as taps
+  // (kernel_row * parts + phase) * kStreams + s.
   static void pack_winograd_weights(const Problem& p, const State& s, const float* w, util::AlignedFloats& out) {
     const std::int64_t rows = s.kernel[0] * s.kernel[1];
     for (std::int64_t g = 0; g < p.groups; ++g)
@@ -419,12 +437,14 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
             for (std::int64_t q = 0; q < s.icg; ++q) {
               const float lower = w[weight_index(p, g, q, n, row * s.kernel[2] + x.lower, s.taps)];
               const float upper = w[weight_index(p, g, q, n, row * s.kernel[2] + x.upper, s.taps)];
-              const float triple[3] = {lower, lower + upper, upper};
-              for (int k = 0; k < 3; ++k) {
-                const std::int64_t tap = (row * s.parts + part) * 3 + k;
+              // G g, with the factors that winograd_rows' rows were scaled by divided out.
+              const float transformed[kStreams] = {lower / 2, (lower + upper) / 2, (lower - upper) / 6,
+                                                   (lower + 2 * upper) / 6, upper};
+              for (int k = 0; k < kStreams; ++k) {
+                const std::int64_t tap = (row * s.parts + part) * kStreams + k;
                 const std::int64_t block = g * s.blocks + n / s.mr;
                 out[static_cast<std::size_t>(((block * s.packed_taps + tap) * s.icg + q) * s.mr + n % s.mr)] =
-                    triple[k];
+                    transformed[k];
               }
             }
           }
@@ -484,7 +504,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     std::vector<TapHit> z_taps, y_taps;
     std::vector<const float*> a, b, part;
     std::vector<int> part_taps;
-    std::vector<std::int64_t> pair_first;  // per phase: column of the panel where winograd_pairs starts
+    std::vector<std::int64_t> group_first;  // per phase: column of the window where winograd_rows starts
   };
 
   // The kernels read up to a tile's width past a run's last pixel, and one row more: GCC's code for the scalar
@@ -493,7 +513,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
   static std::int64_t panel_floats(const State& s) {
     return (s.max_slots * s.k_chunk + 1) * s.panel_stride + kMaxVectorsPerTile * s.kernels.lanes;
   }
-  // Winograd's transformed panel: slot-major, then channel, then the three rows of each phase.
+  // Winograd's transformed panel: slot-major, then channel, then the kStreams rows of each phase.
   static std::int64_t transformed_floats(const State& s) {
     return s.winograd ? s.max_slots * s.k_chunk * s.transformed_stride + kMaxVectorsPerTile * s.kernels.lanes : 0;
   }
@@ -552,7 +572,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     s.kernels.planar_gemm[s.vectors](fused);
   }
 
-  // Winograd's row (WinogradX): per phase, the three transformed rows of each (z, y) tap as a triple of taps.
+  // Winograd's row (WinogradX): per phase, the kStreams transformed rows of each (z, y) tap as kStreams taps.
   static void run_winograd_row(const State& s, Scratch& sc, const PlanarGemmCall& call, const float* b_group,
                                const XChunk& chunk, std::int64_t kc, std::int64_t tb, std::int64_t te, float* dst_row) {
     int t = 0;
@@ -561,22 +581,23 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       for (std::int64_t rt = tb; rt < te; ++rt) {
         const RowTap& row_tap = sc.row_taps[static_cast<std::size_t>(rt)];
         const float* rows =
-            sc.transformed.data() + row_tap.slot * kc * s.transformed_stride + part * 3 * s.pair_stride;
-        for (int k = 0; k < 3; ++k, ++t) {
-          sc.a[static_cast<std::size_t>(t)] = rows + k * s.pair_stride;
-          sc.b[static_cast<std::size_t>(t)] = b_group + ((row_tap.kernel_row * s.parts + part) * 3 + k) * s.icg * s.mr;
+            sc.transformed.data() + row_tap.slot * kc * s.transformed_stride + part * kStreams * s.group_stride;
+        for (int k = 0; k < kStreams; ++k, ++t) {
+          sc.a[static_cast<std::size_t>(t)] = rows + k * s.group_stride;
+          sc.b[static_cast<std::size_t>(t)] =
+              b_group + ((row_tap.kernel_row * s.parts + part) * kStreams + k) * s.icg * s.mr;
         }
       }
     }
     sc.part_taps[static_cast<std::size_t>(s.parts)] = t;
-    PlanarGemmCall pairs = call;
-    pairs.parts = s.parts;
-    pairs.part_taps = sc.part_taps.data();
-    pairs.ntaps = t;
-    pairs.winograd = true;
-    pairs.c = dst_row + chunk.j_begin * s.parts;
-    pairs.count = std::min(s.out[2], chunk.j_end * s.parts) - chunk.j_begin * s.parts;
-    s.kernels.planar_gemm[s.vectors](pairs);
+    PlanarGemmCall groups = call;
+    groups.parts = s.parts;
+    groups.part_taps = sc.part_taps.data();
+    groups.ntaps = t;
+    groups.winograd = true;
+    groups.c = dst_row + chunk.j_begin * s.parts;
+    groups.count = std::min(s.out[2], chunk.j_end * s.parts) - chunk.j_begin * s.parts;
+    s.kernels.planar_gemm[s.vectors](groups);
   }
 
   // Winograd's transformed rows of the chunk's window (WinogradX), straight from the source rows (sc.slot_rows)
@@ -586,22 +607,22 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
                                      std::int64_t kc, std::int64_t in_plane, std::int64_t zeros_before,
                                      std::int64_t inside, std::int64_t window) {
     for (int part = 0; part < s.parts; ++part) {
-      sc.pair_first[static_cast<std::size_t>(part)] =
+      sc.group_first[static_cast<std::size_t>(part)] =
           chunk.j_begin + s.winograd_x[static_cast<std::size_t>(part)].first - chunk.lo;
     }
-    const std::int64_t pairs = (chunk.j_end - chunk.j_begin + 1) / 2;
+    const std::int64_t groups = ceil_div(chunk.j_end - chunk.j_begin, kWinogradGroup);
     if (zeros_before == 0 && inside == window) {
       for (std::int64_t slot = 0; slot < slots; ++slot) {
-        s.kernels.winograd_pairs(sc.slot_rows[static_cast<std::size_t>(slot)], in_plane, kc, sc.pair_first.data(),
-                                 s.parts, pairs, sc.transformed.data() + slot * kc * s.transformed_stride,
-                                 s.transformed_stride, s.pair_stride);
+        s.kernels.winograd_rows(sc.slot_rows[static_cast<std::size_t>(slot)], in_plane, kc, sc.group_first.data(),
+                                s.parts, groups, sc.transformed.data() + slot * kc * s.transformed_stride,
+                                s.transformed_stride, s.group_stride);
       }
       return;
     }
     s.kernels.panel_rows(sc.slot_rows.data(), slots, in_plane, sc.panel.data(), s.panel_stride, kc, zeros_before,
                          inside, window);
-    s.kernels.winograd_pairs(sc.panel.data(), s.panel_stride, slots * kc, sc.pair_first.data(), s.parts, pairs,
-                             sc.transformed.data(), s.transformed_stride, s.pair_stride);
+    s.kernels.winograd_rows(sc.panel.data(), s.panel_stride, slots * kc, sc.group_first.data(), s.parts, groups,
+                            sc.transformed.data(), s.transformed_stride, s.group_stride);
   }
 
   void run_item(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args, const Item& it,
@@ -613,7 +634,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     sc.phases.resize(static_cast<std::size_t>(phase_floats(s)));
     sc.a.resize(static_cast<std::size_t>(s.packed_taps));
     sc.b.resize(static_cast<std::size_t>(s.packed_taps));
-    sc.pair_first.resize(static_cast<std::size_t>(s.parts));
+    sc.group_first.resize(static_cast<std::size_t>(s.parts));
     sc.part_taps.resize(static_cast<std::size_t>(s.parts + 1));
     const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
     const float* src = static_cast<const float*>(args.src) + (it.n * p.in_channels + it.g * s.icg) * in_plane;

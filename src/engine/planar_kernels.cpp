@@ -492,7 +492,7 @@ void ExpandRow(const float* row, std::int64_t width, std::int64_t first, const s
 // channels_first tensors need no relayout. `n` holds the pixels of each vector when the tile is the partial last
 // one of a run (null: all full); vectors past the run compute on whatever a[t] holds there and are not stored.
 // The sums of taps [t_begin, t_end) for rows `block * M + r`, pixels x + v * lanes + lane, added to acc.
-// (Every t_step-th tap from t_begin: one stream of Winograd's triples.)
+// (Every t_step-th tap from t_begin: one of Winograd's transformed rows, PlanarGemmFours.)
 template <int M, int NV>
 HWY_INLINE void PlanarGemmSums(const D d, const PlanarGemmCall& call, std::int64_t x, int block, int t_begin,
                                int t_end, V (&acc)[M][NV], int t_step = 1) {
@@ -564,10 +564,61 @@ HWY_INLINE void PlanarGemmTile(const D d, const PlanarGemmCall& call, std::int64
   }
 }
 
-// Vector v of every part, interleaved into out[0, parts * lanes); the parts are part_stride floats apart.
+// Vector v of every part, interleaved into out[0, parts * lanes); the parts are part_stride floats apart. Up to 8
+// parts: 8 (Winograd F(4, 2) of two phases) as 4 pairs of floats interleaved as doubles, each pair interleaved first.
 HWY_INLINE void StorePartsInterleaved(const D d, const float* parts_at, size_t part_stride, int parts, float* out) {
   const auto part = [&](int q) { return q < parts ? hn::Load(d, parts_at + q * part_stride) : hn::Zero(d); };
-  StoreInterleavedParts(d, parts, part(0), part(1), part(2), part(3), out);
+  if (parts <= 4) return StoreInterleavedParts(d, parts, part(0), part(1), part(2), part(3), out);
+  const size_t lanes = hn::Lanes(d);
+#if HWY_TARGET == HWY_SCALAR
+  for (int q = 0; q < 8; ++q) out[q] = parts_at[q * part_stride];
+  (void)lanes;
+#else
+  HWY_ALIGN float pairs[4 * 2 * (HWY_MAX_BYTES / sizeof(float))];  // pair k: parts 2k and 2k + 1 interleaved
+  for (int k = 0; k < 4; ++k) StoreInterleavedParts(d, 2, part(2 * k), part(2 * k + 1), part(0), part(0), pairs + 2 * k * lanes);
+  const hn::Repartition<double, D> dd;
+  const auto half = [&](int k, size_t h) { return hn::Load(dd, reinterpret_cast<const double*>(pairs + (2 * k + h) * lanes)); };
+  for (size_t h = 0; h < 2; ++h) {
+    hn::StoreInterleaved4(half(0, h), half(1, h), half(2, h), half(3, h), dd,
+                          reinterpret_cast<double*>(out + 4 * h * lanes));
+  }
+#endif
+}
+
+// Winograd F(4, 2)'s groups of 4 pixels (PlanarGemmCall::winograd): the five sums Ms (every fifth tap from
+// t_begin + s) through the stack, then pixel k of each group, init + sum of A[k][s] Ms, passed to store(k, y):
+//   y0 = M0 + M1 + M2 + M3,  y1 = M1 - M2 + 2 M3,  y2 = M1 + M2 + 4 M3,  y3 = M1 - M2 + 8 M3 + M4.
+// `init` holds the bias (or zero) of each row.
+template <int M, int NV, class Store>
+HWY_INLINE void PlanarGemmFours(const D d, const PlanarGemmCall& call, std::int64_t x, int block, int t_begin,
+                                int t_end, const V (&init)[M][NV], const Store& store) {
+  const size_t lanes = hn::Lanes(d);
+  constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
+  HWY_ALIGN float sums[5 * M * NV * kMaxLanes];  // [s][r][v][lane]
+  for (int s = 0; s < 5; ++s) {
+    V acc[M][NV];  // in registers for the sum, stored after it
+    for (int r = 0; r < M; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] = hn::Zero(d);
+    PlanarGemmSums<M, NV>(d, call, x, block, t_begin + s, t_end, acc, 5);
+    for (int r = 0; r < M; ++r)
+      for (int v = 0; v < NV; ++v) hn::Store(acc[r][v], d, sums + ((s * M + r) * NV + v) * lanes);
+  }
+  const auto sum = [&](int s, int r, int v) { return hn::Load(d, sums + ((s * M + r) * NV + v) * lanes); };
+  const V two = hn::Set(d, 2.0f), four = hn::Set(d, 4.0f), eight = hn::Set(d, 8.0f);
+  V y[M][NV];
+  for (int k = 0; k < 4; ++k) {
+    for (int r = 0; r < M; ++r)
+      for (int v = 0; v < NV; ++v) {
+        const V m1 = sum(1, r, v), m2 = sum(2, r, v), m3 = sum(3, r, v);
+        switch (k) {
+          case 0: y[r][v] = hn::Add(hn::Add(init[r][v], sum(0, r, v)), hn::Add(hn::Add(m1, m2), m3)); break;
+          case 1: y[r][v] = hn::MulAdd(two, m3, hn::Add(init[r][v], hn::Sub(m1, m2))); break;
+          case 2: y[r][v] = hn::MulAdd(four, m3, hn::Add(init[r][v], hn::Add(m1, m2))); break;
+          default: y[r][v] = hn::MulAdd(eight, m3, hn::Add(hn::Add(init[r][v], sum(4, r, v)), hn::Sub(m1, m2)));
+        }
+      }
+    store(k, y);
+  }
 }
 
 // A tile of every part (call.parts), its rows stored interleaved: pixels x.. of each part go to outputs
@@ -579,7 +630,7 @@ HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std:
   const int m = block == call.blocks - 1 ? call.m : M;
   // The parts' accumulators, row by row: [part][r][v][lane].
   constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
-  HWY_ALIGN float parts_buf[4 * M * NV * kMaxLanes];
+  HWY_ALIGN float parts_buf[8 * M * NV * kMaxLanes];
   const size_t part_stride = M * NV * lanes;
   const auto store_part = [&](int q, const V(&acc)[M][NV]) {
     for (int r = 0; r < M; ++r)
@@ -594,19 +645,13 @@ HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std:
       store_part(p, acc);
       continue;
     }
-    // Winograd's pixel pairs: bias + M1, kept (on the stack: 16 stores and loads per 3 x 16 x k multiply-adds);
-    // + M0 for the even pixels (virtual part p), and the kept sum + M2 for the odd ones (virtual part parts + p).
-    PlanarGemmSums<M, NV>(d, call, x, block, t_begin + 1, t_end, acc, 3);
-    V shared[M][NV];
-    for (int r = 0; r < M; ++r)
-      for (int v = 0; v < NV; ++v) shared[r][v] = acc[r][v];
-    PlanarGemmSums<M, NV>(d, call, x, block, t_begin, t_end, acc, 3);
-    store_part(p, acc);
-    PlanarGemmSums<M, NV>(d, call, x, block, t_begin + 2, t_end, shared, 3);
-    store_part(call.parts + p, shared);
+    PlanarGemmFours<M, NV>(d, call, x, block, t_begin, t_end, acc, [&](int k, const V(&y)[M][NV]) {
+      store_part(k * call.parts + p, y);
+    });
   }
-  // The parts as stored: Winograd's pairs are twice as many, pixel i of part p being output i * parts + p.
-  const int stored_parts = call.winograd ? 2 * call.parts : call.parts;
+  // The parts as stored: Winograd's groups of pixels make kWinogradGroup times as many, pixel i of part p being
+  // output i * parts + p.
+  const int stored_parts = call.winograd ? kWinogradGroup * call.parts : call.parts;
   // A whole tile of two parts on aligned rows, streamed: interleaved in registers where the target can (AVX2,
   // SSE). Through row_buf below, each tile also stored and reloaded every output vector on its way to the streaming
   // stores: without that U-Net up4 ran 1.07-1.08x, HiFi-GAN up3 1.02-1.03x, CycleGAN 1.01-1.03x as fast (1 and 2
@@ -625,7 +670,7 @@ HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std:
   }
   const auto parts = static_cast<std::int64_t>(stored_parts);
   const auto vector_outputs = static_cast<std::int64_t>(lanes) * parts;
-  HWY_ALIGN float row_buf[4 * kMaxLanes];
+  HWY_ALIGN float row_buf[8 * kMaxLanes];
   for (int r = 0; r < m; ++r) {
     float* c = call.c + (block * M + r) * call.c_channel_stride + x * parts;
     for (int v = 0; v < NV; ++v) {
@@ -674,8 +719,8 @@ HWY_NOINLINE void PlanarGemm(const PlanarGemmCall& call) {
   constexpr int M = PlanarRows(NV);
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
   if (call.parts > 1 || call.winograd) {
-    // x counts pixels of each part, or Winograd's pairs of them (two stored parts per part).
-    const std::int64_t parts = call.winograd ? 2 * call.parts : call.parts;
+    // x counts pixels of each part, or Winograd's groups of them (kWinogradGroup stored parts per part).
+    const std::int64_t parts = call.winograd ? kWinogradGroup * call.parts : call.parts;
     const std::int64_t tile_outputs = NV * lanes * parts;
     for (std::int64_t x = 0; x * parts < call.count; x += NV * lanes) {
       const std::int64_t outputs = std::min(tile_outputs, call.count - x * parts);
@@ -825,30 +870,62 @@ void PanelRows(const float* const* from, std::int64_t slots, std::int64_t from_s
   }
 }
 
-void WinogradPairs(const float* from, std::int64_t from_stride, std::int64_t rows, const std::int64_t* first,
-                   int parts, std::int64_t pairs, float* to, std::int64_t to_stride, std::int64_t stream_stride) {
+// F(4, 2)'s five rows (winograd_rows) from d_u = x[4 j + u], u <= 4, scaled to whole coefficients (the packed weights
+// carry the factors, see planar_gemm.cpp):
+//   2 d0 - d1 - 2 d2 + d3,  2 d1 + d2 - d3,  -2 d1 + 3 d2 - d3,  d3 - d1,  2 d1 - d2 - 2 d3 + d4.
+HWY_INLINE void StoreFours(const D d, V d0, V d1, V d2, V d3, V d4, float* out, std::int64_t stream_stride) {
+  const V two = hn::Set(d, 2.0f), three = hn::Set(d, 3.0f);
+  hn::StoreU(hn::MulAdd(two, hn::Sub(d0, d2), hn::Sub(d3, d1)), d, out);
+  hn::StoreU(hn::MulAdd(two, d1, hn::Sub(d2, d3)), d, out + stream_stride);
+  hn::StoreU(hn::NegMulAdd(two, d1, hn::MulSub(three, d2, d3)), d, out + 2 * stream_stride);
+  hn::StoreU(hn::Sub(d3, d1), d, out + 3 * stream_stride);
+  hn::StoreU(hn::MulAdd(two, hn::Sub(d1, d3), hn::Sub(d4, d2)), d, out + 4 * stream_stride);
+}
+
+HWY_INLINE void TransformFours(const D d, const float* x, std::int64_t j, float* out, std::int64_t stream_stride) {
+  V d0, d1, d2, d3, d4, unused1, unused2, unused3;
+  hn::LoadInterleaved4(d, x + 4 * j, d0, d1, d2, d3);
+  hn::LoadInterleaved4(d, x + 4 * j + 4, d4, unused1, unused2, unused3);
+  StoreFours(d, d0, d1, d2, d3, d4, out + j, stream_stride);
+}
+
+// Both phases of a transposed convolution whose second phase reads one column past the first (kernel 4 at stride 2):
+// its d_u are the first's d_(u + 1), from the same two loads.
+HWY_INLINE void TransformFoursOfTwoPhases(const D d, const float* x, std::int64_t j, float* out,
+                                          std::int64_t stream_stride) {
+  V d0, d1, d2, d3, d4, d5, unused1, unused2;
+  hn::LoadInterleaved4(d, x + 4 * j, d0, d1, d2, d3);
+  hn::LoadInterleaved4(d, x + 4 * j + 4, d4, d5, unused1, unused2);
+  StoreFours(d, d0, d1, d2, d3, d4, out + j, stream_stride);
+  StoreFours(d, d1, d2, d3, d4, d5, out + 5 * stream_stride + j, stream_stride);
+}
+
+void WinogradRows(const float* from, std::int64_t from_stride, std::int64_t rows, const std::int64_t* first,
+                  int parts, std::int64_t groups, float* to, std::int64_t to_stride, std::int64_t stream_stride) {
   const D d;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
-  const std::int64_t whole = (pairs + lanes - 1) / lanes * lanes;
+  const std::int64_t whole = (groups + lanes - 1) / lanes * lanes;
+  constexpr int kStreams = kWinogradGroup + 1;
   // Straight from a channels_first source, rows are planes apart: fetched ahead as in PanelRows.
   constexpr std::int64_t kAhead = 12;
   const std::int64_t lo = *std::min_element(first, first + parts);
-  const std::int64_t hi = *std::max_element(first, first + parts) + 2 * whole + 2;
+  const std::int64_t hi = *std::max_element(first, first + parts) + kWinogradGroup * (whole + 1);
+  const bool shared = parts == 2 && first[1] == first[0] + 1;
   for (std::int64_t r = 0; r < rows; ++r)
     for (int p = 0; p < parts; ++p) {
+      if (shared && p == 1) continue;
       if (p == 0 && r + kAhead < rows) {
         const float* next = from + (r + kAhead) * from_stride;
         for (std::int64_t c = lo; c < hi; c += 64 / static_cast<std::int64_t>(sizeof(float))) hwy::Prefetch(next + c);
       }
       const float* x = from + r * from_stride + first[p];
-      float* out = to + r * to_stride + 3 * p * stream_stride;
-      for (std::int64_t j = 0; j < pairs; j += lanes) {
-        V even, odd, next_even, next_odd;  // x[2 j + 2 l], x[2 j + 2 l + 1], x[2 j + 2 l + 2] (lane l)
-        hn::LoadInterleaved2(d, x + 2 * j, even, odd);
-        hn::LoadInterleaved2(d, x + 2 * j + 2, next_even, next_odd);
-        hn::StoreU(hn::Sub(even, odd), d, out + j);
-        hn::StoreU(odd, d, out + stream_stride + j);
-        hn::StoreU(hn::Sub(next_even, odd), d, out + 2 * stream_stride + j);
+      float* out = to + r * to_stride + kStreams * p * stream_stride;
+      for (std::int64_t j = 0; j < groups; j += lanes) {
+        if (shared) {
+          TransformFoursOfTwoPhases(d, x, j, out, stream_stride);
+        } else {
+          TransformFours(d, x, j, out, stream_stride);
+        }
       }
     }
 }
@@ -865,7 +942,7 @@ void FillPlanarKernels(KernelSet* set) {
   set->add_row = AddRow;
   set->expand_row = ExpandRow;
   set->panel_rows = PanelRows;
-  set->winograd_pairs = WinogradPairs;
+  set->winograd_rows = WinogradRows;
 }
 
 }  // namespace tdconv::engine::HWY_NAMESPACE

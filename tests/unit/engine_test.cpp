@@ -361,6 +361,18 @@ const std::vector<const char*> kPlanarWinogradProblems = {
 
 TEST_P(EngineTarget, PlanarWinogradMatchesReference) { check_problems(kPlanarWinogradProblems, "winograd_planar"); }
 
+// winograd_planar's sums stay within 256 products (its rounding errors grow with them): 160 channels x 2 rows of taps
+// go to gemm_planar.
+TEST(Engine, PlanarWinogradDeclinesLongSums) {
+  const Plan plan(parse_problem("convT_mb1_g1_ic160_oc64_i9x300_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"));
+  EXPECT_EQ(plan.implementation_name(), "gemm_planar");
+  const auto& candidates = plan.candidates();
+  const auto winograd = std::find_if(candidates.begin(), candidates.end(),
+                                     [](const auto& c) { return c.name == "winograd_planar"; });
+  ASSERT_NE(winograd, candidates.end());
+  EXPECT_EQ(winograd->declined_because, "over 256 input channels per group x taps along z and y");
+}
+
 // The same problems on gemm_planar, which winograd_planar takes them from.
 TEST(Engine, PlanarGemmOfWinogradsProblemsMatchesReference) {
   check_problems(kPlanarWinogradProblems, "gemm_planar", false, true);
@@ -970,10 +982,10 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   const Plan wider(parse_problem("convT_mb1_g1_ic256_oc128_i64x64_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
   EXPECT_EQ(wider.implementation_name(), "winograd");
   // channels_first transposed layers whose image outputs exceed the whole-image staging (the tile rows of one
-  // phase had run 2.5-4.4x slower than the gemm path).
+  // phase had run 2.5-4.4x slower than the gemm path) go to the planar paths, this one with Winograd along x.
   const Plan large_first(
       parse_problem("convT_mb1_g1_ic128_oc128_i64x64_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"));
-  EXPECT_EQ(large_first.implementation_name(), "gemm_planar");
+  EXPECT_EQ(large_first.implementation_name(), "winograd_planar");
   EXPECT_EQ(large_first.candidates()[0].declined_because,
             "channels_first transposed with image sources or outputs over 2 MiB (not staged whole)");
   // Strides up to 2^62 are valid: the shape test must not multiply them (it did, an overflow UBSan caught through
