@@ -315,9 +315,9 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     }
     s->rows_per_item = s->band_z * s->band_y;
     // Winograd's tiles are vectors of groups of pixels, of every phase (PlanarGemmCall::winograd).
-    s->vectors = s->winograd ? choose_vectors(s->kernels, ceil_div(std::min(chunk_len, seq_len), kWinogradGroup), s->ocg,
-                                              false)
-                             : choose_vectors(s->kernels, std::min(chunk_len, seq_len), s->ocg, s->parts == 1);
+    const std::int64_t run = std::min(chunk_len, seq_len);
+    s->vectors = s->winograd ? choose_vectors(s->kernels, ceil_div(run, kWinogradGroup), s->ocg, false)
+                             : choose_vectors(s->kernels, run, s->ocg, s->parts == 1);
     s->mr = s->kernels.planar_mr[s->vectors];
     s->blocks = (s->ocg + s->mr - 1) / s->mr;
 

@@ -575,9 +575,13 @@ HWY_INLINE void StorePartsInterleaved(const D d, const float* parts_at, size_t p
   (void)lanes;
 #else
   HWY_ALIGN float pairs[4 * 2 * (HWY_MAX_BYTES / sizeof(float))];  // pair k: parts 2k and 2k + 1 interleaved
-  for (int k = 0; k < 4; ++k) StoreInterleavedParts(d, 2, part(2 * k), part(2 * k + 1), part(0), part(0), pairs + 2 * k * lanes);
+  for (int k = 0; k < 4; ++k) {
+    StoreInterleavedParts(d, 2, part(2 * k), part(2 * k + 1), part(0), part(0), pairs + 2 * k * lanes);
+  }
   const hn::Repartition<double, D> dd;
-  const auto half = [&](int k, size_t h) { return hn::Load(dd, reinterpret_cast<const double*>(pairs + (2 * k + h) * lanes)); };
+  const auto half = [&](int k, size_t h) {
+    return hn::Load(dd, reinterpret_cast<const double*>(pairs + (2 * k + h) * lanes));
+  };
   for (size_t h = 0; h < 2; ++h) {
     hn::StoreInterleaved4(half(0, h), half(1, h), half(2, h), half(3, h), dd,
                           reinterpret_cast<double*>(out + 4 * h * lanes));
