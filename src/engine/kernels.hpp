@@ -93,20 +93,23 @@ struct PlanarGemmCall {
   // a[t] that far). No `accumulate`.
   int parts = 1;
   const int* part_taps = nullptr;
-  // Winograd F(4, 2) along x (winograd_planar in planar_gemm.cpp): pixels computed in groups of kWinogradGroup
-  // from transformed rows. Each part's taps come in runs of 5, s = 0 .. 4 (a[t]: the transformed rows of one input
-  // row, see winograd_rows; b[t]: their transformed weights), and pixels 4 j .. 4 j + 3 of the part are
-  //   M0 + M1 + M2 + M3,  M1 - M2 + 2 M3,  M1 + M2 + 4 M3,  M1 - M2 + 8 M3 + M4
-  // (plus init) at lane j of a[t], where Ms sums the products of the part's taps s. Pixel i of part p goes to
-  // c[i * parts + p] as above (parts 1 or 2: up to 8 parts interleaved); count as above, groups read from a[t] up
-  // to ceil(count / parts / 4). No `accumulate`.
-  bool winograd = false;
+  // Winograd F(n, r) along x (winograd_planar in planar_gemm.cpp), n = `winograd` (2 or 4; 0: none) pixels per
+  // group from transformed rows, r = part_x_taps[p] (1 or 2) x taps in part p. Each part's taps come in runs of
+  // n + r - 1, s = 0 .. n + r - 2 (a[t]: the transformed rows of one input row, see winograd_rows; b[t]: their
+  // transformed weights), and pixel n j + k of the part, at lane j of a[t], is init + the sum over s of A[k][s] Ms,
+  // where Ms sums the products of the part's taps s:
+  //   F(4, 2):  M0 + M1 + M2 + M3,  M1 - M2 + 2 M3,  M1 + M2 + 4 M3,  M1 - M2 + 8 M3 + M4;
+  //   F(2, 2):  M0 + M1,  M1 + M2;   F(n, 1):  Mk.
+  // Pixel i of part p goes to c[i * parts + p] as above (parts 1 or 2: up to 8 parts interleaved); count as above,
+  // groups read from a[t] up to ceil(count / parts / n). No `accumulate`.
+  int winograd = 0;
+  const int* part_x_taps = nullptr;
 };
 using PlanarGemmFn = void (*)(const PlanarGemmCall&);
 
 inline constexpr int kMaxVectorsPerTile = 4;
-// Pixels per group of Winograd F(4, 2) along x (PlanarGemmCall::winograd).
-inline constexpr int kWinogradGroup = 4;
+// Pixels per group of Winograd along x at most (PlanarGemmCall::winograd).
+inline constexpr int kMaxWinogradGroup = 4;
 // Taps of a planar_lane_row_pairs call at most: both rows' weights stay in registers.
 inline constexpr int kMaxPairedLaneTaps = 4;
 
@@ -205,14 +208,17 @@ struct KernelSet {
   void (*panel_rows)(const float* const* from, std::int64_t slots, std::int64_t from_stride, float* to,
                      std::int64_t to_stride, std::int64_t rows, std::int64_t zeros_before, std::int64_t inside,
                      std::int64_t window) = nullptr;
-  // Winograd F(4, 2)'s transformed rows along x (PlanarGemmCall::winograd): for each of `rows` rows r and part
-  // p < parts (1 or 2), with d_u = x[4 j + u] for x = from + r * from_stride + first[p] and groups j < `groups`
-  // rounded up to whole vectors, the 5 rows s of the part, to[r * to_stride + (5 p + s) * stream_stride + j]:
-  //   2 d0 - d1 - 2 d2 + d3,  2 d1 + d2 - d3,  -2 d1 + 3 d2 - d3,  d3 - d1,  2 d1 - d2 - 2 d3 + d4
-  // (Toom-Cook's input transform for the points 0, 1, -1, 2 and infinity, rows scaled to whole coefficients), reading
-  // x[0, 4 * (groups rounded up to whole vectors) + 4).
+  // Winograd F(n, r)'s transformed rows along x (PlanarGemmCall::winograd): for each of `rows` rows and part
+  // p < parts (1 or 2) with r = taps[p] (1 or 2) x taps, with d_u = x[n j + u] for x = from + row * from_stride +
+  // first[p] and groups j < `groups` rounded up to whole vectors, the n + r - 1 rows s of the part, stored at
+  // to[row * to_stride + (rows of the parts before p + s) * stream_stride + j]:
+  //   F(4, 2):  2 d0 - d1 - 2 d2 + d3,  2 d1 + d2 - d3,  -2 d1 + 3 d2 - d3,  d3 - d1,  2 d1 - d2 - 2 d3 + d4
+  //             (Toom-Cook's input transform for the points 0, 1, -1, 2 and infinity, rows scaled to whole
+  //             coefficients);
+  //   F(2, 2):  d0 - d1,  d1,  d2 - d1;   F(n, 1):  d0 .. d(n-1);
+  // reading x[0, n * (groups rounded up to whole vectors + 1)).
   void (*winograd_rows)(const float* from, std::int64_t from_stride, std::int64_t rows, const std::int64_t* first,
-                        int parts, std::int64_t groups, float* to, std::int64_t to_stride,
+                        const int* taps, int parts, int n, std::int64_t groups, float* to, std::int64_t to_stride,
                         std::int64_t stream_stride) = nullptr;
 };
 

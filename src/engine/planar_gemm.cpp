@@ -55,8 +55,6 @@ constexpr std::int64_t kMinChannels = 8;
 constexpr double kMaxWeightBytes = 1024.0 * 1024;
 // Outputs over this size are written with non-temporal stores where they are written once (as in engine.cpp).
 constexpr double kStreamBytes = 4.0 * 1024 * 1024;
-// Transformed rows per input row and x phase of winograd_planar (WinogradX).
-constexpr int kStreams = kWinogradGroup + 1;
 // winograd_planar: output channels per group at least. Its transforms cost a few operations per input element and
 // per output element, against the multiply-adds it saves per input element and output channel (a quarter of the
 // direct ones); nothing was measured below 64 (HiFi-GAN up3).
@@ -67,19 +65,44 @@ constexpr std::int64_t kMinWinogradOutputChannels = 32;
 // channels in 1D (gemm_planar: 3.1e-6, 6.3e-6, 1.1e-5) and 3.2e-5 and 7.7e-5 on 64 and 128 in 2D (2 rows of taps),
 // within the differential tests' 1e-4 (docs/design.md, "Winograd's accuracy").
 constexpr std::int64_t kMaxWinogradSums = 256;
+// ... and where it takes this many times fewer multiply-adds per useful lane than gemm_planar along x (group_cost).
+constexpr double kMinWinogradSaving = 1.15;
 
-// winograd_planar: Winograd F(4, 2) along x for transposed convolutions (or convolutions) whose x phases (up to 2)
-// each have 2 taps on consecutive input columns, the HiFi-GAN up-samplings' kernel 4 at stride 2. Pixels 4j + k
-// (k < 4) of a phase, y = wA x[f + 4j + k] + wB x[f + 4j + k + 1], come from 5 products per group instead of 8:
-// transformed rows (5 per input row and phase, made by winograd_rows from x[f + 4j + u], u <= 4) times transformed
-// weights (G (wA, wB) for the points 0, 1, -1, 2 and infinity), summed over the input channels by the planar tiles,
-// which combine the five sums into the group's 4 pixels and store them interleaved (PlanarGemmCall::winograd). Its
-// rounding error stays near the direct sum's (docs/design.md, "Winograd's accuracy"). Measured against gemm_planar
-// and F(2, 2) (3 products per 2 pixels) on HiFi-GAN up3 channels_first: docs/design.md.
+// winograd_planar: Winograd F(n, r) along x for transposed convolutions (or convolutions) whose x phases (up to 2)
+// have r = 1 or 2 taps, 2 on consecutive input columns, at least one with 2: the HiFi-GAN up-samplings' kernel 4
+// at stride 2, CycleGAN's and the volumetric decoder's 3 at stride 2. Pixels nj + k (k < n) of a phase with 2 taps,
+// y = wA x[f + nj + k] + wB x[f + nj + k + 1], come from n + 1 products per group instead of 2n: transformed rows
+// (n + r - 1 per input row and phase, made by winograd_rows from x[f + nj + u], u < n + r) times transformed
+// weights (G (wA, wB); F(4, 2) for the points 0, 1, -1, 2 and infinity), summed over the input channels by the
+// planar tiles, which combine the sums into the group's n pixels and store them interleaved
+// (PlanarGemmCall::winograd). A phase with one tap runs F(n, 1): its rows deinterleaved, no saving. Groups of 4
+// where they fill the vectors about as well as groups of 2 (group_cost). Its rounding error stays near the direct
+// sum's (docs/design.md, "Winograd's accuracy"). Measured against gemm_planar on HiFi-GAN up3 channels_first (F(4,
+// 2) against F(2, 2) too): docs/design.md.
 struct WinogradX {
   std::int64_t first = 0;  // f: the lower tap's input column for pixel 0 of the phase (in_first + its in_offset)
-  std::int64_t lower = 0, upper = 0;  // kernel indices of the taps on columns f + u and f + u + 1
+  int taps = 2;  // r
+  std::int64_t lower = 0, upper = 0;  // kernel indices of the taps on columns f + u and f + u + 1 (r = 1: both)
 };
+
+// Multiply-adds along x per useful lane of every phase of a row of `run` pixels per phase in groups of n pixels
+// (n + r - 1 per group of a phase with r taps), or with n = 1 as gemm_planar computes them (r per pixel); rows of
+// one vector count at kOneVectorTiles of the speed (AVX-512, 1 thread, in turns against gemm_planar's two-vector
+// tiles): the volumetric decoder layer (vol_up_k3, 32 pixels per phase: 16 groups of 2, 1.2x fewer multiplications)
+// ran 0.87-0.89x as fast, a 2D 128 -> 128 channel layer (k4 s2, 64 pixels per phase: 16 groups of 4, 1.6x fewer)
+// 1.15-1.2x: about 0.73-0.75 of the speed per multiplication.
+constexpr double kOneVectorTiles = 0.75;
+double group_cost(const std::vector<AxisSequence>& xs, std::int64_t run, int n, std::int64_t lanes) {
+  const std::int64_t groups = (run + n - 1) / n;
+  const double lanes_used = static_cast<double>(groups) / static_cast<double>((groups + lanes - 1) / lanes * lanes) *
+                            (groups <= lanes ? kOneVectorTiles : 1.0);
+  double products = 0;
+  for (const AxisSequence& seq : xs) {
+    const auto r = static_cast<int>(seq.taps.size());
+    products += n == 1 ? r : static_cast<double>(n + r - 1) / n;
+  }
+  return products / lanes_used;
+}
 
 // Pixels [j_begin, j_end) of every x sequence, whose taps read input columns [lo, hi).
 struct XChunk {
@@ -112,7 +135,12 @@ struct State final : PlanState {
   std::int64_t group_stride = 0;     // floats per transformed row (groups of a chunk, whole vectors)
   std::int64_t transformed_stride = 0;  // floats from one (row, channel) of the transformed panel to the next
   std::array<WinogradX, 2> winograd_x;  // per phase
-  std::int64_t packed_taps = 1;  // taps of the packed weights: the kernel's, or kStreams per (z, y) tap and phase
+  int group = 4;  // pixels per group: F(group, r)
+  std::array<int, 2> x_taps{};  // r per phase (PlanarGemmCall::part_x_taps)
+  std::array<int, 3> stream_offset{};  // per phase, its first transformed row of an input row; [parts]: all of them
+  double winograd_saving = 1;  // gemm_planar's group_cost over Winograd's
+  int streams(int part) const { return group + x_taps[static_cast<std::size_t>(part)] - 1; }
+  std::int64_t packed_taps = 1;  // taps of the packed weights: the kernel's, or stream_offset[parts] per (z, y) tap
 };
 
 struct Packed final : PackedData {
@@ -206,11 +234,15 @@ bool padding_x_pays(const State& s, std::int64_t chunk_len) {
 // Why winograd_planar does not take x phases like these, if it does not (see WinogradX).
 std::optional<std::string> winograd_x_declines(const Axis& axis) {
   if (axis.sequences.size() > 2) return "more than 2 phases along the last axis";
+  bool two = false;
   for (const AxisSequence& seq : axis.sequences) {
-    if (seq.taps.size() != 2 || std::abs(seq.taps[0].in_offset - seq.taps[1].in_offset) != 1) {
-      return "a phase along the last axis without exactly 2 taps on consecutive input columns";
+    if (seq.taps.empty() || seq.taps.size() > 2 ||
+        (seq.taps.size() == 2 && std::abs(seq.taps[0].in_offset - seq.taps[1].in_offset) != 1)) {
+      return "a phase along the last axis without 1 tap or 2 on consecutive input columns";
     }
+    two = two || seq.taps.size() == 2;
   }
+  if (!two) return "no phase along the last axis with 2 taps";
   return std::nullopt;
 }
 
@@ -237,7 +269,9 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     if (p.in_channels / p.groups * row_taps > kMaxWinogradSums) {
       return "over " + std::to_string(kMaxWinogradSums) + " input channels per group x taps along z and y";
     }
-    if (!make_state(p)->fused_phases) return "input channels in more than one pass of the panel";
+    const auto s = make_state(p);
+    if (!s->fused_phases) return "input channels in more than one pass of the panel";
+    if (s->winograd_saving < kMinWinogradSaving) return "saves too few multiplications along x";
     return std::nullopt;
   }
 
@@ -272,7 +306,9 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     return std::nullopt;
   }
 
-  std::shared_ptr<State> make_state(const Problem& p) const {
+  // The plan; winograd_planar's groups of 4 or 2 pixels as group_cost prefers (`group` 0), or as given. Where the
+  // preferred groups' transformed panel takes two passes, the other size, if its panel takes one.
+  std::shared_ptr<State> make_state(const Problem& p, int group = 0) const {
     auto s = std::make_shared<State>();
     s->winograd = winograd_;
     s->kernels = best_kernels();
@@ -314,9 +350,15 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       s->band_y = s->rows_per_item;
     }
     s->rows_per_item = s->band_z * s->band_y;
-    // Winograd's tiles are vectors of groups of pixels, of every phase (PlanarGemmCall::winograd).
+    // Winograd's tiles are vectors of groups of pixels, of every phase (PlanarGemmCall::winograd): groups of 4
+    // unless groups of 2 cost less (group_cost; rows of 32 pixels per phase fill half a vector with groups of 4).
     const std::int64_t run = std::min(chunk_len, seq_len);
-    s->vectors = s->winograd ? choose_vectors(s->kernels, ceil_div(run, kWinogradGroup), s->ocg, false)
+    if (s->winograd) {
+      const double four = group_cost(xs, run, 4, s->kernels.lanes), two = group_cost(xs, run, 2, s->kernels.lanes);
+      s->group = group != 0 ? group : (four <= two ? 4 : 2);
+      s->winograd_saving = group_cost(xs, run, 1, s->kernels.lanes) / (s->group == 4 ? four : two);
+    }
+    s->vectors = s->winograd ? choose_vectors(s->kernels, ceil_div(run, s->group), s->ocg, false)
                              : choose_vectors(s->kernels, run, s->ocg, s->parts == 1);
     s->mr = s->kernels.planar_mr[s->vectors];
     s->blocks = (s->ocg + s->mr - 1) / s->mr;
@@ -325,22 +367,24 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     // padded_x, every tap of every pixel: the columns outside the input are zeros in the panel.
     s->padded_x = s->winograd || padding_x_pays(*s, chunk_len);
     const std::int64_t lanes = s->kernels.lanes;
-    s->group_stride = round_up(ceil_div(chunk_len, kWinogradGroup), lanes);
+    s->group_stride = round_up(ceil_div(chunk_len, s->group), lanes);
     for (std::size_t q = 0; s->winograd && q < xs.size(); ++q) {
-      const AxisTap& a = xs[q].taps[0];
-      const AxisTap& b = xs[q].taps[1];
-      const bool a_first = a.in_offset < b.in_offset;
-      s->winograd_x[q] = {xs[q].in_first + std::min(a.in_offset, b.in_offset),
+      const AxisTap& a = xs[q].taps.front();
+      const AxisTap& b = xs[q].taps.back();  // a, if the phase has one tap
+      const bool a_first = a.in_offset <= b.in_offset;
+      s->winograd_x[q] = {xs[q].in_first + std::min(a.in_offset, b.in_offset), static_cast<int>(xs[q].taps.size()),
                           a_first ? a.kernel_index : b.kernel_index, a_first ? b.kernel_index : a.kernel_index};
+      s->x_taps[q] = s->winograd_x[q].taps;
+      s->stream_offset[q + 1] = s->stream_offset[q] + s->streams(static_cast<int>(q));
     }
     std::int64_t widest = 1;
     for (std::int64_t j0 = 0; j0 < seq_len; j0 += chunk_len) {
       XChunk c{j0, std::min(seq_len, j0 + chunk_len), s->in[2], 0};
       if (s->winograd) {  // what winograd_rows reads for the chunk's groups, rounded up to whole vectors
-        const std::int64_t groups = round_up(ceil_div(c.j_end - j0, kWinogradGroup), lanes);
+        const std::int64_t groups = round_up(ceil_div(c.j_end - j0, s->group), lanes);
         for (int q = 0; q < s->parts; ++q) {
           c.lo = std::min(c.lo, j0 + s->winograd_x[static_cast<std::size_t>(q)].first);
-          c.hi = std::max(c.hi, j0 + s->winograd_x[static_cast<std::size_t>(q)].first + kWinogradGroup * (groups + 1));
+          c.hi = std::max(c.hi, j0 + s->winograd_x[static_cast<std::size_t>(q)].first + s->group * (groups + 1));
         }
         widest = std::max(widest, c.hi - c.lo);
         s->chunks.push_back(c);
@@ -387,7 +431,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
           s->max_slots, std::unique(keys.begin(), keys.end()) - keys.begin());
     }
     if (s->winograd) {
-      s->transformed_stride = round_up(s->parts * kStreams * s->group_stride, line);
+      s->transformed_stride = round_up(s->stream_offset[static_cast<std::size_t>(s->parts)] * s->group_stride, line);
       if ((s->transformed_stride / line) % 2 == 0) s->transformed_stride += line;
     }
     const std::int64_t row_bytes =
@@ -397,7 +441,12 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     s->k_chunk = (s->icg + passes - 1) / passes;  // equal passes
     s->stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
     s->fused_phases = (s->parts > 1 || s->winograd) && s->padded_x && s->k_chunk == s->icg;
-    s->packed_taps = s->winograd ? s->kernel[0] * s->kernel[1] * s->parts * kStreams : s->taps;
+    s->packed_taps =
+        s->winograd ? s->kernel[0] * s->kernel[1] * s->stream_offset[static_cast<std::size_t>(s->parts)] : s->taps;
+    if (s->winograd && group == 0 && !s->fused_phases) {
+      auto other = make_state(p, s->group == 4 ? 2 : 4);
+      if (other->fused_phases) return other;
+    }
     return s;
   }
 
@@ -425,10 +474,11 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     return packed;
   }
 
-  // Winograd's transformed weights (WinogradX): per (z, y) tap and phase the five of G (wA, wB), as taps
-  // (kernel_row * parts + phase) * kStreams + s.
+  // Winograd's transformed weights (WinogradX): per (z, y) tap and phase G (wA, wB) (G w for one tap), as taps
+  // kernel_row * stream_offset[parts] + stream_offset[phase] + s.
   static void pack_winograd_weights(const Problem& p, const State& s, const float* w, util::AlignedFloats& out) {
     const std::int64_t rows = s.kernel[0] * s.kernel[1];
+    const int streams = s.stream_offset[static_cast<std::size_t>(s.parts)];
     for (std::int64_t g = 0; g < p.groups; ++g)
       for (std::int64_t n = 0; n < s.ocg; ++n)
         for (std::int64_t row = 0; row < rows; ++row)
@@ -437,14 +487,15 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
             for (std::int64_t q = 0; q < s.icg; ++q) {
               const float lower = w[weight_index(p, g, q, n, row * s.kernel[2] + x.lower, s.taps)];
               const float upper = w[weight_index(p, g, q, n, row * s.kernel[2] + x.upper, s.taps)];
-              // G g, with the factors that winograd_rows' rows were scaled by divided out.
-              const float transformed[kStreams] = {lower / 2, (lower + upper) / 2, (lower - upper) / 6,
-                                                   (lower + 2 * upper) / 6, upper};
-              for (int k = 0; k < kStreams; ++k) {
-                const std::int64_t tap = (row * s.parts + part) * kStreams + k;
+              // F(4, 2) with the factors that winograd_rows' rows were scaled by divided out; F(2, 2); F(n, 1).
+              const float four[] = {lower / 2, (lower + upper) / 2, (lower - upper) / 6, (lower + 2 * upper) / 6,
+                                    upper};
+              const float two[] = {lower, lower + upper, upper};
+              for (int k = 0; k < s.streams(part); ++k) {
+                const std::int64_t tap = row * streams + s.stream_offset[static_cast<std::size_t>(part)] + k;
                 const std::int64_t block = g * s.blocks + n / s.mr;
                 out[static_cast<std::size_t>(((block * s.packed_taps + tap) * s.icg + q) * s.mr + n % s.mr)] =
-                    transformed[k];
+                    x.taps == 1 ? lower : (s.group == 4 ? four[k] : two[k]);
               }
             }
           }
@@ -513,7 +564,8 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
   static std::int64_t panel_floats(const State& s) {
     return (s.max_slots * s.k_chunk + 1) * s.panel_stride + kMaxVectorsPerTile * s.kernels.lanes;
   }
-  // Winograd's transformed panel: slot-major, then channel, then the kStreams rows of each phase.
+  // Winograd's transformed panel: slot-major, then channel, then the transformed rows of each phase
+  // (State::stream_offset).
   static std::int64_t transformed_floats(const State& s) {
     return s.winograd ? s.max_slots * s.k_chunk * s.transformed_stride + kMaxVectorsPerTile * s.kernels.lanes : 0;
   }
@@ -572,7 +624,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     s.kernels.planar_gemm[s.vectors](fused);
   }
 
-  // Winograd's row (WinogradX): per phase, the kStreams transformed rows of each (z, y) tap as kStreams taps.
+  // Winograd's row (WinogradX): per phase, the transformed rows of each (z, y) tap, a tap each.
   static void run_winograd_row(const State& s, Scratch& sc, const PlanarGemmCall& call, const float* b_group,
                                const XChunk& chunk, std::int64_t kc, std::int64_t tb, std::int64_t te, float* dst_row) {
     int t = 0;
@@ -580,12 +632,14 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       sc.part_taps[static_cast<std::size_t>(part)] = t;
       for (std::int64_t rt = tb; rt < te; ++rt) {
         const RowTap& row_tap = sc.row_taps[static_cast<std::size_t>(rt)];
+        const auto first_stream = s.stream_offset[static_cast<std::size_t>(part)];
         const float* rows =
-            sc.transformed.data() + row_tap.slot * kc * s.transformed_stride + part * kStreams * s.group_stride;
-        for (int k = 0; k < kStreams; ++k, ++t) {
+            sc.transformed.data() + row_tap.slot * kc * s.transformed_stride + first_stream * s.group_stride;
+        for (int k = 0; k < s.streams(part); ++k, ++t) {
           sc.a[static_cast<std::size_t>(t)] = rows + k * s.group_stride;
           sc.b[static_cast<std::size_t>(t)] =
-              b_group + ((row_tap.kernel_row * s.parts + part) * kStreams + k) * s.icg * s.mr;
+              b_group + (row_tap.kernel_row * s.stream_offset[static_cast<std::size_t>(s.parts)] + first_stream + k) *
+                            s.icg * s.mr;
         }
       }
     }
@@ -594,7 +648,8 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     groups.parts = s.parts;
     groups.part_taps = sc.part_taps.data();
     groups.ntaps = t;
-    groups.winograd = true;
+    groups.winograd = s.group;
+    groups.part_x_taps = s.x_taps.data();
     groups.c = dst_row + chunk.j_begin * s.parts;
     groups.count = std::min(s.out[2], chunk.j_end * s.parts) - chunk.j_begin * s.parts;
     s.kernels.planar_gemm[s.vectors](groups);
@@ -610,19 +665,20 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       sc.group_first[static_cast<std::size_t>(part)] =
           chunk.j_begin + s.winograd_x[static_cast<std::size_t>(part)].first - chunk.lo;
     }
-    const std::int64_t groups = ceil_div(chunk.j_end - chunk.j_begin, kWinogradGroup);
+    const std::int64_t groups = ceil_div(chunk.j_end - chunk.j_begin, s.group);
     if (zeros_before == 0 && inside == window) {
       for (std::int64_t slot = 0; slot < slots; ++slot) {
         s.kernels.winograd_rows(sc.slot_rows[static_cast<std::size_t>(slot)], in_plane, kc, sc.group_first.data(),
-                                s.parts, groups, sc.transformed.data() + slot * kc * s.transformed_stride,
-                                s.transformed_stride, s.group_stride);
+                                s.x_taps.data(), s.parts, s.group, groups,
+                                sc.transformed.data() + slot * kc * s.transformed_stride, s.transformed_stride,
+                                s.group_stride);
       }
       return;
     }
     s.kernels.panel_rows(sc.slot_rows.data(), slots, in_plane, sc.panel.data(), s.panel_stride, kc, zeros_before,
                          inside, window);
-    s.kernels.winograd_rows(sc.panel.data(), s.panel_stride, slots * kc, sc.group_first.data(), s.parts, groups,
-                            sc.transformed.data(), s.transformed_stride, s.group_stride);
+    s.kernels.winograd_rows(sc.panel.data(), s.panel_stride, slots * kc, sc.group_first.data(), s.x_taps.data(),
+                            s.parts, s.group, groups, sc.transformed.data(), s.transformed_stride, s.group_stride);
   }
 
   void run_item(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args, const Item& it,

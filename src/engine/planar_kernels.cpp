@@ -492,7 +492,7 @@ void ExpandRow(const float* row, std::int64_t width, std::int64_t first, const s
 // channels_first tensors need no relayout. `n` holds the pixels of each vector when the tile is the partial last
 // one of a run (null: all full); vectors past the run compute on whatever a[t] holds there and are not stored.
 // The sums of taps [t_begin, t_end) for rows `block * M + r`, pixels x + v * lanes + lane, added to acc.
-// (Every t_step-th tap from t_begin: one of Winograd's transformed rows, PlanarGemmFours.)
+// (Every t_step-th tap from t_begin: one of Winograd's transformed rows, PlanarGemmGroups.)
 template <int M, int NV>
 HWY_INLINE void PlanarGemmSums(const D d, const PlanarGemmCall& call, std::int64_t x, int block, int t_begin,
                                int t_end, V (&acc)[M][NV], int t_step = 1) {
@@ -589,36 +589,45 @@ HWY_INLINE void StorePartsInterleaved(const D d, const float* parts_at, size_t p
 #endif
 }
 
-// Winograd F(4, 2)'s groups of 4 pixels (PlanarGemmCall::winograd): the five sums Ms (every fifth tap from
-// t_begin + s) through the stack, then pixel k of each group, init + sum of A[k][s] Ms, passed to store(k, y):
-//   y0 = M0 + M1 + M2 + M3,  y1 = M1 - M2 + 2 M3,  y2 = M1 + M2 + 4 M3,  y3 = M1 - M2 + 8 M3 + M4.
+// Winograd's groups of n = call.winograd pixels of a part with `taps` x taps (PlanarGemmCall::winograd): the sums Ms
+// of its n + taps - 1 transformed rows (every (n + taps - 1)-th tap from t_begin + s) through the stack, then pixel
+// k of each group, init + sum of A[k][s] Ms, passed to store(k, y):
+//   F(4, 2):  M0 + M1 + M2 + M3,  M1 - M2 + 2 M3,  M1 + M2 + 4 M3,  M1 - M2 + 8 M3 + M4;
+//   F(2, 2):  M0 + M1,  M1 + M2;   F(n, 1):  Mk.
 // `init` holds the bias (or zero) of each row.
 template <int M, int NV, class Store>
-HWY_INLINE void PlanarGemmFours(const D d, const PlanarGemmCall& call, std::int64_t x, int block, int t_begin,
-                                int t_end, const V (&init)[M][NV], const Store& store) {
+HWY_INLINE void PlanarGemmGroups(const D d, const PlanarGemmCall& call, std::int64_t x, int block, int t_begin,
+                                 int t_end, int taps, const V (&init)[M][NV], const Store& store) {
   const size_t lanes = hn::Lanes(d);
   constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
-  HWY_ALIGN float sums[5 * M * NV * kMaxLanes];  // [s][r][v][lane]
-  for (int s = 0; s < 5; ++s) {
+  const int n = call.winograd, streams = n + taps - 1;
+  HWY_ALIGN float sums[(kMaxWinogradGroup + 1) * M * NV * kMaxLanes];  // [s][r][v][lane]
+  for (int s = 0; s < streams; ++s) {
     V acc[M][NV];  // in registers for the sum, stored after it
     for (int r = 0; r < M; ++r)
       for (int v = 0; v < NV; ++v) acc[r][v] = hn::Zero(d);
-    PlanarGemmSums<M, NV>(d, call, x, block, t_begin + s, t_end, acc, 5);
+    PlanarGemmSums<M, NV>(d, call, x, block, t_begin + s, t_end, acc, streams);
     for (int r = 0; r < M; ++r)
       for (int v = 0; v < NV; ++v) hn::Store(acc[r][v], d, sums + ((s * M + r) * NV + v) * lanes);
   }
   const auto sum = [&](int s, int r, int v) { return hn::Load(d, sums + ((s * M + r) * NV + v) * lanes); };
   const V two = hn::Set(d, 2.0f), four = hn::Set(d, 4.0f), eight = hn::Set(d, 8.0f);
   V y[M][NV];
-  for (int k = 0; k < 4; ++k) {
+  for (int k = 0; k < n; ++k) {
     for (int r = 0; r < M; ++r)
       for (int v = 0; v < NV; ++v) {
-        const V m1 = sum(1, r, v), m2 = sum(2, r, v), m3 = sum(3, r, v);
-        switch (k) {
-          case 0: y[r][v] = hn::Add(hn::Add(init[r][v], sum(0, r, v)), hn::Add(hn::Add(m1, m2), m3)); break;
-          case 1: y[r][v] = hn::MulAdd(two, m3, hn::Add(init[r][v], hn::Sub(m1, m2))); break;
-          case 2: y[r][v] = hn::MulAdd(four, m3, hn::Add(init[r][v], hn::Add(m1, m2))); break;
-          default: y[r][v] = hn::MulAdd(eight, m3, hn::Add(hn::Add(init[r][v], sum(4, r, v)), hn::Sub(m1, m2)));
+        if (taps == 1) {
+          y[r][v] = hn::Add(init[r][v], sum(k, r, v));
+        } else if (n == 2) {
+          y[r][v] = hn::Add(init[r][v], hn::Add(sum(k, r, v), sum(k + 1, r, v)));
+        } else {
+          const V m1 = sum(1, r, v), m2 = sum(2, r, v), m3 = sum(3, r, v);
+          switch (k) {
+            case 0: y[r][v] = hn::Add(hn::Add(init[r][v], sum(0, r, v)), hn::Add(hn::Add(m1, m2), m3)); break;
+            case 1: y[r][v] = hn::MulAdd(two, m3, hn::Add(init[r][v], hn::Sub(m1, m2))); break;
+            case 2: y[r][v] = hn::MulAdd(four, m3, hn::Add(init[r][v], hn::Add(m1, m2))); break;
+            default: y[r][v] = hn::MulAdd(eight, m3, hn::Add(hn::Add(init[r][v], sum(4, r, v)), hn::Sub(m1, m2)));
+          }
         }
       }
     store(k, y);
@@ -634,7 +643,7 @@ HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std:
   const int m = block == call.blocks - 1 ? call.m : M;
   // The parts' accumulators, row by row: [part][r][v][lane].
   constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
-  HWY_ALIGN float parts_buf[8 * M * NV * kMaxLanes];
+  HWY_ALIGN float parts_buf[2 * kMaxWinogradGroup * M * NV * kMaxLanes];
   const size_t part_stride = M * NV * lanes;
   const auto store_part = [&](int q, const V(&acc)[M][NV]) {
     for (int r = 0; r < M; ++r)
@@ -649,13 +658,12 @@ HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std:
       store_part(p, acc);
       continue;
     }
-    PlanarGemmFours<M, NV>(d, call, x, block, t_begin, t_end, acc, [&](int k, const V(&y)[M][NV]) {
-      store_part(k * call.parts + p, y);
-    });
+    PlanarGemmGroups<M, NV>(d, call, x, block, t_begin, t_end, call.part_x_taps[p], acc,
+                            [&](int k, const V(&y)[M][NV]) { store_part(k * call.parts + p, y); });
   }
-  // The parts as stored: Winograd's groups of pixels make kWinogradGroup times as many, pixel i of part p being
-  // output i * parts + p.
-  const int stored_parts = call.winograd ? kWinogradGroup * call.parts : call.parts;
+  // The parts as stored: Winograd's groups of n pixels make n times as many, pixel i of part p being output
+  // i * parts + p.
+  const int stored_parts = call.winograd ? call.winograd * call.parts : call.parts;
   // A whole tile of two parts on aligned rows, streamed: interleaved in registers where the target can (AVX2,
   // SSE). Through row_buf below, each tile also stored and reloaded every output vector on its way to the streaming
   // stores: without that U-Net up4 ran 1.07-1.08x, HiFi-GAN up3 1.02-1.03x, CycleGAN 1.01-1.03x as fast (1 and 2
@@ -674,7 +682,7 @@ HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std:
   }
   const auto parts = static_cast<std::int64_t>(stored_parts);
   const auto vector_outputs = static_cast<std::int64_t>(lanes) * parts;
-  HWY_ALIGN float row_buf[8 * kMaxLanes];
+  HWY_ALIGN float row_buf[2 * kMaxWinogradGroup * kMaxLanes];
   for (int r = 0; r < m; ++r) {
     float* c = call.c + (block * M + r) * call.c_channel_stride + x * parts;
     for (int v = 0; v < NV; ++v) {
@@ -723,8 +731,8 @@ HWY_NOINLINE void PlanarGemm(const PlanarGemmCall& call) {
   constexpr int M = PlanarRows(NV);
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
   if (call.parts > 1 || call.winograd) {
-    // x counts pixels of each part, or Winograd's groups of them (kWinogradGroup stored parts per part).
-    const std::int64_t parts = call.winograd ? kWinogradGroup * call.parts : call.parts;
+    // x counts pixels of each part, or Winograd's groups of them (call.winograd stored parts per part).
+    const std::int64_t parts = call.winograd ? call.winograd * call.parts : call.parts;
     const std::int64_t tile_outputs = NV * lanes * parts;
     for (std::int64_t x = 0; x * parts < call.count; x += NV * lanes) {
       const std::int64_t outputs = std::min(tile_outputs, call.count - x * parts);
@@ -874,9 +882,10 @@ void PanelRows(const float* const* from, std::int64_t slots, std::int64_t from_s
   }
 }
 
-// F(4, 2)'s five rows (winograd_rows) from d_u = x[4 j + u], u <= 4, scaled to whole coefficients (the packed weights
-// carry the factors, see planar_gemm.cpp):
-//   2 d0 - d1 - 2 d2 + d3,  2 d1 + d2 - d3,  -2 d1 + 3 d2 - d3,  d3 - d1,  2 d1 - d2 - 2 d3 + d4.
+// The transformed rows of winograd_rows from d_u = x[n j + u] (lane j), stream s at out + s * stream_stride:
+//   F(4, 2):  2 d0 - d1 - 2 d2 + d3,  2 d1 + d2 - d3,  -2 d1 + 3 d2 - d3,  d3 - d1,  2 d1 - d2 - 2 d3 + d4
+//   (scaled to whole coefficients: the packed weights carry the factors, see planar_gemm.cpp);
+//   F(2, 2):  d0 - d1,  d1,  d2 - d1;   F(n, 1):  d0 .. d(n-1).
 HWY_INLINE void StoreFours(const D d, V d0, V d1, V d2, V d3, V d4, float* out, std::int64_t stream_stride) {
   const V two = hn::Set(d, 2.0f), three = hn::Set(d, 3.0f);
   hn::StoreU(hn::MulAdd(two, hn::Sub(d0, d2), hn::Sub(d3, d1)), d, out);
@@ -886,15 +895,35 @@ HWY_INLINE void StoreFours(const D d, V d0, V d1, V d2, V d3, V d4, float* out, 
   hn::StoreU(hn::MulAdd(two, hn::Sub(d1, d3), hn::Sub(d4, d2)), d, out + 4 * stream_stride);
 }
 
-HWY_INLINE void TransformFours(const D d, const float* x, std::int64_t j, float* out, std::int64_t stream_stride) {
-  V d0, d1, d2, d3, d4, unused1, unused2, unused3;
-  hn::LoadInterleaved4(d, x + 4 * j, d0, d1, d2, d3);
-  hn::LoadInterleaved4(d, x + 4 * j + 4, d4, unused1, unused2, unused3);
-  StoreFours(d, d0, d1, d2, d3, d4, out + j, stream_stride);
+// One part's rows for groups j .. j + lanes - 1 (out: its first stream at lane j).
+HWY_INLINE void TransformGroups(const D d, int n, int taps, const float* x, std::int64_t j, float* out,
+                                std::int64_t stream_stride) {
+  if (n == 4) {
+    V d0, d1, d2, d3, d4, unused1, unused2, unused3;
+    hn::LoadInterleaved4(d, x + 4 * j, d0, d1, d2, d3);
+    if (taps == 1) {
+      hn::StoreU(d0, d, out), hn::StoreU(d1, d, out + stream_stride);
+      hn::StoreU(d2, d, out + 2 * stream_stride), hn::StoreU(d3, d, out + 3 * stream_stride);
+      return;
+    }
+    hn::LoadInterleaved4(d, x + 4 * j + 4, d4, unused1, unused2, unused3);
+    return StoreFours(d, d0, d1, d2, d3, d4, out, stream_stride);
+  }
+  V even, odd;  // x[2 j + 2 l], x[2 j + 2 l + 1] (lane l)
+  hn::LoadInterleaved2(d, x + 2 * j, even, odd);
+  if (taps == 1) {
+    hn::StoreU(even, d, out), hn::StoreU(odd, d, out + stream_stride);
+    return;
+  }
+  V next_even, next_odd;  // x[2 j + 2 l + 2], ...
+  hn::LoadInterleaved2(d, x + 2 * j + 2, next_even, next_odd);
+  hn::StoreU(hn::Sub(even, odd), d, out);
+  hn::StoreU(odd, d, out + stream_stride);
+  hn::StoreU(hn::Sub(next_even, odd), d, out + 2 * stream_stride);
 }
 
-// Both phases of a transposed convolution whose second phase reads one column past the first (kernel 4 at stride 2):
-// its d_u are the first's d_(u + 1), from the same two loads.
+// F(4, 2) of both phases of a transposed convolution whose second phase reads one column past the first (kernel 4
+// at stride 2): its d_u are the first's d_(u + 1), from the same two loads (1.04x in medians on HiFi-GAN up3).
 HWY_INLINE void TransformFoursOfTwoPhases(const D d, const float* x, std::int64_t j, float* out,
                                           std::int64_t stream_stride) {
   V d0, d1, d2, d3, d4, d5, unused1, unused2;
@@ -905,33 +934,33 @@ HWY_INLINE void TransformFoursOfTwoPhases(const D d, const float* x, std::int64_
 }
 
 void WinogradRows(const float* from, std::int64_t from_stride, std::int64_t rows, const std::int64_t* first,
-                  int parts, std::int64_t groups, float* to, std::int64_t to_stride, std::int64_t stream_stride) {
+                  const int* taps, int parts, int n, std::int64_t groups, float* to, std::int64_t to_stride,
+                  std::int64_t stream_stride) {
   const D d;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
   const std::int64_t whole = (groups + lanes - 1) / lanes * lanes;
-  constexpr int kStreams = kWinogradGroup + 1;
   // Straight from a channels_first source, rows are planes apart: fetched ahead as in PanelRows.
   constexpr std::int64_t kAhead = 12;
   const std::int64_t lo = *std::min_element(first, first + parts);
-  const std::int64_t hi = *std::max_element(first, first + parts) + kWinogradGroup * (whole + 1);
-  const bool shared = parts == 2 && first[1] == first[0] + 1;
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (int p = 0; p < parts; ++p) {
-      if (shared && p == 1) continue;
-      if (p == 0 && r + kAhead < rows) {
-        const float* next = from + (r + kAhead) * from_stride;
-        for (std::int64_t c = lo; c < hi; c += 64 / static_cast<std::int64_t>(sizeof(float))) hwy::Prefetch(next + c);
-      }
-      const float* x = from + r * from_stride + first[p];
-      float* out = to + r * to_stride + kStreams * p * stream_stride;
-      for (std::int64_t j = 0; j < groups; j += lanes) {
-        if (shared) {
-          TransformFoursOfTwoPhases(d, x, j, out, stream_stride);
-        } else {
-          TransformFours(d, x, j, out, stream_stride);
-        }
-      }
+  const std::int64_t hi = *std::max_element(first, first + parts) + n * (whole + 1);
+  const bool shared = n == 4 && parts == 2 && taps[0] == 2 && taps[1] == 2 && first[1] == first[0] + 1;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    if (r + kAhead < rows) {
+      const float* next = from + (r + kAhead) * from_stride;
+      for (std::int64_t c = lo; c < hi; c += 64 / static_cast<std::int64_t>(sizeof(float))) hwy::Prefetch(next + c);
     }
+    float* out = to + r * to_stride;
+    if (shared) {
+      const float* x = from + r * from_stride + first[0];
+      for (std::int64_t j = 0; j < groups; j += lanes) TransformFoursOfTwoPhases(d, x, j, out, stream_stride);
+      continue;
+    }
+    for (int p = 0; p < parts; ++p) {
+      const float* x = from + r * from_stride + first[p];
+      for (std::int64_t j = 0; j < groups; j += lanes) TransformGroups(d, n, taps[p], x, j, out + j, stream_stride);
+      out += (n + taps[p] - 1) * stream_stride;
+    }
+  }
 }
 
 void FillPlanarKernels(KernelSet* set) {

@@ -345,19 +345,24 @@ const std::vector<const char*> kPlanarGemmProblems = {
 TEST(Engine, PlanarGemmMatchesReference) { check_problems(kPlanarGemmProblems, "gemm_planar"); }
 
 // winograd_planar: x phases of 2 taps on consecutive columns (transposed kernel 4 at stride 2, or a convolution's
-// kernel 2), in pairs of pixels. Rows cut into chunks (over 1024 pixels) with windows inside the input (transformed
-// straight from the source) and at its edges (through the panel), odd phase lengths (a last pair of one pixel), odd
-// channel counts and a batch, padding past the kernel, asymmetric padding and output padding, 2D and 3D with several
-// (z, y) taps per row, a strided y axis, one phase (a convolution), groups, both weight layouts.
+// kernel 2), or of 1 and 2 (kernel 3 at stride 2, one phase in groups of 2 pixels and the other of 1), in groups
+// of 4 pixels (long rows) or 2 (rows of 32 pixels per phase: 3D). Rows cut into chunks (over 1024 pixels) with
+// windows inside the input (transformed straight from the source) and at its edges (through the panel), both phases
+// from one pair of loads (kernel 4, padding 1) and each from its own, odd phase lengths (a last group of fewer
+// pixels), odd channel counts and a batch, padding past the kernel, asymmetric padding and output padding, 2D and
+// 3D with several (z, y) taps per row, a strided y axis, one phase (a convolution), groups, both weight layouts.
 const std::vector<const char*> kPlanarWinogradProblems = {
     "convT_mb1_g1_ic24_oc32_i1500_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch",
     "convT_mb2_g1_ic9_oc33_i301_k4_s2_d1_p2:1_op1_f32_cfirst_wtf",
-    "convT_mb1_g1_ic16_oc40_i77_k4_s2_d1_p0:0_op0_f32_cfirst_wtorch",
+    "convT_mb1_g1_ic16_oc40_i130_k4_s2_d1_p0:0_op0_f32_cfirst_wtorch",
     "convT_mb1_g1_ic8_oc32_i200_k4_s2_d1_p5:6_op1_f32_cfirst_wtorch",
-    "convT_mb1_g2_ic16_oc64_i9x70_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
-    "convT_mb1_g1_ic8_oc32_i3x4x40_k2x3x4_s1x2x2_d1x1x1_p0:0x1:1x1:1_op0x1x0_f32_cfirst_wtorch",
+    "convT_mb1_g2_ic16_oc64_i9x64_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
+    "convT_mb1_g1_ic8_oc32_i3x4x64_k2x3x4_s1x2x2_d1x1x1_p0:0x1:1x1:1_op0x1x0_f32_cfirst_wtorch",
     "conv_mb1_g1_ic8_oc32_i500_k2_s1_d1_p1:0_f32_cfirst_wtorch",
-    "conv_mb1_g1_ic8_oc32_i9x65_k3x2_s2x1_d2x1_p2:2x0:1_f32_cfirst_wtf"};
+    "conv_mb1_g1_ic8_oc32_i9x64_k3x2_s2x1_d2x1_p2:2x0:1_f32_cfirst_wtf",
+    "convT_mb1_g1_ic16_oc32_i4x5x64_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtorch",
+    "convT_mb1_g1_ic12_oc32_i700_k3_s2_d1_p1:1_op1_f32_cfirst_wtorch",
+    "convT_mb1_g1_ic12_oc33_i333_k3_s2_d1_p0:0_op0_f32_cfirst_wtf"};
 
 TEST_P(EngineTarget, PlanarWinogradMatchesReference) { check_problems(kPlanarWinogradProblems, "winograd_planar"); }
 
