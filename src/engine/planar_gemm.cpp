@@ -33,6 +33,12 @@ using detail::PlanState;
 
 // Output pixels of one image per work item (times all output channels of the group).
 constexpr std::int64_t kPixelsPerItem = 1024;
+// ... and this many in 3D, whose items are blocks of rows (see Band): a block reads about (side / stride + 1)^2 input
+// rows for side^2 output rows, so larger blocks copy each input row into fewer panels. vol_up_k3 channels_first
+// (blocks of 8 x 8 rows instead of 4 x 4) ran 1.02-1.03x as fast at 1 thread and 1.01-1.06x at 2 (medians, in turns
+// in one process, Intel Xeon); 3D U-Net's up-sampling 0.99-1.01x. At 8192 (11 x 11 rows, about 49 input rows of 64
+// channels: over kPanelBytes, so two passes) vol_up_k3 ran 0.78x.
+constexpr std::int64_t kPixelsPerItem3D = 4096;
 // ... where a row is longer than that, items are chunks of kRowChunkPixels of one row: WaveNet channels_first
 // (1D, 16384 pixels) ran 1.17-1.34x as fast as with chunks of 1024 (128: 1.25x, 512: 1.17x) and HiFi-GAN up3
 // 1.04x, paired in turns at full speed (Zen 3); bands of whole rows keep kPixelsPerItem (U-Net up4 and CycleGAN
@@ -336,7 +342,8 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
           std::max(kRowChunkPixels / s->parts, std::min(kMaxChunkPixels / s->parts, kChunkSpans * span));
       chunk_len = std::min(seq_len, round_up(pixels, 4 * s->kernels.lanes));
     } else {
-      s->rows_per_item = std::clamp<std::int64_t>(kPixelsPerItem / s->out[2], 1, rows);
+      const std::int64_t pixels = s->out[0] > 1 ? kPixelsPerItem3D : kPixelsPerItem;
+      s->rows_per_item = std::clamp<std::int64_t>(pixels / s->out[2], 1, rows);
     }
     const std::int64_t per_band = p.batch * p.groups * ((seq_len + chunk_len - 1) / chunk_len);
     while (s->rows_per_item > 1 && per_band * ((rows + s->rows_per_item - 1) / s->rows_per_item) < kMinItems) {
