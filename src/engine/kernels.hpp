@@ -101,7 +101,8 @@ struct PlanarGemmCall {
   //   F(4, 2):  M0 + M1 + M2 + M3,  M1 - M2 + 2 M3,  M1 + M2 + 4 M3,  M1 - M2 + 8 M3 + M4;
   //   F(2, 2):  M0 + M1,  M1 + M2;   F(n, 1):  Mk.
   // Pixel i of part p goes to c[i * parts + p] as above (parts 1 or 2: up to 8 parts interleaved); count as above,
-  // groups read from a[t] up to ceil(count / parts / n). No `accumulate`.
+  // groups read from a[t] up to ceil(count / parts / n), rounded up to whole tiles (as above, a tile's width past
+  // it). No `accumulate`.
   int winograd = 0;
   const int* part_x_taps = nullptr;
 };

@@ -37,7 +37,9 @@ constexpr std::int64_t kPixelsPerItem = 1024;
 // rows for side^2 output rows, so larger blocks copy each input row into fewer panels. vol_up_k3 channels_first
 // (blocks of 8 x 8 rows instead of 4 x 4) ran 1.02-1.03x as fast at 1 thread and 1.01-1.06x at 2 (medians, in turns
 // in one process, Intel Xeon); 3D U-Net's up-sampling 0.99-1.01x. At 8192 (11 x 11 rows, about 49 input rows of 64
-// channels: over kPanelBytes, so two passes) vol_up_k3 ran 0.78x.
+// channels: over kPanelBytes, so two passes) vol_up_k3 ran 0.78x: where these blocks would take more passes over the
+// input channels than blocks of kPixelsPerItem, those are taken (make_state). The same layer with 128 input channels
+// takes two passes in blocks of 8 x 8 rows: 1.20x as fast in blocks of 4 x 4 (one pass), 1.24x with 64 outputs.
 constexpr std::int64_t kPixelsPerItem3D = 4096;
 // ... where a row is longer than that, items are chunks of kRowChunkPixels of one row: WaveNet channels_first
 // (1D, 16384 pixels) ran 1.17-1.34x as fast as with chunks of 1024 (128: 1.25x, 512: 1.17x) and HiFi-GAN up3
@@ -78,7 +80,7 @@ constexpr double kMinWinogradSaving = 1.15;
 // have r = 1 or 2 taps, 2 on consecutive input columns, at least one with 2: the HiFi-GAN up-samplings' kernel 4
 // at stride 2, CycleGAN's and the volumetric decoder's 3 at stride 2. Pixels nj + k (k < n) of a phase with 2 taps,
 // y = wA x[f + nj + k] + wB x[f + nj + k + 1], come from n + 1 products per group instead of 2n: transformed rows
-// (n + r - 1 per input row and phase, made by winograd_rows from x[f + nj + u], u < n + r) times transformed
+// (n + r - 1 per input row and phase, made by winograd_rows from x[f + nj + u], u < n + r - 1) times transformed
 // weights (G (wA, wB); F(4, 2) for the points 0, 1, -1, 2 and infinity), summed over the input channels by the
 // planar tiles, which combine the sums into the group's n pixels and store them interleaved
 // (PlanarGemmCall::winograd). A phase with one tap runs F(n, 1): its rows deinterleaved, no saving. Groups of 4
@@ -313,8 +315,10 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
   }
 
   // The plan; winograd_planar's groups of 4 or 2 pixels as group_cost prefers (`group` 0), or as given. Where the
-  // preferred groups' transformed panel takes two passes, the other size, if its panel takes one.
-  std::shared_ptr<State> make_state(const Problem& p, int group = 0) const {
+  // preferred groups' transformed panel takes two passes, the other size, if its panel takes one. 3D items of
+  // `pixels_3d` output pixels, or of kPixelsPerItem where those take more passes over the input channels.
+  std::shared_ptr<State> make_state(const Problem& p, int group = 0,
+                                    std::int64_t pixels_3d = kPixelsPerItem3D) const {
     auto s = std::make_shared<State>();
     s->winograd = winograd_;
     s->kernels = best_kernels();
@@ -342,7 +346,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
           std::max(kRowChunkPixels / s->parts, std::min(kMaxChunkPixels / s->parts, kChunkSpans * span));
       chunk_len = std::min(seq_len, round_up(pixels, 4 * s->kernels.lanes));
     } else {
-      const std::int64_t pixels = s->out[0] > 1 ? kPixelsPerItem3D : kPixelsPerItem;
+      const std::int64_t pixels = s->out[0] > 1 ? pixels_3d : kPixelsPerItem;
       s->rows_per_item = std::clamp<std::int64_t>(pixels / s->out[2], 1, rows);
     }
     const std::int64_t per_band = p.batch * p.groups * ((seq_len + chunk_len - 1) / chunk_len);
@@ -358,7 +362,8 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     }
     s->rows_per_item = s->band_z * s->band_y;
     // Winograd's tiles are vectors of groups of pixels, of every phase (PlanarGemmCall::winograd): groups of 4
-    // unless groups of 2 cost less (group_cost; rows of 32 pixels per phase fill half a vector with groups of 4).
+    // unless groups of 2 cost less (group_cost; with 16 lanes, rows of 32 pixels per phase fill half a vector with
+    // groups of 4).
     const std::int64_t run = std::min(chunk_len, seq_len);
     if (s->winograd) {
       const double four = group_cost(xs, run, 4, s->kernels.lanes), two = group_cost(xs, run, 2, s->kernels.lanes);
@@ -450,8 +455,12 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     s->fused_phases = (s->parts > 1 || s->winograd) && s->padded_x && s->k_chunk == s->icg;
     s->packed_taps =
         s->winograd ? s->kernel[0] * s->kernel[1] * s->stream_offset[static_cast<std::size_t>(s->parts)] : s->taps;
+    if (s->out[0] > 1 && pixels_3d > kPixelsPerItem && s->k_chunk < s->icg) {
+      auto smaller = make_state(p, group, kPixelsPerItem);
+      if (smaller->k_chunk > s->k_chunk) return smaller;
+    }
     if (s->winograd && group == 0 && !s->fused_phases) {
-      auto other = make_state(p, s->group == 4 ? 2 : 4);
+      auto other = make_state(p, s->group == 4 ? 2 : 4, pixels_3d);
       if (other->fused_phases) return other;
     }
     return s;
@@ -572,9 +581,11 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     return (s.max_slots * s.k_chunk + 1) * s.panel_stride + kMaxVectorsPerTile * s.kernels.lanes;
   }
   // Winograd's transformed panel: slot-major, then channel, then the transformed rows of each phase
-  // (State::stream_offset).
+  // (State::stream_offset). The tile reads it through the loop that reads the panel, so it keeps the same spare row
+  // (valgrind found no read past it on the SCALAR target, where the panel's was seen: kept as the panel's rule).
   static std::int64_t transformed_floats(const State& s) {
-    return s.winograd ? s.max_slots * s.k_chunk * s.transformed_stride + kMaxVectorsPerTile * s.kernels.lanes : 0;
+    return s.winograd ? (s.max_slots * s.k_chunk + 1) * s.transformed_stride + kMaxVectorsPerTile * s.kernels.lanes
+                      : 0;
   }
   static std::int64_t phase_floats(const State& s) {
     return s.parts > 1 && !s.fused_phases ? s.ocg * s.rows_per_item * s.parts * s.phase_stride : 0;

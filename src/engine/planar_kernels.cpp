@@ -635,7 +635,8 @@ HWY_INLINE void PlanarGemmGroups(const D d, const PlanarGemmCall& call, std::int
 }
 
 // A tile of every part (call.parts), its rows stored interleaved: pixels x.. of each part go to outputs
-// x * parts.., of which `outputs` exist (fewer than the tile's in the last one).
+// x * parts.., of which `outputs` exist (fewer than the tile's in the last one). With Winograd x counts groups of n
+// pixels, whose outputs start at x * n * parts.
 template <int M, int NV>
 HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std::int64_t x, std::int64_t outputs,
                                      int block) {

@@ -345,12 +345,13 @@ const std::vector<const char*> kPlanarGemmProblems = {
 TEST(Engine, PlanarGemmMatchesReference) { check_problems(kPlanarGemmProblems, "gemm_planar"); }
 
 // winograd_planar: x phases of 2 taps on consecutive columns (transposed kernel 4 at stride 2, or a convolution's
-// kernel 2), or of 1 and 2 (kernel 3 at stride 2, one phase in groups of 2 pixels and the other of 1), in groups
-// of 4 pixels (long rows) or 2 (rows of 32 pixels per phase: 3D). Rows cut into chunks (over 1024 pixels) with
-// windows inside the input (transformed straight from the source) and at its edges (through the panel), both phases
-// from one pair of loads (kernel 4, padding 1) and each from its own, odd phase lengths (a last group of fewer
-// pixels), odd channel counts and a batch, padding past the kernel, asymmetric padding and output padding, 2D and
-// 3D with several (z, y) taps per row, a strided y axis, one phase (a convolution), groups, both weight layouts.
+// kernel 2), or of 1 and 2 (kernel 3 at stride 2), in groups of 4 pixels (long rows) or 2 (with AVX-512, the 3D
+// problem's 64-pixel phases; see also PlanarWinogradGroupsOfTwoMatchReference). Rows cut into chunks (over 1024
+// pixels) with windows inside the input (transformed straight from the source, with a batch and groups too) and at
+// its edges (through the panel), both phases from one pair of loads (kernel 4, padding 1) and each from its own,
+// odd phase lengths (a last group of fewer pixels), odd channel counts and a batch, padding past the kernel,
+// asymmetric padding and output padding, 2D and 3D with several (z, y) taps per row, a strided y axis, one phase (a
+// convolution), groups, both weight layouts.
 const std::vector<const char*> kPlanarWinogradProblems = {
     "convT_mb1_g1_ic24_oc32_i1500_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch",
     "convT_mb2_g1_ic9_oc33_i301_k4_s2_d1_p2:1_op1_f32_cfirst_wtf",
@@ -362,9 +363,32 @@ const std::vector<const char*> kPlanarWinogradProblems = {
     "conv_mb1_g1_ic8_oc32_i9x64_k3x2_s2x1_d2x1_p2:2x0:1_f32_cfirst_wtf",
     "convT_mb1_g1_ic16_oc32_i4x5x64_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtorch",
     "convT_mb1_g1_ic12_oc32_i700_k3_s2_d1_p1:1_op1_f32_cfirst_wtorch",
-    "convT_mb1_g1_ic12_oc33_i333_k3_s2_d1_p0:0_op0_f32_cfirst_wtf"};
+    "convT_mb1_g1_ic12_oc33_i333_k3_s2_d1_p0:0_op0_f32_cfirst_wtf",
+    // chunks transformed from the source with a batch and groups; both phases' lower taps on one column (padding 2)
+    "convT_mb2_g2_ic32_oc64_i1500_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch",
+    "convT_mb1_g1_ic8_oc32_i1500_k4_s2_d1_p2:2_op0_f32_cfirst_wtorch"};
 
 TEST_P(EngineTarget, PlanarWinogradMatchesReference) { check_problems(kPlanarWinogradProblems, "winograd_planar"); }
+
+// Groups of 2 pixels where they fill the vectors better than groups of 4 (group_cost), which depends on the vector
+// width: with 8 lanes, phases of 32 pixels (16 groups: two vectors, against one vector of 8 groups of 4), kernel 4
+// (two 2-tap phases) and 3 (1 and 2 taps) at stride 2; with 16 lanes, phases of 64 pixels (a 1-tap and a 2-tap
+// phase; kPlanarWinogradProblems' 3D one) or a convolution's kernel 2. With 16 lanes the 32-pixel phases save too
+// little and go to gemm_planar; targets of 4 lanes or fewer always take groups of 4 (32 pixels at least per phase).
+TEST_P(EngineTarget, PlanarWinogradGroupsOfTwoMatchReference) {
+  const int lanes = engine::best_kernels().lanes;
+  if (lanes == 8) {
+    check_problems({"convT_mb1_g1_ic16_oc32_i9x32_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
+                    "convT_mb1_g1_ic16_oc32_i4x5x32_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtorch"},
+                   "winograd_planar");
+  } else if (lanes == 16) {
+    check_problems({"convT_mb1_g1_ic16_oc32_i4x5x64_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtorch",
+                    "conv_mb1_g1_ic8_oc40_i7x64_k1x2_s1x1_d1x1_p0:0x0:1_f32_cfirst_wtf"},
+                   "winograd_planar");
+  } else {
+    GTEST_SKIP() << "no groups of 2 with " << lanes << " lanes";
+  }
+}
 
 // winograd_planar's sums stay within 256 products (its rounding errors grow with them): 160 channels x 2 rows of taps
 // go to gemm_planar.
@@ -390,6 +414,16 @@ TEST(Engine, PlanarGemmOfWinogradsProblemsMatchesReference) {
 TEST(Engine, PlanarGemmStreamedOutputsMatchReference) {
   for (bool aligned : {true, false}) {
     check_problems({"conv_mb1_g1_ic8_oc64_i16500_k3_s1_d1_p1:1_f32_cfirst_wtorch"}, "gemm_planar", aligned);
+  }
+}
+
+// winograd_planar's streamed outputs (8 MiB): one phase of a convolution's kernel 2, 64 pixels a row (groups of 2
+// with AVX-512, whose tiles of two stored parts interleave in registers where the target can; groups of 4 with
+// fewer lanes), into aligned and unaligned destinations.
+TEST(Engine, PlanarWinogradStreamedOutputsMatchReference) {
+  for (bool aligned : {true, false}) {
+    check_problems({"conv_mb1_g1_ic8_oc64_i512x64_k1x2_s1x1_d1x1_p0:0x0:1_f32_cfirst_wtorch"}, "winograd_planar",
+                   aligned);
   }
 }
 
