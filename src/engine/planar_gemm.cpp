@@ -35,11 +35,12 @@ using detail::PlanState;
 constexpr std::int64_t kPixelsPerItem = 1024;
 // ... and this many in 3D, whose items are blocks of rows (see Band): a block reads about (side / stride + 1)^2 input
 // rows for side^2 output rows, so larger blocks copy each input row into fewer panels. vol_up_k3 channels_first
-// (blocks of 8 x 8 rows instead of 4 x 4) ran 1.02-1.03x as fast at 1 thread and 1.01-1.06x at 2 (medians, in turns
-// in one process, Intel Xeon); 3D U-Net's up-sampling 0.99-1.01x. At 8192 (11 x 11 rows, about 49 input rows of 64
-// channels: over kPanelBytes, so two passes) vol_up_k3 ran 0.78x: where these blocks would take more passes over the
-// input channels than blocks of kPixelsPerItem, those are taken (make_state). The same layer with 128 input channels
-// takes two passes in blocks of 8 x 8 rows: 1.20x as fast in blocks of 4 x 4 (one pass), 1.24x with 64 outputs.
+// (blocks of 8 x 8 rows instead of 4 x 4) ran 1.02-1.03x as fast at 1 thread and 1.04-1.06x at 2 (one comparison),
+// in turns in one process (Intel Xeon); 3D U-Net's up-sampling 0.99-1.01x. At 8192 (11 x 11 rows, about 49 input
+// rows of 64 channels: over kPanelBytes, so two passes) vol_up_k3 ran 0.78x: where these blocks would take more
+// passes over the input channels than blocks of kPixelsPerItem, those are taken (make_state). The same layer with
+// 128 input channels takes two passes in blocks of 8 x 8 rows: 1.20x as fast in blocks of 4 x 4 (one pass), 1.24x
+// with 64 outputs.
 constexpr std::int64_t kPixelsPerItem3D = 4096;
 // ... where a row is longer than that, items are chunks of kRowChunkPixels of one row: WaveNet channels_first
 // (1D, 16384 pixels) ran 1.17-1.34x as fast as with chunks of 1024 (128: 1.25x, 512: 1.17x) and HiFi-GAN up3
