@@ -247,17 +247,28 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     return packed;
   }
 
-  // Per thread: the tap lists, the z and y hits and one position's outputs of every block, and for channels_first
+  // Per thread: the tap lists, the z and y hits and one position's outputs of every block (channels_last: again for
+  // run_row_ends, with its tiles' rows of outputs and its runs), and for channels_first
   // the output row in channels_last; the calling thread's fused bias and (channels_first) copy of a chunk of images.
   std::size_t forward_workspace_bytes(const Problem& p, const PlanState* state, int threads) const override {
     const auto& s = static_cast<const State&>(*state);
     const std::int64_t taps = s.zy_taps * s.x.m;
     std::int64_t floats = s.padded;
-    if (p.layout == Layout::channels_first) floats += s.geometry.out[2] * p.out_channels;
+    std::int64_t row_ends = 0;  // channels_last: run_row_ends' own tap lists and y hits, its runs and rows
+    if (p.layout == Layout::channels_first) {
+      floats += s.geometry.out[2] * p.out_channels;
+    } else {
+      int mr = s.kernels.mr[s.blocks.front().vectors];
+      for (const Block& block : s.blocks) mr = std::min(mr, s.kernels.mr[block.vectors]);
+      floats += mr * s.padded;
+      row_ends = taps * 2 * static_cast<std::int64_t>(sizeof(const float*)) +
+                 (s.geometry.kernel[0] + 2 * s.geometry.kernel[1]) * static_cast<std::int64_t>(sizeof(TapHit)) +
+                 s.rows_per_item * static_cast<std::int64_t>(sizeof(std::int64_t) + 1);
+    }
     const std::int64_t bytes = taps * 2 * static_cast<std::int64_t>(sizeof(const float*)) +
                                (s.geometry.kernel[0] + s.geometry.kernel[1]) *
                                    static_cast<std::int64_t>(sizeof(TapHit)) +
-                               floats * static_cast<std::int64_t>(sizeof(float));
+                               floats * static_cast<std::int64_t>(sizeof(float)) + row_ends;
     const std::int64_t once = s.padded + (p.layout == Layout::channels_first ? s.chunk_images * image_floats(p) : 0);
     return static_cast<std::size_t>(threads * bytes + once * static_cast<std::int64_t>(sizeof(float)));
   }
@@ -312,20 +323,123 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
       for (std::int64_t row = row0; row < std::min(out_rows, row0 + s.rows_per_item); ++row) {
         const float* image = src + n * g.in[0] * g.in[1] * g.in[2] * p.in_channels;
         if (!first) {
-          run_row(p, s, packed, init, image, dst + (n * plane + row * out_x) * oc, row);
+          run_row(p, s, packed, init, image, dst + (n * plane + row * out_x) * oc, row, false);
           continue;
         }
-        run_row(p, s, packed, init, image, staged.data(), row);
+        run_row(p, s, packed, init, image, staged.data(), row, true);
         s.kernels.transpose(staged.data(), oc, dst + n * plane * oc + row * out_x, plane, oc, out_x, s.stream);
+      }
+      if (!first) {
+        const float* image = src + n * g.in[0] * g.in[1] * g.in[2] * p.in_channels;
+        run_row_ends(p, s, packed, init, image, dst + n * plane * oc, row0,
+                     std::min(out_rows, row0 + s.rows_per_item));
       }
       if (s.stream) hwy::FlushStream();  // streamed stores are visible before the threads join
     }
   }
 
+  // The positions along x that run one at a time (see run_row): whether position i is one of them.
+  static bool single_position(const State& s, std::int64_t i) {
+    return s.x.inner_end == s.x.inner_begin || i < s.x.inner_begin || i >= s.x.inner_end;
+  }
+
+  // The single positions of output rows [row0, row1) of an image (channels_last; dst_image its first output row), as
+  // gemm tiles down the rows: rows of one plane and one y phase (a stride apart) whose y taps are the same but one
+  // input row further read their inputs an input row apart, so a tile takes up to mr of them (a_pixel_stride: an
+  // input row), computed into scratch rows and copied into the rows. One position at a time per row, each a one-row
+  // tile, vol_up_k3's two row ends of 33 positions took 8% of its samples for 4% of its products.
+  static void run_row_ends(const Problem& p, const State& s, const Packed& packed, const float* init,
+                           const float* src, float* dst_image, std::int64_t row0, std::int64_t row1) {
+    bool any = false;
+    for (std::int64_t i = s.x.first; i < s.x.end && !any; ++i) any = single_position(s, i);
+    if (!any) return;  // every position in the rows' tiles (3D U-Net's)
+    const Geometry& g = s.geometry;
+    const std::int64_t ic = p.in_channels, oc = p.out_channels, out_x = g.out[2];
+    const std::int64_t sy = p.spatial_dims >= 2 ? p.stride[p.spatial_dims - 2] : 1;
+    // Rows per tile: the fewest any block's tile holds (with 16 registers, a tile of four vectors holds far fewer
+    // rows than one of one vector).
+    int mr = s.kernels.mr[s.blocks.front().vectors];
+    for (const Block& block : s.blocks) mr = std::min(mr, s.kernels.mr[block.vectors]);
+    thread_local std::vector<TapHit> z_taps, y_taps, y_next;
+    thread_local std::vector<const float*> a, b;
+    thread_local std::vector<std::int64_t> run;
+    thread_local std::vector<char> done;
+    thread_local util::AlignedFloats rows_out;
+    z_taps.resize(static_cast<std::size_t>(g.kernel[0]));
+    y_taps.resize(static_cast<std::size_t>(g.kernel[1]));
+    y_next.resize(static_cast<std::size_t>(g.kernel[1]));
+    a.resize(static_cast<std::size_t>(s.zy_taps * s.x.m)), b.resize(a.size());
+    rows_out.resize(static_cast<std::size_t>(mr * s.padded));
+    done.assign(static_cast<std::size_t>(row1 - row0), 0);
+
+    TileCall call;
+    call.a = a.data();
+    call.b = b.data();
+    call.k = ic;
+    call.a_pixel_stride = g.in[2] * ic;  // the next row of a run: its y taps an input row further
+    call.c_pixel_stride = s.padded;
+    call.tiles = 1;
+    for (std::int64_t r0 = row0; r0 < row1; ++r0) {
+      if (done[static_cast<std::size_t>(r0 - row0)]) continue;
+      // The run from r0: rows r0 + u sy of r0's plane whose y taps are r0's, each one input row further.
+      const std::int64_t oz = r0 / g.out[1];
+      const int nz = g.axes[0].taps_at(oz, z_taps.data());
+      const int ny = g.axes[1].taps_at(r0 % g.out[1], y_taps.data());
+      run.assign(1, r0);
+      for (std::int64_t r = r0 + sy; r < row1 && r / g.out[1] == oz; r += sy) {
+        const auto u = static_cast<std::int64_t>(run.size());
+        bool same = g.axes[1].taps_at(r % g.out[1], y_next.data()) == ny;
+        for (int yi = 0; same && yi < ny; ++yi) {
+          same = y_next[yi].kernel_index == y_taps[yi].kernel_index && y_next[yi].in_index == y_taps[yi].in_index + u;
+        }
+        if (!same) break;
+        run.push_back(r);
+      }
+      for (const std::int64_t r : run) done[static_cast<std::size_t>(r - row0)] = 1;
+      for (std::int64_t i = s.x.first; i < s.x.end; ++i) {
+        if (!single_position(s, i)) continue;
+        const std::int64_t x0 = s.x.s * i - s.x.pad;
+        const std::int64_t r_begin = std::max<std::int64_t>(0, -x0);
+        const std::int64_t r_end = std::min<std::int64_t>(s.x.s, out_x - x0);
+        for (std::size_t c0 = 0; c0 < run.size(); c0 += static_cast<std::size_t>(mr)) {
+          const auto rows = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(mr), run.size() - c0));
+          for (const Block& block : s.blocks) {
+            int t = 0;
+            for (int zi = 0; zi < nz; ++zi)
+              for (int yi = 0; yi < ny; ++yi) {
+                const std::int64_t in_row = (z_taps[zi].in_index * g.in[1] + y_taps[yi].in_index +
+                                             static_cast<std::int64_t>(c0)) * g.in[2];
+                const std::int64_t zy = z_taps[zi].kernel_index * g.kernel[1] + y_taps[yi].kernel_index;
+                for (std::int64_t j = 0; j < s.x.m; ++j) {
+                  if (i - j < 0 || i - j >= g.in[2]) continue;
+                  if (j == s.x.m - 1 && block.live == 0) continue;  // all zeros in this block
+                  a[static_cast<std::size_t>(t)] = src + (in_row + i - j) * ic;
+                  b[static_cast<std::size_t>(t)] = packed.w.data() + block.packed + (zy * s.x.m + j) * ic * block.nr;
+                  ++t;
+                }
+              }
+            call.ntaps = t;
+            call.m = rows;
+            call.init = init ? init + block.column : nullptr;
+            call.nr_valid = static_cast<int>(block.nr);
+            call.c = rows_out.data() + block.column;
+            s.kernels.gemm[block.vectors](call);
+          }
+          if (r_end <= r_begin) continue;
+          for (int u = 0; u < rows; ++u) {
+            std::memcpy(dst_image + (run[c0 + static_cast<std::size_t>(u)] * out_x + x0 + r_begin) * oc,
+                        rows_out.data() + u * s.padded + r_begin * oc,
+                        static_cast<std::size_t>((r_end - r_begin) * oc) * sizeof(float));
+          }
+        }
+      }
+    }
+  }
+
   // One output row (z, y) of an image (channels_last) into dst_row (channels_last): every position along x, every
-  // block of fused columns.
+  // block of fused columns; the single positions (at the ends) only with `ends` (else run_row_ends computes them).
   static void run_row(const Problem& p, const State& s, const Packed& packed, const float* init, const float* src,
-                      float* dst_row, std::int64_t row) {
+                      float* dst_row, std::int64_t row, bool ends) {
     const Geometry& g = s.geometry;
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
     const std::int64_t oz = row / g.out[1], oy = row % g.out[1];
@@ -387,7 +501,7 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
       }
     }
     // The others: one position at a time into scratch, then the outputs that lie in the row.
-    for (std::int64_t i = s.x.first; i < s.x.end; ++i) {
+    for (std::int64_t i = s.x.first; i < s.x.end && ends; ++i) {
       if (i == s.x.inner_begin && count > 0) i = s.x.inner_end;
       if (i >= s.x.end) break;
       call.m = 1;

@@ -526,7 +526,12 @@ const std::vector<const char*> kSubpixelProblems = {
     // channels_first: copied into channels_last a chunk of images at a time, rows transposed into the planes
     "convT_mb3_g1_ic21_oc21_i5x30_k16x16_s8x8_d1x1_p4:4x4:4_op0x0_f32_cfirst_wtorch",
     "convT_mb2_g1_ic9_oc11_i2x301_k5x10_s3x5_d1x1_p1:1x2:1_op2x1_f32_cfirst_wtf",
-    "convT_mb1_g1_ic7_oc7_i3x4x25_k2x3x8_s1x2x8_d1x2x1_p0:1x1:2x1:2_op0x1x1_f32_cfirst_wtorch"};
+    "convT_mb1_g1_ic7_oc7_i3x4x25_k2x3x8_s1x2x8_d1x2x1_p0:1x1:2x1:2_op0x1x1_f32_cfirst_wtorch",
+    // channels_last row ends (run_row_ends) as tiles down runs of rows of one y phase: runs longer than a tile (items
+    // of 30 rows), broken where the y taps change (the first and last rows) and at the ends of planes (3D items of
+    // 20 rows across planes of 82), with a batch; blocks of different widths (4 floats a vector: 4 + 1 vectors)
+    "convT_mb2_g1_ic5_oc5_i480x21_k3x8_s2x4_d1x1_p1:1x2:2_op1x0_f32_clast_wtorch",
+    "convT_mb1_g1_ic5_oc5_i4x41x21_k3x3x8_s2x2x4_d1x1x1_p1:1x1:1x2:2_op1x1x0_f32_clast_wtf"};
 
 TEST(Engine, SubpixelMatchesReference) {
   check_problems(kSubpixelProblems, "subpixel_gemm");
@@ -874,7 +879,8 @@ TEST_P(EngineTarget, ScatterMatchesReference) {
 TEST_P(EngineTarget, SubpixelMatchesReference) {
   // One float a vector: fusing fills no lanes, so the path declines.
   if (engine::best_kernels().lanes == 1) GTEST_SKIP() << "no lanes to fill";
-  check_problems({kSubpixelProblems[0], kSubpixelProblems[1], kSubpixelProblems[3], kSubpixelProblems[7]},
+  check_problems({kSubpixelProblems[0], kSubpixelProblems[1], kSubpixelProblems[3], kSubpixelProblems[7],
+                  kSubpixelProblems[10], kSubpixelProblems[11]},
                  "subpixel_gemm");
   check_random_problems(59, subpixel_problem, "subpixel_gemm", true, 400);
 }
