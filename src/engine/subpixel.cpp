@@ -10,8 +10,9 @@
 // output row (z, y) sums its valid z and y taps.
 //
 // Positions whose m taps all land in the input and whose s outputs all lie in the output row (all but a few at
-// either end) run as tiles along i, written straight into the destination; the others run one position at a time
-// into scratch, from which the outputs inside the row are copied.
+// either end) run as tiles along i, written straight into the destination; the others (the row ends) run as tiles
+// down runs of rows that read the same taps an input row apart, into scratch, from which the outputs inside the
+// rows are copied (run_row_ends).
 //
 // channels_first: images are copied into channels_last a chunk at a time (as the gemm path does), and each output
 // row is computed into a channels_last row of scratch, then transposed into the channel planes.
@@ -247,24 +248,18 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     return packed;
   }
 
-  // Per thread: the tap lists, the z and y hits and one position's outputs of every block (channels_last: again for
-  // run_row_ends, with its tiles' rows of outputs and its runs), and for channels_first
-  // the output row in channels_last; the calling thread's fused bias and (channels_first) copy of a chunk of images.
+  // Per thread: the tap lists and the z and y hits (of run_row and of run_row_ends), run_row_ends' rows of outputs of
+  // every block and its runs, and for channels_first the output row in channels_last; the calling thread's fused bias and (channels_first) copy of a chunk of images.
   std::size_t forward_workspace_bytes(const Problem& p, const PlanState* state, int threads) const override {
     const auto& s = static_cast<const State&>(*state);
     const std::int64_t taps = s.zy_taps * s.x.m;
-    std::int64_t floats = s.padded;
-    std::int64_t row_ends = 0;  // channels_last: run_row_ends' own tap lists and y hits, its runs and rows
-    if (p.layout == Layout::channels_first) {
-      floats += s.geometry.out[2] * p.out_channels;
-    } else {
-      int mr = s.kernels.mr[s.blocks.front().vectors];
-      for (const Block& block : s.blocks) mr = std::min(mr, s.kernels.mr[block.vectors]);
-      floats += mr * s.padded;
-      row_ends = taps * 2 * static_cast<std::int64_t>(sizeof(const float*)) +
-                 (s.geometry.kernel[0] + 2 * s.geometry.kernel[1]) * static_cast<std::int64_t>(sizeof(TapHit)) +
-                 s.rows_per_item * static_cast<std::int64_t>(sizeof(std::int64_t) + 1);
-    }
+    std::int64_t floats = ends_rows(s) * s.padded;
+    if (p.layout == Layout::channels_first) floats += s.geometry.out[2] * p.out_channels;
+    // run_row_ends' own tap lists and y hits, its runs and rows
+    const std::int64_t row_ends = taps * 2 * static_cast<std::int64_t>(sizeof(const float*)) +
+                                  (s.geometry.kernel[0] + 2 * s.geometry.kernel[1]) *
+                                      static_cast<std::int64_t>(sizeof(TapHit)) +
+                                  s.rows_per_item * static_cast<std::int64_t>(sizeof(std::int64_t) + 1);
     const std::int64_t bytes = taps * 2 * static_cast<std::int64_t>(sizeof(const float*)) +
                                (s.geometry.kernel[0] + s.geometry.kernel[1]) *
                                    static_cast<std::int64_t>(sizeof(TapHit)) +
@@ -323,43 +318,74 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
       for (std::int64_t row = row0; row < std::min(out_rows, row0 + s.rows_per_item); ++row) {
         const float* image = src + n * g.in[0] * g.in[1] * g.in[2] * p.in_channels;
         if (!first) {
-          run_row(p, s, packed, init, image, dst + (n * plane + row * out_x) * oc, row, false);
+          run_row(p, s, packed, init, image, dst + (n * plane + row * out_x) * oc, row);
           continue;
         }
-        run_row(p, s, packed, init, image, staged.data(), row, true);
+        run_row(p, s, packed, init, image, staged.data(), row);
+        run_row_ends(p, s, packed, init, image, staged.data(), row, row + 1);
         s.kernels.transpose(staged.data(), oc, dst + n * plane * oc + row * out_x, plane, oc, out_x, s.stream);
       }
-      if (!first) {
+      if (!first) {  // the row ends of the item's rows, down runs of rows
+        const std::int64_t row_end = std::min(out_rows, row0 + s.rows_per_item);
         const float* image = src + n * g.in[0] * g.in[1] * g.in[2] * p.in_channels;
-        run_row_ends(p, s, packed, init, image, dst + n * plane * oc, row0,
-                     std::min(out_rows, row0 + s.rows_per_item));
+        run_row_ends(p, s, packed, init, image, dst + (n * plane + row0 * out_x) * oc, row0, row_end);
       }
       if (s.stream) hwy::FlushStream();  // streamed stores are visible before the threads join
     }
   }
 
-  // The positions along x that run one at a time (see run_row): whether position i is one of them.
+  // The taps of block `block` for positions [i0, i1) of an output row whose z and y hits are given, the y hits'
+  // input rows taken `rows_further` rows on: those x taps j with i - j inside the input for every i (the callers pass
+  // runs where that holds), a[t] reading position i0's input pixel. Returns how many.
+  static int list_taps(const State& s, const Packed& packed, const float* src, std::int64_t ic, const TapHit* z_taps,
+                       int nz, const TapHit* y_taps, int ny, std::int64_t rows_further, std::int64_t i0,
+                       std::int64_t i1, const Block& block, const float** a, const float** b) {
+    const Geometry& g = s.geometry;
+    int t = 0;
+    for (int zi = 0; zi < nz; ++zi)
+      for (int yi = 0; yi < ny; ++yi) {
+        const std::int64_t in_row =
+            (z_taps[zi].in_index * g.in[1] + y_taps[yi].in_index + rows_further) * g.in[2];
+        const std::int64_t zy = z_taps[zi].kernel_index * g.kernel[1] + y_taps[yi].kernel_index;
+        for (std::int64_t j = 0; j < s.x.m; ++j) {
+          if (i0 - j < 0 || i1 - 1 - j >= g.in[2]) continue;
+          if (j == s.x.m - 1 && block.live == 0) continue;  // all zeros in this block
+          a[t] = src + (in_row + i0 - j) * ic;
+          b[t] = packed.w.data() + block.packed + (zy * s.x.m + j) * ic * block.nr;
+          ++t;
+        }
+      }
+    return t;
+  }
+
+  // Rows per tile of run_row_ends: the fewest any block's tile holds (with 16 registers, a tile of four vectors holds
+  // far fewer rows than one of one vector).
+  static int ends_rows(const State& s) {
+    int mr = s.kernels.mr[s.blocks.front().vectors];
+    for (const Block& block : s.blocks) mr = std::min(mr, s.kernels.mr[block.vectors]);
+    return mr;
+  }
+
+  // The positions along x that do not run in the rows' tiles (see run_row): whether position i is one of them.
   static bool single_position(const State& s, std::int64_t i) {
     return s.x.inner_end == s.x.inner_begin || i < s.x.inner_begin || i >= s.x.inner_end;
   }
 
-  // The single positions of output rows [row0, row1) of an image (channels_last; dst_image its first output row), as
-  // gemm tiles down the rows: rows of one plane and one y phase (a stride apart) whose y taps are the same but one
-  // input row further read their inputs an input row apart, so a tile takes up to mr of them (a_pixel_stride: an
-  // input row), computed into scratch rows and copied into the rows. One position at a time per row, each a one-row
-  // tile, vol_up_k3's two row ends of 33 positions took 8% of its samples for 4% of its products.
+  // The single positions (the row ends) of output rows [row0, row1) of an image into dst_rows (channels_last rows of
+  // out_x pixels from row0 on), as gemm tiles down the rows: rows of one plane and one y phase (a stride apart) whose
+  // y taps are the same but one input row further read their inputs an input row apart, so a tile takes up to mr of
+  // them (a_pixel_stride: an input row), computed into scratch rows and copied into the rows. As one-row tiles, one
+  // position of one row at a time, vol_up_k3's two row ends of 33 positions took 8% of its samples for 4% of its
+  // products. channels_first passes one row at a time (its staged row).
   static void run_row_ends(const Problem& p, const State& s, const Packed& packed, const float* init,
-                           const float* src, float* dst_image, std::int64_t row0, std::int64_t row1) {
+                           const float* src, float* dst_rows, std::int64_t row0, std::int64_t row1) {
     bool any = false;
     for (std::int64_t i = s.x.first; i < s.x.end && !any; ++i) any = single_position(s, i);
     if (!any) return;  // every position in the rows' tiles (3D U-Net's)
     const Geometry& g = s.geometry;
     const std::int64_t ic = p.in_channels, oc = p.out_channels, out_x = g.out[2];
     const std::int64_t sy = p.spatial_dims >= 2 ? p.stride[p.spatial_dims - 2] : 1;
-    // Rows per tile: the fewest any block's tile holds (with 16 registers, a tile of four vectors holds far fewer
-    // rows than one of one vector).
-    int mr = s.kernels.mr[s.blocks.front().vectors];
-    for (const Block& block : s.blocks) mr = std::min(mr, s.kernels.mr[block.vectors]);
+    const int mr = ends_rows(s);
     thread_local std::vector<TapHit> z_taps, y_taps, y_next;
     thread_local std::vector<const float*> a, b;
     thread_local std::vector<std::int64_t> run;
@@ -404,21 +430,8 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
         for (std::size_t c0 = 0; c0 < run.size(); c0 += static_cast<std::size_t>(mr)) {
           const auto rows = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(mr), run.size() - c0));
           for (const Block& block : s.blocks) {
-            int t = 0;
-            for (int zi = 0; zi < nz; ++zi)
-              for (int yi = 0; yi < ny; ++yi) {
-                const std::int64_t in_row = (z_taps[zi].in_index * g.in[1] + y_taps[yi].in_index +
-                                             static_cast<std::int64_t>(c0)) * g.in[2];
-                const std::int64_t zy = z_taps[zi].kernel_index * g.kernel[1] + y_taps[yi].kernel_index;
-                for (std::int64_t j = 0; j < s.x.m; ++j) {
-                  if (i - j < 0 || i - j >= g.in[2]) continue;
-                  if (j == s.x.m - 1 && block.live == 0) continue;  // all zeros in this block
-                  a[static_cast<std::size_t>(t)] = src + (in_row + i - j) * ic;
-                  b[static_cast<std::size_t>(t)] = packed.w.data() + block.packed + (zy * s.x.m + j) * ic * block.nr;
-                  ++t;
-                }
-              }
-            call.ntaps = t;
+            call.ntaps = list_taps(s, packed, src, ic, z_taps.data(), nz, y_taps.data(), ny,
+                                   static_cast<std::int64_t>(c0), i, i + 1, block, a.data(), b.data());
             call.m = rows;
             call.init = init ? init + block.column : nullptr;
             call.nr_valid = static_cast<int>(block.nr);
@@ -427,7 +440,7 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
           }
           if (r_end <= r_begin) continue;
           for (int u = 0; u < rows; ++u) {
-            std::memcpy(dst_image + (run[c0 + static_cast<std::size_t>(u)] * out_x + x0 + r_begin) * oc,
+            std::memcpy(dst_rows + ((run[c0 + static_cast<std::size_t>(u)] - row0) * out_x + x0 + r_begin) * oc,
                         rows_out.data() + u * s.padded + r_begin * oc,
                         static_cast<std::size_t>((r_end - r_begin) * oc) * sizeof(float));
           }
@@ -436,23 +449,21 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     }
   }
 
-  // One output row (z, y) of an image (channels_last) into dst_row (channels_last): every position along x, every
-  // block of fused columns; the single positions (at the ends) only with `ends` (else run_row_ends computes them).
+  // One output row (z, y) of an image (channels_last) into dst_row (channels_last): the positions along x that run
+  // in tiles along the row (run_row_ends computes the others), every block of fused columns.
   static void run_row(const Problem& p, const State& s, const Packed& packed, const float* init, const float* src,
-                      float* dst_row, std::int64_t row, bool ends) {
+                      float* dst_row, std::int64_t row) {
     const Geometry& g = s.geometry;
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
     const std::int64_t oz = row / g.out[1], oy = row % g.out[1];
     thread_local std::vector<TapHit> z_taps, y_taps;
     thread_local std::vector<const float*> a, b;
-    thread_local util::AlignedFloats scratch;
     z_taps.resize(static_cast<std::size_t>(g.kernel[0]));
     y_taps.resize(static_cast<std::size_t>(g.kernel[1]));
     const int nz = g.axes[0].taps_at(oz, z_taps.data());
     const int ny = g.axes[1].taps_at(oy, y_taps.data());
     const auto taps = static_cast<std::size_t>(s.zy_taps * s.x.m);
     a.resize(taps), b.resize(taps);
-    scratch.resize(static_cast<std::size_t>(s.padded));
 
     TileCall call;
     call.a = a.data();
@@ -460,25 +471,6 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
     call.k = ic;
     call.a_pixel_stride = ic;
     call.c_pixel_stride = s.x.s * oc;
-    // The calls of positions [i0, i1), whose taps j are those with i - j inside the input for every i (the caller
-    // passes runs where that holds): a[t] reads position i0's input pixel.
-    const auto list_taps = [&](std::int64_t i0, std::int64_t i1, const Block& block) {
-      int t = 0;
-      for (int zi = 0; zi < nz; ++zi)
-        for (int yi = 0; yi < ny; ++yi) {
-          const std::int64_t in_row = (z_taps[zi].in_index * g.in[1] + y_taps[yi].in_index) * g.in[2];
-          const std::int64_t zy = z_taps[zi].kernel_index * g.kernel[1] + y_taps[yi].kernel_index;
-          for (std::int64_t j = 0; j < s.x.m; ++j) {
-            if (i0 - j < 0 || i1 - 1 - j >= g.in[2]) continue;
-            if (j == s.x.m - 1 && block.live == 0) continue;  // all zeros in this block
-            a[static_cast<std::size_t>(t)] = src + (in_row + i0 - j) * ic;
-            b[static_cast<std::size_t>(t)] = packed.w.data() + block.packed + (zy * s.x.m + j) * ic * block.nr;
-            ++t;
-          }
-        }
-      call.ntaps = t;
-    };
-
     // Inner positions: runs of tiles of equal height, give or take one (as the gemm path), straight into the row.
     const std::int64_t count = s.x.inner_end - s.x.inner_begin;
     for (const Block& block : s.blocks) {
@@ -489,7 +481,8 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
       for (const auto& [first, group_tiles, m] : groups) {
         if (group_tiles == 0) continue;
         const std::int64_t i0 = s.x.inner_begin + first;
-        list_taps(i0, i0 + group_tiles * m, block);
+        call.ntaps = list_taps(s, packed, src, ic, z_taps.data(), nz, y_taps.data(), ny, 0, i0, i0 + group_tiles * m,
+                               block, a.data(), b.data());
         call.m = static_cast<int>(m);
         call.tiles = static_cast<int>(group_tiles);
         call.init = init ? init + block.column : nullptr;
@@ -498,28 +491,6 @@ class Subpixel final : public detail::ForwardOnlyImplementation {
         call.stream = s.stream && p.layout == Layout::channels_last;
         // Inner positions have every tap, so a paired block's taps come in pairs.
         (block.paired ? s.kernels.gemm_pair[block.vectors][block.live] : s.kernels.gemm[block.vectors])(call);
-      }
-    }
-    // The others: one position at a time into scratch, then the outputs that lie in the row.
-    for (std::int64_t i = s.x.first; i < s.x.end && ends; ++i) {
-      if (i == s.x.inner_begin && count > 0) i = s.x.inner_end;
-      if (i >= s.x.end) break;
-      call.m = 1;
-      call.tiles = 1;
-      call.stream = false;
-      for (const Block& block : s.blocks) {
-        list_taps(i, i + 1, block);
-        call.init = init ? init + block.column : nullptr;
-        call.nr_valid = static_cast<int>(block.nr);
-        call.c = scratch.data() + block.column;
-        s.kernels.gemm[block.vectors](call);
-      }
-      const std::int64_t x0 = s.x.s * i - s.x.pad;
-      const std::int64_t r_begin = std::max<std::int64_t>(0, -x0);
-      const std::int64_t r_end = std::min<std::int64_t>(s.x.s, g.out[2] - x0);
-      if (r_end > r_begin) {
-        std::memcpy(dst_row + (x0 + r_begin) * oc, scratch.data() + r_begin * oc,
-                    static_cast<std::size_t>((r_end - r_begin) * oc) * sizeof(float));
       }
     }
   }
