@@ -147,17 +147,17 @@ struct KernelSet {
   // taps on every axis, and for any mix of 1 and 2 taps; null elsewhere.
   using WinogradInputFn = void (*)(const float* const* patch, std::int64_t channels, float* v, std::int64_t e_stride);
   using WinogradOutputFn = void (*)(const float* m, std::int64_t e_stride, std::int64_t channels, const float* bias,
-                                    float* const* out);
+                                    float* const* out, bool stream);
   // Planar gemm (PlanarGemmCall), indexed by vectors of pixels per tile (1..kMaxVectorsPerTile); planar_mr[v]
   // output channels per tile.
   int planar_mr[kMaxVectorsPerTile + 1] = {};
   PlanarGemmFn planar_gemm[kMaxVectorsPerTile + 1] = {};
   WinogradInputFn winograd_input[4][4][4] = {};
   WinogradOutputFn winograd_output[4][4][4] = {};
-  // Winograd F(4, 3) along x (4 outputs from 6 inputs) and F(2, 3) along y, 3 taps on every axis, indexed by the
-  // problem's axes (1 or 2).
-  WinogradInputFn winograd4_input[3] = {};
-  WinogradOutputFn winograd4_output[3] = {};
+  // Winograd F(4, r) along x (4 outputs from r + 3 inputs) and F(2, r) along y, r taps on every axis, indexed by r
+  // and by the problem's axes: F(4, 3) in 1D and 2D ([3][1], [3][2]), F(4, 2) in 1D ([2][1]); null elsewhere.
+  WinogradInputFn winograd4_input[4][3] = {};
+  WinogradOutputFn winograd4_output[4][3] = {};
   // out[i * out_stride + j] = in[j * in_stride + i] for i < rows, j < cols: the copies between channels_first and
   // channels_last, in register-transposed square blocks (8 x 8 with AVX2 and AVX-512, 4 x 4 with SSE). `stream`:
   // non-temporal stores where out is aligned (the caller issues a store fence afterwards).

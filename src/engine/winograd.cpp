@@ -15,8 +15,10 @@
 // outputs. Per output (r+1)^D / 2^D multiplications instead of r^D: r = 3: 1.5x fewer in 1D, 2.25x in 2D, 3.4x in
 // 3D; r = 2: 1.33x, 1.78x, 2.37x; kernel 3 at stride 2 (phases of 2 and 1 taps): 1.2x, 1.44x, 1.73x. 1D and 2D
 // convolutions of 3 taps may take F(4, 3) along x instead (x_tile_outputs): 4 outputs from 6 inputs, 2x fewer
-// multiplications than the definition along x, 1.33x fewer than F(2, 3). The error stays within 1e-4 x (1 + |y|) in
-// the differential tests (see kMinLargeTileSaving and docs/design.md, "Winograd's accuracy").
+// multiplications than the definition along x, 1.33x fewer than F(2, 3); 1D ones of 2 taps (and transposed ones
+// whose phases all have 2 taps) F(4, 2): 4 outputs from 5 inputs, 1.6x fewer than the definition, 1.2x fewer than
+// F(2, 2). The error stays within 1e-4 x (1 + |y|) in the differential tests (see kMinLargeTileSaving and
+// docs/design.md, "Winograd's accuracy").
 #include "engine/winograd.hpp"
 
 #include <hwy/cache_control.h>
@@ -87,6 +89,8 @@ constexpr double kMinMultiplicationRatio = 1.4;
 // to kMaxLargeTileChannels input channels, within the differential tests' 1e-4 (docs/design.md, "Winograd's
 // accuracy").
 constexpr double kMinLargeTileSaving = 1.2;
+// ... and F(4, 2) (1D) where it saves this many times F(2, 2)'s: 1.2x with whole tiles (WaveNet, HiFi-GAN up3).
+constexpr double kMinLargeTileSaving2 = 1.08;
 constexpr std::int64_t kMaxLargeTileChannels[2] = {256, 128};  // 1D, 2D
 constexpr std::int64_t kMinChannels = 64;
 // Transposed convolutions whose phases have 1 or 2 taps (kernel 3 at stride 2) save less (1.44x in 2D) and their
@@ -119,6 +123,11 @@ constexpr double kStreamBytes = 2.0 * 1024 * 1024;
 // group back whole: batch by batch, the context module and the 3D atrous layer ran 0.93-1.00x and 0.95-0.97x as fast
 // at 2 threads (their rows of 128 and 32 columns written back in runs of a few lines).
 constexpr std::int64_t kWriteBackColumns = 16;
+// channels_last outputs over this size are stored by the output transforms with non-temporal stores: timed in turns
+// (Intel Xeon, 1 thread; 2 threads alike), HiFi-GAN up3 (8 MiB) 1.20x as fast, WaveNet (8 MiB) 1.10x, DCGAN g4
+// (16 MiB) 1.10x, TCN (16 MiB) 1.04x, DeepLab's res5 and the 3D atrous layer (8 MiB) 1.01x; the context module's
+// 4 MiB gained 1% and stays plain, like the gemm path's outputs up to 4 MiB.
+constexpr double kStreamOutputBytes = 4.0 * 1024 * 1024;
 
 // One class of outputs along one axis: outputs out_first + j * out_step for j < count, where output j of the class
 // is the correlation of inputs in_first + j * in_step + u * in_step (u < r) with kernel taps taps[u].
@@ -229,21 +238,34 @@ double count_tiles(const std::array<Axis, 3>& axes, int nx) {
   return tiles;
 }
 
-// Outputs along x of a tile: 4 (F(4, 3) along x, F(2, 3) along the other axes) for convolutions with 3 taps per
-// axis and at most kMaxLargeTileChannels input channels (by the problem's axes) where that takes
-// kMinLargeTileSaving times fewer multiplications than F(2, 3) along x, as long as Winograd's other rules hold with
-// it as with F(2, 3) (its transformed kernels within kMaxTransformedBytes, kMinTilesPerKernel tiles); else 2.
+// Taps r of a tile that may run F(4, r) along x: 3 for convolutions with 3 taps per axis (1D and 2D), 2 for 1D
+// convolutions with 2 taps and 1D transposed ones whose phases all have 2 (kernel twice the stride); else 0.
+int large_tile_taps(const Problem& p) {
+  if (p.spatial_dims > 2) return 0;
+  bool three = p.op == Op::conv;
+  for (int d = 0; d < p.spatial_dims; ++d) three = three && p.kernel[d] == 3 && p.stride[d] == 1;
+  if (three) return 3;
+  if (p.spatial_dims != 1) return 0;
+  if (p.op == Op::conv) return p.kernel[0] == 2 && p.stride[0] == 1 ? 2 : 0;
+  return p.dilation[0] == 1 && p.kernel[0] % 2 == 0 && p.kernel[0] / 2 == p.stride[0] ? 2 : 0;
+}
+
+// Outputs along x of a tile: 4 (F(4, r) along x, F(2, r) along the other axes, see large_tile_taps) for problems with
+// at most kMaxLargeTileChannels input channels (by the problem's axes) where that takes kMinLargeTileSaving
+// (kMinLargeTileSaving2 for r = 2) times fewer multiplications than F(2, r) along x, as long as Winograd's other
+// rules hold with it as with F(2, r) (its transformed kernels within kMaxTransformedBytes, kMinTilesPerKernel tiles
+// per kernel); else 2.
 int x_tile_outputs(const Problem& p) {
-  if (p.op != Op::conv || p.spatial_dims > 2) return 2;
-  for (int d = 0; d < p.spatial_dims; ++d) {
-    if (p.kernel[d] != 3 || p.stride[d] != 1) return 2;
-  }
+  const int r = large_tile_taps(p);
+  if (r == 0) return 2;
   if (p.in_channels > kMaxLargeTileChannels[p.spatial_dims - 1]) return 2;
-  const double elements = 6.0 * std::pow(4.0, p.spatial_dims - 1);
+  const double elements = (r + 3) * std::pow(r + 1, p.spatial_dims - 1);
   if (elements * static_cast<double>(p.in_channels * p.out_channels) * sizeof(float) > kMaxTransformedBytes) return 2;
   const auto axes = axes_of(p);
-  if (count_tiles(axes, 4) < kMinTilesPerKernel) return 2;
-  return count_products(axes, 4).winograd * kMinLargeTileSaving <= count_products(axes, 2).winograd ? 4 : 2;
+  const double kernels = p.op == Op::conv ? 1 : static_cast<double>(axes[2].classes.size());
+  if (count_tiles(axes, 4) < kMinTilesPerKernel * kernels) return 2;
+  const double saving = r == 3 ? kMinLargeTileSaving : kMinLargeTileSaving2;
+  return count_products(axes, 4).winograd * saving <= count_products(axes, 2).winograd ? 4 : 2;
 }
 
 // Output and source bytes of one image.
@@ -347,6 +369,7 @@ struct State final : PlanState {
   bool whole_images = false;  // channels_first: outputs staged an image at a time (stages_images)
   bool shared_images = false;  // channels_first: a chunk of images' outputs staged whole (shares_staged_images)
   bool stream = false;  // channels_first: the write-back transposes stream (see kStreamBytes)
+  bool stream_outputs = false;  // channels_last: the output transforms stream
   std::int64_t tiles_per_batch = kTilesPerBatch;
   // channels_first (tile rows): tile rows per work item, whose tiles are batched together, and each tile's row.
   std::int64_t group_rows = 1;
@@ -362,7 +385,16 @@ struct State final : PlanState {
     return axis.classes[static_cast<std::size_t>(t.cls[static_cast<std::size_t>(a)])].out_first +
            (t.j[static_cast<std::size_t>(a)] + k) * axis.out_step;
   }
+  std::array<std::int64_t, 3> first_output(const Tile& t) const {
+    return {output(t, 0, 0), output(t, 1, 0), output(t, 2, 0)};
+  }
 };
+
+// The tiles in raster order of their first outputs (z, y, x).
+void sort_by_first_output(State& s) {
+  std::sort(s.tiles.begin(), s.tiles.end(),
+            [&](const Tile& a, const Tile& b) { return s.first_output(a) < s.first_output(b); });
+}
 
 struct Packed final : PackedData {
   util::AlignedFloats u;  // per kernel, from its offset: [element e][block][input channel][nr output channels]
@@ -371,7 +403,9 @@ struct Packed final : PackedData {
 // G g G^T along every axis of one kernel with taps[a] taps along axis a (row-major over the `dims` axes), taps + n - 1
 // values per axis, row-major, for tiles of n outputs along the axis (nx along the last, 2 along the others).
 //   F(2, 3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1];  F(2, 2): G = [1 0; 1 1; 0 1];  F(2, 1): G = [1; 1];
-//   F(4, 3): G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].
+//   F(4, 3): G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1];
+//   F(4, 2): G = [1/2 0; 1/2 1/2; 1/6 -1/6; 1/6 1/3; 0 1] (the factors of B^T's rows, scaled to whole numbers in
+//   winograd_transforms-inl.h, divided out).
 std::vector<float> transform_kernel(std::vector<double> g, int dims, const std::array<int, 3>& taps, int nx) {
   static constexpr double kG3[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   static constexpr double kG2[3][3] = {{1, 0, 0}, {1, 1, 0}, {0, 1, 0}};
@@ -379,11 +413,14 @@ std::vector<float> transform_kernel(std::vector<double> g, int dims, const std::
   static constexpr double kG43[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                         {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
                                         {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  static constexpr double kG42[5][3] = {{0.5, 0, 0}, {0.5, 0.5, 0}, {1.0 / 6, -1.0 / 6, 0}, {1.0 / 6, 1.0 / 3, 0},
+                                        {0, 1, 0}};
   std::array<std::int64_t, 3> shape{taps[0], taps[1], taps[2]};
   for (int axis = 0; axis < dims; ++axis) {
     const int r = taps[static_cast<std::size_t>(axis)], n = axis == dims - 1 ? nx : 2, alpha = r + n - 1;
     const auto G = [r, n](int i, int k) {
-      return n == 4 ? kG43[i][k] : (r == 3 ? kG3[i][k] : (r == 2 ? kG2[i][k] : kG1[i][k]));
+      if (n == 4) return r == 3 ? kG43[i][k] : kG42[i][k];
+      return r == 3 ? kG3[i][k] : (r == 2 ? kG2[i][k] : kG1[i][k]);
     };
     std::int64_t outer = 1, inner = 1;
     for (int a = 0; a < axis; ++a) outer *= shape[static_cast<std::size_t>(a)];
@@ -465,6 +502,8 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     s->x_outs = x_tile_outputs(p);
     s->axes = axes_of(p);
     s->stream = image_output_bytes(p) * static_cast<double>(p.batch) > kStreamBytes;
+    s->stream_outputs =
+        p.layout == Layout::channels_last && image_output_bytes(p) * static_cast<double>(p.batch) > kStreamOutputBytes;
     s->vectors = static_cast<int>(std::min<std::int64_t>(p.out_channels / s->kernels.lanes, kMaxVectorsPerTile));
     while (p.out_channels % (s->vectors * s->kernels.lanes) != 0) --s->vectors;
     s->rows = s->kernels.mr[s->vectors];
@@ -487,8 +526,8 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       shape.offset = offset;
       offset += shape.elements * p.in_channels * p.out_channels;
       const auto [z, y, x] = shape.taps;
-      shape.input = s->x_outs == 4 ? s->kernels.winograd4_input[s->dims] : s->kernels.winograd_input[z][y][x];
-      shape.output = s->x_outs == 4 ? s->kernels.winograd4_output[s->dims] : s->kernels.winograd_output[z][y][x];
+      shape.input = s->x_outs == 4 ? s->kernels.winograd4_input[x][s->dims] : s->kernels.winograd_input[z][y][x];
+      shape.output = s->x_outs == 4 ? s->kernels.winograd4_output[x][s->dims] : s->kernels.winograd_output[z][y][x];
       s->max_elements = std::max(s->max_elements, shape.elements);
       s->shapes.push_back(shape);
     }
@@ -502,6 +541,15 @@ class Winograd final : public detail::ForwardOnlyImplementation {
                 s->tiles.push_back({{cz, cy, cx}, {jz, jy, jx}, kernel});
               }
         }
+    if (!phases && p.layout == Layout::channels_last && transformed_bytes(p, *s) < kLargeBatchBytes) {
+      // Tiles in raster order of their first outputs (z, y, x), so that a batch's tiles read neighbouring input
+      // pixels and write neighbouring outputs, rather than class by class (outputs a dilation apart: WaveNet's, 256
+      // pixels apart, read and wrote rows 64 and 128 KiB apart). Timed in turns (Intel Xeon, 1 thread): WaveNet 1.08x
+      // as fast, the 3D atrous layer 1.08x, TCN 1.05x. DeepLab's res5 and ASPP rate 6 ran the same within the noise
+      // (1 and 2 threads): with kLargeBatchBytes of transformed kernels, which every batch streams, they keep the
+      // class order. channels_first sorts its tiles so for its tile rows (below).
+      sort_by_first_output(*s);
+    }
     if (p.layout == Layout::channels_first && stages_images(p)) {
       s->whole_images = true;
     } else if (p.layout == Layout::channels_first && shares_staged_images(p)) {
@@ -510,13 +558,9 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     } else if (p.layout == Layout::channels_first) {
       s->copies_items = p.spatial_dims == 1 && image_source_bytes(p) <= kMaxStagedBytes;
       s->images = s->copies_items ? p.batch : chunk_images(p);
-      const State& st = *s;
-      auto first = [&](const Tile& t) {
-        return std::array<std::int64_t, 3>{st.output(t, 0, 0), st.output(t, 1, 0), st.output(t, 2, 0)};
-      };
-      std::sort(s->tiles.begin(), s->tiles.end(), [&](const Tile& a, const Tile& b) { return first(a) < first(b); });
+      sort_by_first_output(*s);
       for (std::int64_t t = 0; t < static_cast<std::int64_t>(s->tiles.size()); ++t) {
-        const auto o = first(s->tiles[static_cast<std::size_t>(t)]);
+        const auto o = s->first_output(s->tiles[static_cast<std::size_t>(t)]);
         if (s->tile_rows.empty() || s->tile_rows.back().oz != o[0] || s->tile_rows.back().oy != o[1]) {
           s->tile_rows.push_back({o[0], o[1], t, 0});
         }
@@ -529,9 +573,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     }
     // Large batches where the transformed kernels are large, as long as the workspace stays within kMaxWorkspace
     // with the threads OpenMP would use.
-    const double transformed = static_cast<double>(s->shapes.back().offset + s->shapes.back().elements *
-                                                                                 p.in_channels * p.out_channels) *
-                               sizeof(float);
+    const double transformed = transformed_bytes(p, *s);
     if (transformed >= kLargeBatchBytes) s->tiles_per_batch = kLargeTilesPerBatch;
 #ifdef _OPENMP
     const int threads = omp_get_max_threads();  // as Plan::forward_workspace_bytes counts them
@@ -598,6 +640,12 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     }
     packed->bytes = packed->u.size() * sizeof(float);
     return packed;
+  }
+
+  // Bytes of all the transformed kernels (s.shapes set).
+  static double transformed_bytes(const Problem& p, const State& s) {
+    const KernelShape& last = s.shapes.back();
+    return static_cast<double>(last.offset + last.elements * p.in_channels * p.out_channels) * sizeof(float);
   }
 
   // Batches of an image as many as a multiple of the threads, of equal size in whole tiles of the gemm kernel, at
@@ -681,10 +729,13 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       const std::int64_t n = item / batches, first = (item % batches) * batch;
       const float* src = static_cast<const float*>(args.src) + n * src_image;
       float* dst = static_cast<float*>(args.dst) + n * dst_image;
-      run_batch(p, s, packed, args.bias, src, first, std::min(batch, tiles - first),
-                [&](std::int64_t, std::int64_t z, std::int64_t y, std::int64_t x) {
-                  return dst + ((z * ax[1].out + y) * ax[2].out + x) * p.out_channels;
-                });
+      run_batch(
+          p, s, packed, args.bias, src, first, std::min(batch, tiles - first),
+          [&](std::int64_t, std::int64_t z, std::int64_t y, std::int64_t x) {
+            return dst + ((z * ax[1].out + y) * ax[2].out + x) * p.out_channels;
+          },
+          s.stream_outputs);
+      if (s.stream_outputs) hwy::FlushStream();  // streamed stores are visible before the threads join
     }
   }
 
@@ -836,7 +887,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
   // use different kernels (phases).
   template <class OutAt>
   void run_batch(const Problem& p, const State& s, const Packed& packed, const void* bias_data, const float* src,
-                 std::int64_t first, std::int64_t count, const OutAt& out_at) const {
+                 std::int64_t first, std::int64_t count, const OutAt& out_at, bool stream = false) const {
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
     const auto& ax = s.axes;
 
@@ -942,7 +993,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
                        : nullptr;
           }
       s.shapes[static_cast<std::size_t>(tile.kernel)].output(m_buf.data() + t * oc, m_plane, oc, bias,
-                                                             outputs.data());
+                                                             outputs.data(), stream);
     }
   }
 };

@@ -41,9 +41,10 @@ void SetWinogradTransforms(KernelSet& set) {
   SetWinogradTransform<2, 1>(set), SetWinogradTransform<1, 1, 1>(set), SetWinogradTransform<1, 1, 2>(set);
   SetWinogradTransform<1, 2, 1>(set), SetWinogradTransform<1, 2, 2>(set), SetWinogradTransform<2, 1, 1>(set);
   SetWinogradTransform<2, 1, 2>(set), SetWinogradTransform<2, 2, 1>(set);
-  // F(4, 3) along x (and F(2, 3) along y), 1D and 2D
-  set.winograd4_input[1] = WinogradInput<4, 3>, set.winograd4_output[1] = WinogradOutput<4, 3>;
-  set.winograd4_input[2] = WinogradInput<4, 3, 3>, set.winograd4_output[2] = WinogradOutput<4, 3, 3>;
+  // F(4, 3) along x (and F(2, 3) along y), 1D and 2D; F(4, 2) in 1D
+  set.winograd4_input[3][1] = WinogradInput<4, 3>, set.winograd4_output[3][1] = WinogradOutput<4, 3>;
+  set.winograd4_input[3][2] = WinogradInput<4, 3, 3>, set.winograd4_output[3][2] = WinogradOutput<4, 3, 3>;
+  set.winograd4_input[2][1] = WinogradInput<4, 2>, set.winograd4_output[2][1] = WinogradOutput<4, 2>;
 }
 
 void FillWinogradKernels(KernelSet* set) {

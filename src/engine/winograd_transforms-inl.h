@@ -1,7 +1,7 @@
 // Winograd F(2, r) input and output transforms, r = 1, 2 or 3 taps per axis (not necessarily the same on every
-// axis), along every axis of a 1D, 2D or 3D tile, and F(4, 3) along the last axis (x) of a tile with 3 taps on every
-// axis (F(2, 3) along the others), vectorised over channels. Included by winograd_kernels.cpp inside its per-target
-// namespace (Highway's "-inl.h" convention: no include guard, compiled once per target).
+// axis), along every axis of a 1D, 2D or 3D tile, and F(4, r), r = 2 or 3, along the last axis (x) of a tile with r
+// taps on every axis (F(2, r) along the others), vectorised over channels. Included by winograd_kernels.cpp inside
+// its per-target namespace (Highway's "-inl.h" convention: no include guard, compiled once per target).
 //
 // A tile computes n = 2 outputs per axis (or 4 along x) of the correlation y[i] = sum g[a] d[i + a] (a sum over
 // every axis) from an input patch d of r + n - 1 values per axis: V = B^T d B (B^T along each axis), products
@@ -11,6 +11,9 @@
 //   F(2, 1): B^T = A^T = I (2 x 2): a stride phase of a transposed convolution with 1 tap along that axis
 //   F(4, 3): B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
 //            A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1] (Lavin and Gray's points 0, +-1, +-2)
+//   F(4, 2): B^T = [2 -1 -2 1 0; 0 2 1 -1 0; 0 -2 3 -1 0; 0 -1 0 1 0; 0 2 -1 -2 1],
+//            A^T = [1 1 1 1 0; 0 1 -1 2 0; 0 1 1 4 0; 0 1 -1 8 1] (points 0, 1, -1, 2; B^T scaled to whole numbers,
+//            G carries the factors: see winograd.cpp)
 // (F(2, 2): y0 = (d0 - d1) g0 + d1 (g0 + g1), y1 = d1 (g0 + g1) + (d2 - d1) g1.)
 
 // Calls f(std::integral_constant<int, i>) for i < N, unrolled at compile time: the transforms index their vector
@@ -66,8 +69,18 @@ struct TileShape {
 // B^T along one line of the patch: elements BASE, BASE + STEP, ... (R = 1: the identity).
 template <int N, int R, int BASE, int STEP>
 HWY_INLINE void InputTransformLine(V* x) {
-  if constexpr (N == 4) {
-    static_assert(R == 3, "F(4, r) is compiled for 3 taps only");
+  if constexpr (N == 4 && R == 2) {
+    const D d;
+    const V d0 = x[BASE], d1 = x[BASE + STEP], d2 = x[BASE + 2 * STEP], d3 = x[BASE + 3 * STEP];
+    const V d4 = x[BASE + 4 * STEP];
+    const V two = hn::Set(d, 2.0f), d31 = hn::Sub(d3, d1), d23 = hn::Sub(d2, d3);
+    x[BASE] = hn::MulAdd(two, hn::Sub(d0, d2), d31);                          // 2 d0 - d1 - 2 d2 + d3
+    x[BASE + STEP] = hn::MulAdd(two, d1, d23);                                // 2 d1 + d2 - d3
+    x[BASE + 2 * STEP] = hn::NegMulAdd(two, hn::Sub(d1, d2), d23);            // -2 d1 + 3 d2 - d3
+    x[BASE + 3 * STEP] = d31;                                                 // d3 - d1
+    x[BASE + 4 * STEP] = hn::NegMulAdd(two, d31, hn::Sub(d4, d2));            // 2 d1 - d2 - 2 d3 + d4
+  } else if constexpr (N == 4) {
+    static_assert(R == 3, "F(4, r) is compiled for 2 and 3 taps only");
     const D d;
     const V d0 = x[BASE], d1 = x[BASE + STEP], d2 = x[BASE + 2 * STEP], d3 = x[BASE + 3 * STEP];
     const V d4 = x[BASE + 4 * STEP], d5 = x[BASE + 5 * STEP];
@@ -117,14 +130,19 @@ void WinogradInput(const float* const* patch, std::int64_t channels, float* v, s
 
 // m[i * e_stride + c]: the products, one per transformed element. out[j] receives output j (row-major, NX along x
 // and 2 along the other axes) for every channel, plus the bias (may be null); a null output pointer is outside the
-// output and skipped.
+// output and skipped. `stream`: non-temporal stores where every output is vector-aligned (the caller fences).
 template <int NX, int... R>
 void WinogradOutput(const float* m, std::int64_t e_stride, std::int64_t channels, const float* bias,
-                    float* const* out) {
+                    float* const* out, bool stream) {
   using S = TileShape<NX, R...>;
   constexpr int kDims = S::kDims, kElements = S::kElements;
   const D d;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  if (stream) {
+    for (int j = 0; j < S::kOutputs; ++j) {
+      stream = stream && reinterpret_cast<std::uintptr_t>(out[j]) % (lanes * sizeof(float)) == 0;
+    }
+  }
   for (std::int64_t c = 0; c < channels; c += lanes) {
     V x[kElements];
     Unroll<kElements>([&](auto i) { x[i] = hn::LoadU(d, m + i * e_stride + c); });
@@ -139,7 +157,15 @@ void WinogradOutput(const float* m, std::int64_t e_stride, std::int64_t channels
           Unroll<kInner>([&](auto j) {
             constexpr int kIn = o * kAlpha * kInner + j;
             V y[N];
-            if constexpr (N == 4) {
+            if constexpr (N == 4 && kAxisTaps == 2) {
+              const V m0 = x[kIn], m1 = x[kIn + kInner], m2 = x[kIn + 2 * kInner], m3 = x[kIn + 3 * kInner];
+              const V m4 = x[kIn + 4 * kInner];
+              const V a = hn::Add(m1, m2), b = hn::Sub(m1, m2);
+              y[0] = hn::Add(hn::Add(m0, a), m3);
+              y[1] = hn::MulAdd(hn::Set(d, 2.0f), m3, b);
+              y[2] = hn::MulAdd(hn::Set(d, 4.0f), m3, a);
+              y[3] = hn::Add(hn::MulAdd(hn::Set(d, 8.0f), m3, b), m4);
+            } else if constexpr (N == 4) {
               const V m0 = x[kIn], m1 = x[kIn + kInner], m2 = x[kIn + 2 * kInner], m3 = x[kIn + 3 * kInner];
               const V m4 = x[kIn + 4 * kInner], m5 = x[kIn + 5 * kInner];
               const V a = hn::Add(m1, m2), b = hn::Sub(m1, m2), c3 = hn::Add(m3, m4), e = hn::Sub(m3, m4);
@@ -162,8 +188,14 @@ void WinogradOutput(const float* m, std::int64_t e_stride, std::int64_t channels
       }
     });
     const V init = bias ? hn::LoadU(d, bias + c) : hn::Zero(d);
-    Unroll<S::kOutputs>([&](auto j) {
-      if (out[j]) hn::StoreU(hn::Add(init, x[j]), d, out[j] + c);
-    });
+    if (stream) {
+      Unroll<S::kOutputs>([&](auto j) {
+        if (out[j]) hn::Stream(hn::Add(init, x[j]), d, out[j] + c);
+      });
+    } else {
+      Unroll<S::kOutputs>([&](auto j) {
+        if (out[j]) hn::StoreU(hn::Add(init, x[j]), d, out[j] + c);
+      });
+    }
   }
 }

@@ -448,6 +448,10 @@ TEST(Engine, ReportsForwardWorkspace) {
   ASSERT_EQ(winograd.implementation_name(), "winograd");
   EXPECT_EQ(winograd.forward_workspace_bytes(),
             2u * (6 * 36 * (128 + 256) + 36 * 6 * 2 + 2048 * 256 + 256 * 2048) * sizeof(float));
+  // ... WaveNet's (channels_last): F(4, 2) tiles, 5 transformed elements, no staging.
+  const Plan wavenet(parse_problem("conv_mb1_g1_ic64_oc128_i16384_k2_s1_d256_p256:0_f32_clast_wtorch"));
+  ASSERT_EQ(wavenet.implementation_name(), "winograd");
+  EXPECT_EQ(wavenet.forward_workspace_bytes(), 2u * (5 * 36 * (64 + 128) + 36 * 5 * 2) * sizeof(float));
   // 2D tile rows copy a chunk of images for all threads: the context module's 4 MiB image.
   const Plan context(parse_problem("conv_mb1_g1_ic64_oc64_i128x128_k3x3_s1x1_d16x16_p16:16x16:16_f32_cfirst_wtorch"));
   ASSERT_EQ(context.implementation_name(), "winograd");
@@ -656,9 +660,23 @@ TEST(Engine, WinogradOtherShapesMatchReference) {
                   "convT_mb1_g1_ic80_oc64_i8x9_k6x6_s2x2_d1x1_p2:2x2:2_op1x1_f32_clast_wtf",
                   "convT_mb1_g1_ic64_oc64_i5x4x6_k4x4x4_s2x2x2_d1x1x1_p1:1x1:1x1:1_op0x0x0_f32_cfirst_wtorch",
                   // channels_first images over 2 MiB of output: staged tile row by tile row, not whole
-                  "conv_mb1_g1_ic64_oc64_i64x130_k2x2_s1x1_d1x1_p0:1x1:0_f32_cfirst_wtorch"});
+                  "conv_mb1_g1_ic64_oc64_i64x130_k2x2_s1x1_d1x1_p0:1x1:0_f32_cfirst_wtorch",
+                  // 1D, 2 taps: F(4, 2) along x (WaveNet's causal padding, residue classes of 40 and 41 outputs whose
+                  // last tiles are partly past the output; symmetric padding without dilation), a batch, both
+                  // layouts and weight layouts
+                  "conv_mb2_g1_ic64_oc80_i203_k2_s1_d5_p5:0_f32_clast_wtorch",
+                  "conv_mb1_g1_ic128_oc64_i301_k2_s1_d1_p1:1_f32_cfirst_wtf",
+                  // ... transposed, kernel twice the stride (phases of 2 taps): padding past the stride, output
+                  // padding, odd lengths
+                  "convT_mb2_g1_ic64_oc64_i157_k4_s2_d1_p1:2_op1_f32_clast_wtorch",
+                  "convT_mb1_g1_ic128_oc64_i99_k6_s3_d1_p4:2_op2_f32_cfirst_wtf"});
   // channels_first outputs over 2 MiB are written back with streaming stores, here from whole images (transposed)
   check_problems({"convT_mb6_g1_ic64_oc64_i16x24_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"}, "winograd", true);
+  // channels_last outputs over 4 MiB are stored by the output transforms with streaming stores, where the output is
+  // vector-aligned (4.2 MiB, F(4, 2) in raster order)
+  for (bool aligned : {true, false}) {
+    check_problems({"conv_mb1_g1_ic64_oc64_i16400_k2_s1_d7_p7:0_f32_clast_wtorch"}, "winograd", aligned);
+  }
 }
 
 // The copies between channels_first and channels_last: every block size's edges (rows and columns not multiples of
@@ -927,7 +945,10 @@ TEST_P(EngineTarget, WinogradMatchesReference) {
                   "conv_mb1_g1_ic64_oc80_i130_k3_s1_d1_p0:2_f32_clast_wtf",
                   "conv_mb1_g1_ic64_oc64_i7x6x9_k3x3x3_s1x1x1_d1x1x2_p1:1x1:2x2:2_f32_clast_wtf",
                   "convT_mb1_g1_ic64_oc64_i10x9_k4x6_s2x3_d1x1_p1:2x2:1_op1x0_f32_cfirst_wtorch",
-                  "convT_mb1_g1_ic128_oc128_i8x9_k5x4_s3x2_d1x1_p2:1x1:2_op1x0_f32_clast_wtorch"});
+                  "convT_mb1_g1_ic128_oc128_i8x9_k5x4_s3x2_d1x1_p2:1x1:2_op1x0_f32_clast_wtorch",
+                  // 1D: F(4, 2), a convolution and a transposed one
+                  "conv_mb1_g1_ic64_oc64_i171_k2_s1_d3_p3:0_f32_clast_wtorch",
+                  "convT_mb1_g1_ic64_oc64_i93_k4_s2_d1_p1:1_op0_f32_clast_wtf"});
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTargets, EngineTarget, ::testing::ValuesIn(engine::supported_targets()),
