@@ -92,12 +92,14 @@ constexpr double kMinLargeTileSaving = 1.2;
 // ... and F(4, 2) (1D) where it saves this many times F(2, 2)'s: 1.2x with whole tiles (WaveNet, HiFi-GAN up3).
 constexpr double kMinLargeTileSaving2 = 1.08;
 constexpr std::int64_t kMaxLargeTileChannels[2] = {256, 128};  // 1D, 2D
-constexpr std::int64_t kMinChannels = 64;
 // Transposed convolutions whose phases have 1 or 2 taps (kernel 3 at stride 2) save less (1.44x in 2D) and their
-// 1-tap phases give short GEMMs: timed in turns against the gemm path, CycleGAN's 128 -> 64 channels ran at 0.87-0.95x
-// and the 3D 64 -> 32 one at 0.88-0.95x, while 256 -> 128 and 512 -> 256 (2D) ran 1.07-1.11x faster and
-// 128 -> 128 (3D) 1.19-1.28x.
-constexpr std::int64_t kMinChannelsMixedPhases = 128;
+// 1-tap phases give short GEMMs: they had needed 128 channels (CycleGAN's 128 -> 64 ran at 0.87-0.95x of the gemm
+// path's speed, the 3D 64 -> 32 one 0.88-0.95x; 256 -> 128 and 512 -> 256 in 2D 1.07-1.11x faster, 128 -> 128 in 3D
+// 1.19-1.28x). Since channels_last outputs stream (kStreamOutputBytes), CycleGAN (16 MiB of outputs) runs 1.09x as
+// fast as the gemm path at 1 thread and 1.12x at 2, a 3D 64 -> 64 one (32^3 inputs) 1.26x, and 2D 64 -> 64 ones (64^2
+// and 128^2 inputs) the same (in turns, Intel Xeon): they take kMinChannels like the others. The 3D 64 -> 32 one
+// (vol_up_k3) ran as fast as the sub-pixel path with 32 output channels allowed, and stays below it.
+constexpr std::int64_t kMinChannels = 64;
 // Tiles per transformed kernel and image: a batch's GEMMs run over the tiles of one kernel, and short runs reload
 // the kernel's weights for few tiles. DCGAN's g2 (4x4 images, 4 tiles per stride phase) ran at 0.45x the gemm path,
 // its g4 (16x16, 64 tiles per phase) at 1.25-1.31x.
@@ -468,14 +470,10 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     const auto axes = axes_of(p);
     const int nx = x_tile_outputs(p);
     double elements = 1;  // of the largest tile
-    bool one_tap_phases = false;
     for (const Axis& a : axes) {
       int most = 0;
-      for (const AxisClass& k : a.classes) most = std::max(most, k.r), one_tap_phases |= a.active && k.r == 1;
+      for (const AxisClass& k : a.classes) most = std::max(most, k.r);
       elements *= a.active ? most + (&a == &axes[2] ? nx : 2) - 1 : 1;
-    }
-    if (one_tap_phases && std::min(p.in_channels, p.out_channels) < kMinChannelsMixedPhases) {
-      return "stride phases of 1 and 2 taps with fewer than " + std::to_string(kMinChannelsMixedPhases) + " channels";
     }
     const bool wide = (p.layout == Layout::channels_last || shares_staged_images(p)) && lanes >= 16;
     const double limit = wide ? kMaxTransformedBytesWide : kMaxTransformedBytes;

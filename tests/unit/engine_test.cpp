@@ -1040,11 +1040,12 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   const Plan res5_wide(parse_problem("conv_mb1_g1_ic512_oc1024_i65x65_k3x3_s1x1_d4x4_p4:4x4:4_f32_cfirst_wtorch"));
   EXPECT_EQ(res5_wide.candidates()[0].declined_because,
             "transformed kernels over 16 MiB (every batch of tiles streams them)");
-  // Phases of 1 and 2 taps (CycleGAN's 3x3 at stride 2) from 128 channels on.
+  // Phases of 1 and 2 taps (CycleGAN's 3x3 at stride 2) from 64 channels on both sides, like the others.
   const Plan cyclegan(parse_problem("convT_mb1_g1_ic128_oc64_i128x128_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
-  EXPECT_EQ(cyclegan.implementation_name(), "gemm_simd");
-  EXPECT_EQ(cyclegan.candidates()[0].declined_because,
-            "stride phases of 1 and 2 taps with fewer than 128 channels");
+  EXPECT_EQ(cyclegan.implementation_name(), "winograd");
+  const Plan vol(
+      parse_problem("convT_mb1_g1_ic64_oc32_i32x32x32_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_clast_wtorch"));
+  EXPECT_EQ(vol.candidates()[0].declined_because, "fewer than 64 channels");
   const Plan wider(parse_problem("convT_mb1_g1_ic256_oc128_i64x64_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
   EXPECT_EQ(wider.implementation_name(), "winograd");
   // channels_first transposed layers whose image outputs exceed the whole-image staging (the tile rows of one
