@@ -105,6 +105,11 @@ struct PlanarGemmCall {
   // it). No `accumulate`.
   int winograd = 0;
   const int* part_x_taps = nullptr;
+  // ... or, with winograd_step = d > 0 (one part: a convolution dilated d along x, d a multiple of the tile's width),
+  // groups along the dilation: group g, at lane g of a[t], is pixels h + k d (k < n) of block b, h = g mod d and
+  // b = g / d, which go to c[b n d + k d + h]; `count` outputs from c exist, and groups are read up to
+  // ceil(count / (n d)) d, in whole tiles.
+  std::int64_t winograd_step = 0;
 };
 using PlanarGemmFn = void (*)(const PlanarGemmCall&);
 
@@ -217,10 +222,12 @@ struct KernelSet {
   //             (Toom-Cook's input transform for the points 0, 1, -1, 2 and infinity, rows scaled to whole
   //             coefficients);
   //   F(2, 2):  d0 - d1,  d1,  d2 - d1;   F(n, 1):  d0 .. d(n-1);
-  // reading x[0, n * (groups rounded up to whole vectors + 1)).
+  // reading x[0, n * (groups rounded up to whole vectors + 1)). With step = d > 0 (one part of 2 taps, d a
+  // multiple of the vector width, groups a multiple of d), group g = b d + h takes d_u = x[b n d + h + u d] instead
+  // (PlanarGemmCall::winograd_step), reading x[0, (groups / d) n d + d).
   void (*winograd_rows)(const float* from, std::int64_t from_stride, std::int64_t rows, const std::int64_t* first,
                         const int* taps, int parts, int n, std::int64_t groups, float* to, std::int64_t to_stride,
-                        std::int64_t stream_stride) = nullptr;
+                        std::int64_t stream_stride, std::int64_t step) = nullptr;
 };
 
 // Channels_first images [channel][pixel] copied into channels_last [pixel][channel] with kernels.transpose, in

@@ -88,6 +88,11 @@ constexpr double kMinWinogradSaving = 1.15;
 // where they fill the vectors about as well as groups of 2 (group_cost). Its rounding error stays near the direct
 // sum's (docs/design.md, "Winograd's accuracy"). Measured against gemm_planar on HiFi-GAN up3 channels_first (F(4,
 // 2) against F(2, 2) too): docs/design.md.
+// A convolution whose 2 x taps are a dilation d apart (WaveNet's 256) takes the groups along the dilation instead
+// (State::winograd_step): group h of a block of n d pixels is pixels h, h + d, .. h + (n - 1) d, from the input
+// columns h + u d, so that a vector of consecutive groups reads and writes whole vectors of consecutive pixels, with
+// nothing deinterleaved (d a multiple of the vector width; chunks of whole blocks). WaveNet channels_first, timed in
+// turns against gemm_planar (Intel Xeon): 1.10-1.25x as fast at 1 thread, 1.13x at 2.
 struct WinogradX {
   std::int64_t first = 0;  // f: the lower tap's input column for pixel 0 of the phase (in_first + its in_offset)
   int taps = 2;  // r
@@ -144,6 +149,7 @@ struct State final : PlanState {
   std::int64_t group_stride = 0;     // floats per transformed row (groups of a chunk, whole vectors)
   std::int64_t transformed_stride = 0;  // floats from one (row, channel) of the transformed panel to the next
   std::array<WinogradX, 2> winograd_x;  // per phase
+  std::int64_t winograd_step = 0;  // d: groups along x's dilation (dilated_x_step), blocks of n d pixels; or 0
   int group = 4;  // pixels per group: F(group, r)
   std::array<int, 2> x_taps{};  // r per phase (PlanarGemmCall::part_x_taps)
   std::array<int, 3> stream_offset{};  // per phase, its first transformed row of an input row; [parts]: all of them
@@ -158,6 +164,11 @@ struct Packed final : PackedData {
 
 std::int64_t round_up(std::int64_t a, std::int64_t b) { return (a + b - 1) / b * b; }
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+// Groups along a dilation (State::winograd_step) of a chunk of `pixels` pixels: d per block of n d pixels.
+std::int64_t dilated_groups(const State& s, std::int64_t pixels) {
+  return ceil_div(pixels, s.group * s.winograd_step) * s.winograd_step;
+}
 
 // The output rows of one work item: band_z output planes (z) by band_y rows (y), fewer at the ends; 1D and 2D
 // problems have one plane, so a band is band_y consecutive rows. 3D bands are blocks rather than runs of rows of
@@ -240,9 +251,21 @@ bool padding_x_pays(const State& s, std::int64_t chunk_len) {
   return padded <= segmented;  // a tie: whole runs, which fused_phases needs
 }
 
+// The dilation of a convolution's 2 taps along x (one sequence), if they are more than a column apart: Winograd's
+// groups then run along it (WinogradX, PlanarGemmCall::winograd_step); else 0.
+std::int64_t dilated_x_step(const Axis& axis) {
+  if (axis.sequences.size() != 1 || axis.sequences[0].taps.size() != 2) return 0;
+  const std::int64_t gap = std::abs(axis.sequences[0].taps[0].in_offset - axis.sequences[0].taps[1].in_offset);
+  return gap > 1 ? gap : 0;
+}
+
 // Why winograd_planar does not take x phases like these, if it does not (see WinogradX).
-std::optional<std::string> winograd_x_declines(const Axis& axis) {
+std::optional<std::string> winograd_x_declines(const Axis& axis, std::int64_t lanes) {
   if (axis.sequences.size() > 2) return "more than 2 phases along the last axis";
+  if (const std::int64_t step = dilated_x_step(axis); step > 0) {
+    if (step % lanes != 0) return "2 taps along the last axis a dilation apart that is not a multiple of the vectors";
+    return std::nullopt;
+  }
   bool two = false;
   for (const AxisSequence& seq : axis.sequences) {
     if (seq.taps.empty() || seq.taps.size() > 2 ||
@@ -265,7 +288,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
   std::optional<std::string> declines(const Problem& p) const override {
     if (auto reason = planar_declines(p)) return reason;
     if (!winograd_) return std::nullopt;
-    if (auto reason = winograd_x_declines(make_axis(p, p.spatial_dims - 1))) return reason;
+    if (auto reason = winograd_x_declines(make_axis(p, p.spatial_dims - 1), best_kernels().lanes)) return reason;
     if (p.out_channels / p.groups < kMinWinogradOutputChannels) {
       return "fewer than " + std::to_string(kMinWinogradOutputChannels) + " output channels per group";
     }
@@ -370,9 +393,13 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       const double four = group_cost(xs, run, 4, s->kernels.lanes), two = group_cost(xs, run, 2, s->kernels.lanes);
       s->group = group != 0 ? group : (four <= two ? 4 : 2);
       s->winograd_saving = group_cost(xs, run, 1, s->kernels.lanes) / (s->group == 4 ? four : two);
+      s->winograd_step = dilated_x_step(s->axes[2]);
     }
+    const std::int64_t step = s->winograd_step;
+    if (step > 0) chunk_len = round_up(chunk_len, s->group * step);  // chunks of whole blocks
     s->vectors = s->winograd ? choose_vectors(s->kernels, ceil_div(run, s->group), s->ocg, false)
                              : choose_vectors(s->kernels, run, s->ocg, s->parts == 1);
+    while (step > 0 && step % (s->vectors * s->kernels.lanes) != 0) --s->vectors;  // tiles within a block
     s->mr = s->kernels.planar_mr[s->vectors];
     s->blocks = (s->ocg + s->mr - 1) / s->mr;
 
@@ -380,7 +407,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     // padded_x, every tap of every pixel: the columns outside the input are zeros in the panel.
     s->padded_x = s->winograd || padding_x_pays(*s, chunk_len);
     const std::int64_t lanes = s->kernels.lanes;
-    s->group_stride = round_up(ceil_div(chunk_len, s->group), lanes);
+    s->group_stride = step > 0 ? dilated_groups(*s, chunk_len) : round_up(ceil_div(chunk_len, s->group), lanes);
     for (std::size_t q = 0; s->winograd && q < xs.size(); ++q) {
       const AxisTap& a = xs[q].taps.front();
       const AxisTap& b = xs[q].taps.back();  // a, if the phase has one tap
@@ -396,8 +423,10 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       if (s->winograd) {  // what winograd_rows reads for the chunk's groups, rounded up to whole vectors
         const std::int64_t groups = round_up(ceil_div(c.j_end - j0, s->group), lanes);
         for (int q = 0; q < s->parts; ++q) {
-          c.lo = std::min(c.lo, j0 + s->winograd_x[static_cast<std::size_t>(q)].first);
-          c.hi = std::max(c.hi, j0 + s->winograd_x[static_cast<std::size_t>(q)].first + s->group * (groups + 1));
+          const std::int64_t first = j0 + s->winograd_x[static_cast<std::size_t>(q)].first;
+          c.lo = std::min(c.lo, first);
+          c.hi = std::max(c.hi, step > 0 ? first + dilated_groups(*s, c.j_end - j0) * s->group + step
+                                         : first + s->group * (groups + 1));
         }
         widest = std::max(widest, c.hi - c.lo);
         s->chunks.push_back(c);
@@ -447,8 +476,10 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       s->transformed_stride = round_up(s->stream_offset[static_cast<std::size_t>(s->parts)] * s->group_stride, line);
       if ((s->transformed_stride / line) % 2 == 0) s->transformed_stride += line;
     }
-    const std::int64_t row_bytes =
-        s->max_slots * (s->panel_stride + s->transformed_stride) * static_cast<std::int64_t>(sizeof(float));
+    // What the tiles read while every block of output channels passes over it: the panel, or Winograd's transformed
+    // panel (its panel, where there is one, is read once by winograd_rows right after it is written).
+    const std::int64_t read_stride = s->winograd ? s->transformed_stride : s->panel_stride;
+    const std::int64_t row_bytes = s->max_slots * read_stride * static_cast<std::int64_t>(sizeof(float));
     s->k_chunk = std::clamp<std::int64_t>(kPanelBytes / row_bytes, kMinChannels, s->icg);
     const std::int64_t passes = (s->icg + s->k_chunk - 1) / s->k_chunk;
     s->k_chunk = (s->icg + passes - 1) / passes;  // equal passes
@@ -669,6 +700,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     groups.ntaps = t;
     groups.winograd = s.group;
     groups.part_x_taps = s.x_taps.data();
+    groups.winograd_step = s.winograd_step;
     groups.c = dst_row + chunk.j_begin * s.parts;
     groups.count = std::min(s.out[2], chunk.j_end * s.parts) - chunk.j_begin * s.parts;
     s.kernels.planar_gemm[s.vectors](groups);
@@ -684,20 +716,22 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       sc.group_first[static_cast<std::size_t>(part)] =
           chunk.j_begin + s.winograd_x[static_cast<std::size_t>(part)].first - chunk.lo;
     }
-    const std::int64_t groups = ceil_div(chunk.j_end - chunk.j_begin, s.group);
+    const std::int64_t pixels = chunk.j_end - chunk.j_begin;
+    const std::int64_t groups = s.winograd_step > 0 ? dilated_groups(s, pixels) : ceil_div(pixels, s.group);
     if (zeros_before == 0 && inside == window) {
       for (std::int64_t slot = 0; slot < slots; ++slot) {
         s.kernels.winograd_rows(sc.slot_rows[static_cast<std::size_t>(slot)], in_plane, kc, sc.group_first.data(),
                                 s.x_taps.data(), s.parts, s.group, groups,
                                 sc.transformed.data() + slot * kc * s.transformed_stride, s.transformed_stride,
-                                s.group_stride);
+                                s.group_stride, s.winograd_step);
       }
       return;
     }
     s.kernels.panel_rows(sc.slot_rows.data(), slots, in_plane, sc.panel.data(), s.panel_stride, kc, zeros_before,
                          inside, window);
     s.kernels.winograd_rows(sc.panel.data(), s.panel_stride, slots * kc, sc.group_first.data(), s.x_taps.data(),
-                            s.parts, s.group, groups, sc.transformed.data(), s.transformed_stride, s.group_stride);
+                            s.parts, s.group, groups, sc.transformed.data(), s.transformed_stride, s.group_stride,
+                            s.winograd_step);
   }
 
   void run_item(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args, const Item& it,

@@ -634,6 +634,35 @@ HWY_INLINE void PlanarGemmGroups(const D d, const PlanarGemmCall& call, std::int
   }
 }
 
+// Groups x.. along a dilation (PlanarGemmCall::winograd_step), one block's: pixel k of the tile's groups, in
+// parts_buf's part k (rows r < m), goes to outputs b n d + k d + h.. of each row, h = x mod d and b = x / d (the
+// tile's width divides d, so its groups are one block's).
+template <int M, int NV>
+HWY_INLINE void StoreDilatedGroups(const D d, const PlanarGemmCall& call, std::int64_t x, int block, int m,
+                                   const float* parts_buf, size_t part_stride) {
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  const std::int64_t step = call.winograd_step, n = call.winograd;
+  const std::int64_t first = x / step * n * step + x % step;  // pixel 0 of the tile's first group
+  HWY_ALIGN float row_buf[HWY_MAX_BYTES / sizeof(float)];
+  for (int r = 0; r < m; ++r) {
+    float* c = call.c + (block * M + r) * call.c_channel_stride;
+    for (std::int64_t k = 0; k < n; ++k)
+      for (int v = 0; v < NV; ++v) {
+        const std::int64_t at = first + k * step + v * lanes, left = call.count - at;
+        if (left <= 0) break;
+        const V y = hn::Load(d, parts_buf + k * part_stride + (r * NV + v) * lanes);
+        if (left < lanes) {
+          hn::Store(y, d, row_buf);
+          for (std::int64_t i = 0; i < left; ++i) c[at + i] = row_buf[i];
+        } else if (call.stream && reinterpret_cast<std::uintptr_t>(c + at) % (lanes * sizeof(float)) == 0) {
+          hn::Stream(y, d, c + at);
+        } else {
+          hn::StoreU(y, d, c + at);
+        }
+      }
+  }
+}
+
 // A tile of every part (call.parts), its rows stored interleaved: pixels x.. of each part go to outputs
 // x * parts.., of which `outputs` exist (fewer than the tile's in the last one). With Winograd x counts groups of n
 // pixels, whose outputs start at x * n * parts.
@@ -662,6 +691,7 @@ HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std:
     PlanarGemmGroups<M, NV>(d, call, x, block, t_begin, t_end, call.part_x_taps[p], acc,
                             [&](int k, const V(&y)[M][NV]) { store_part(k * call.parts + p, y); });
   }
+  if (call.winograd_step > 0) return StoreDilatedGroups<M, NV>(d, call, x, block, m, parts_buf, part_stride);
   // The parts as stored: Winograd's groups of n pixels make n times as many, pixel i of part p being output
   // i * parts + p.
   const int stored_parts = call.winograd ? call.winograd * call.parts : call.parts;
@@ -731,6 +761,14 @@ HWY_NOINLINE void PlanarGemm(const PlanarGemmCall& call) {
   const D d;
   constexpr int M = PlanarRows(NV);
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  if (call.winograd_step > 0) {  // groups along a dilation: blocks of step groups, whole tiles
+    const std::int64_t block_outputs = call.winograd * call.winograd_step;
+    const std::int64_t groups = (call.count + block_outputs - 1) / block_outputs * call.winograd_step;
+    for (std::int64_t x = 0; x < groups; x += NV * lanes) {
+      for (int block = 0; block < call.blocks; ++block) PlanarGemmPhasedTile<M, NV>(d, call, x, 0, block);
+    }
+    return;
+  }
   if (call.parts > 1 || call.winograd) {
     // x counts pixels of each part, or Winograd's groups of them (call.winograd stored parts per part).
     const std::int64_t parts = call.winograd ? call.winograd * call.parts : call.parts;
@@ -934,16 +972,40 @@ HWY_INLINE void TransformFoursOfTwoPhases(const D d, const float* x, std::int64_
   StoreFours(d, d1, d2, d3, d4, d5, out + 5 * stream_stride + j, stream_stride);
 }
 
+// Groups along a dilation d (winograd_rows' step): group g = b d + h from d_u = x[b n d + h + u d], its rows made
+// as StoreFours' or F(2, 2)'s, d_u loaded as whole vectors of consecutive h.
+HWY_INLINE void TransformDilatedGroups(const D d, int n, const float* x, std::int64_t step, std::int64_t groups,
+                                       float* out, std::int64_t stream_stride) {
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  for (std::int64_t b = 0; b * step < groups; ++b) {
+    const float* block = x + b * n * step;
+    for (std::int64_t h = 0; h < step; h += lanes) {
+      float* o = out + b * step + h;
+      const V d0 = hn::LoadU(d, block + h), d1 = hn::LoadU(d, block + step + h);
+      const V d2 = hn::LoadU(d, block + 2 * step + h);
+      if (n == 2) {
+        hn::StoreU(hn::Sub(d0, d1), d, o);
+        hn::StoreU(d1, d, o + stream_stride);
+        hn::StoreU(hn::Sub(d2, d1), d, o + 2 * stream_stride);
+        continue;
+      }
+      const V d3 = hn::LoadU(d, block + 3 * step + h), d4 = hn::LoadU(d, block + 4 * step + h);
+      StoreFours(d, d0, d1, d2, d3, d4, o, stream_stride);
+    }
+  }
+}
+
 void WinogradRows(const float* from, std::int64_t from_stride, std::int64_t rows, const std::int64_t* first,
                   const int* taps, int parts, int n, std::int64_t groups, float* to, std::int64_t to_stride,
-                  std::int64_t stream_stride) {
+                  std::int64_t stream_stride, std::int64_t step) {
   const D d;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
   const std::int64_t whole = (groups + lanes - 1) / lanes * lanes;
   // Straight from a channels_first source, rows are planes apart: fetched ahead as in PanelRows.
   constexpr std::int64_t kAhead = 12;
   const std::int64_t lo = *std::min_element(first, first + parts);
-  const std::int64_t hi = *std::max_element(first, first + parts) + n * (whole + 1);
+  const std::int64_t hi = step > 0 ? first[0] + groups / step * n * step + step
+                                   : *std::max_element(first, first + parts) + n * (whole + 1);
   const bool shared = n == 4 && parts == 2 && taps[0] == 2 && taps[1] == 2 && first[1] == first[0] + 1;
   for (std::int64_t r = 0; r < rows; ++r) {
     if (r + kAhead < rows) {
@@ -951,6 +1013,10 @@ void WinogradRows(const float* from, std::int64_t from_stride, std::int64_t rows
       for (std::int64_t c = lo; c < hi; c += 64 / static_cast<std::int64_t>(sizeof(float))) hwy::Prefetch(next + c);
     }
     float* out = to + r * to_stride;
+    if (step > 0) {
+      TransformDilatedGroups(d, n, from + r * from_stride + first[0], step, groups, out, stream_stride);
+      continue;
+    }
     if (shared) {
       const float* x = from + r * from_stride + first[0];
       for (std::int64_t j = 0; j < groups; j += lanes) TransformFoursOfTwoPhases(d, x, j, out, stream_stride);

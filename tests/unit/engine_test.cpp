@@ -325,7 +325,7 @@ TEST(Engine, PlanarDepthwiseMatchesReference) {
 // layouts.
 const std::vector<const char*> kPlanarGemmProblems = {
     "conv_mb1_g1_ic33_oc67_i301_k3_s1_d7_p9:7_f32_cfirst_wtorch",
-    "conv_mb2_g1_ic16_oc40_i3000_k2_s1_d256_p256:0_f32_cfirst_wtf",
+    "conv_mb2_g1_ic16_oc24_i3000_k2_s1_d256_p256:0_f32_cfirst_wtf",  // 24 outputs: too few for winograd_planar
     "convT_mb1_g1_ic24_oc17_i1500_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch",
     "convT_mb1_g1_ic9_oc12_i70_k5_s3_d1_p2:1_op2_f32_cfirst_wtf",
     "convT_mb1_g2_ic32_oc24_i9x70_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_cfirst_wtorch",
@@ -366,7 +366,17 @@ const std::vector<const char*> kPlanarWinogradProblems = {
     "convT_mb1_g1_ic12_oc33_i333_k3_s2_d1_p0:0_op0_f32_cfirst_wtf",
     // chunks transformed from the source with a batch and groups; both phases' lower taps on one column (padding 2)
     "convT_mb2_g2_ic32_oc64_i1500_k4_s2_d1_p1:1_op0_f32_cfirst_wtorch",
-    "convT_mb1_g1_ic8_oc32_i1500_k4_s2_d1_p2:2_op0_f32_cfirst_wtorch"};
+    "convT_mb1_g1_ic8_oc32_i1500_k4_s2_d1_p2:2_op0_f32_cfirst_wtorch",
+    // 2 taps along x a dilation apart (a multiple of every target's vectors): groups along the dilation, in blocks of
+    // n d pixels. Causal padding and a partial last block (one chunk per row); long rows in chunks of whole blocks
+    // (the first and last with padding, through the panel; those between from the source), asymmetric padding, a
+    // batch, output channels not a multiple of a tile's; groups and a dilation of 3 vectors; 2D, taps along y too;
+    // rows of 64 pixels at dilation 16 (groups of 2 with 16 lanes)
+    "conv_mb1_g1_ic16_oc32_i1000_k2_s1_d32_p32:0_f32_cfirst_wtorch",
+    "conv_mb2_g1_ic8_oc40_i5000_k2_s1_d16_p9:7_f32_cfirst_wtf",
+    "conv_mb1_g2_ic16_oc64_i3000_k2_s1_d48_p0:48_f32_cfirst_wtorch",
+    "conv_mb1_g1_ic8_oc32_i6x300_k2x2_s1x1_d1x32_p1:0x32:32_f32_cfirst_wtorch",
+    "conv_mb1_g1_ic8_oc32_i5x64_k1x2_s1x1_d1x16_p0:0x16:0_f32_cfirst_wtorch"};
 
 TEST_P(EngineTarget, PlanarWinogradMatchesReference) { check_problems(kPlanarWinogradProblems, "winograd_planar"); }
 
@@ -402,6 +412,23 @@ TEST(Engine, PlanarWinogradDeclinesLongSums) {
   EXPECT_EQ(winograd->declined_because, "over 256 input channels per group x taps along z and y");
 }
 
+// ... and its groups along a dilation of x only where the dilation is a multiple of the vectors (18 is of none but
+// the scalar target's).
+TEST(Engine, PlanarWinogradDeclinesDilationsBetweenVectors) {
+  const Plan plan(parse_problem("conv_mb1_g1_ic16_oc32_i1000_k2_s1_d18_p18:0_f32_cfirst_wtorch"));
+  const auto& candidates = plan.candidates();
+  const auto winograd = std::find_if(candidates.begin(), candidates.end(),
+                                     [](const auto& c) { return c.name == "winograd_planar"; });
+  ASSERT_NE(winograd, candidates.end());
+  if (engine::best_kernels().lanes == 1) {
+    EXPECT_EQ(plan.implementation_name(), "winograd_planar");
+  } else {
+    EXPECT_EQ(plan.implementation_name(), "gemm_planar");
+    EXPECT_EQ(winograd->declined_because,
+              "2 taps along the last axis a dilation apart that is not a multiple of the vectors");
+  }
+}
+
 // The same problems on gemm_planar, which winograd_planar takes them from.
 TEST(Engine, PlanarGemmOfWinogradsProblemsMatchesReference) {
   check_problems(kPlanarWinogradProblems, "gemm_planar", false, true);
@@ -424,6 +451,8 @@ TEST(Engine, PlanarWinogradStreamedOutputsMatchReference) {
   for (bool aligned : {true, false}) {
     check_problems({"conv_mb1_g1_ic8_oc64_i512x64_k1x2_s1x1_d1x1_p0:0x0:1_f32_cfirst_wtorch"}, "winograd_planar",
                    aligned);
+    // ... and groups along a dilation (4.2 MiB), a partial block at the end
+    check_problems({"conv_mb1_g1_ic8_oc64_i16500_k2_s1_d32_p32:0_f32_cfirst_wtorch"}, "winograd_planar", aligned);
   }
 }
 
