@@ -105,7 +105,7 @@ struct PlanarGemmCall {
   // it). No `accumulate`.
   int winograd = 0;
   const int* part_x_taps = nullptr;
-  // ... or, with winograd_step = d > 0 (one part: a convolution dilated d along x, d a multiple of the tile's width),
+  // ... or, with winograd_step = d > 0 (one part: 2 x taps d apart, d a multiple of the tile's width),
   // groups along the dilation: group g, at lane g of a[t], is pixels h + k d (k < n) of block b, h = g mod d and
   // b = g / d, which go to c[b n d + k d + h]; `count` outputs from c exist, and groups are read up to
   // ceil(count / (n d)) d, in whole tiles.

@@ -88,7 +88,8 @@ constexpr double kMinWinogradSaving = 1.15;
 // where they fill the vectors about as well as groups of 2 (group_cost). Its rounding error stays near the direct
 // sum's (docs/design.md, "Winograd's accuracy"). Measured against gemm_planar on HiFi-GAN up3 channels_first (F(4,
 // 2) against F(2, 2) too): docs/design.md.
-// A convolution whose 2 x taps are a dilation d apart (WaveNet's 256) takes the groups along the dilation instead
+// A convolution (or a transposed one at stride 1) whose 2 x taps are a dilation d apart (WaveNet's 256, up to a
+// quarter of the row) takes the groups along the dilation instead
 // (State::winograd_step): group h of a block of n d pixels is pixels h, h + d, .. h + (n - 1) d, from the input
 // columns h + u d, so that a vector of consecutive groups reads and writes whole vectors of consecutive pixels, with
 // nothing deinterleaved (d a multiple of the vector width; chunks of whole blocks). WaveNet channels_first, timed in
@@ -264,6 +265,11 @@ std::optional<std::string> winograd_x_declines(const Axis& axis, std::int64_t la
   if (axis.sequences.size() > 2) return "more than 2 phases along the last axis";
   if (const std::int64_t step = dilated_x_step(axis); step > 0) {
     if (step % lanes != 0) return "2 taps along the last axis a dilation apart that is not a multiple of the vectors";
+    // Blocks of n d pixels (n = 4, or 2): a dilation past a quarter of the row would compute mostly pixels past its
+    // end, in panels that grow with the dilation rather than the row.
+    if (step > axis.sequences[0].count / 4) {
+      return "2 taps along the last axis a dilation apart over a quarter of the row";
+    }
     return std::nullopt;
   }
   bool two = false;
@@ -394,6 +400,11 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
       s->group = group != 0 ? group : (four <= two ? 4 : 2);
       s->winograd_saving = group_cost(xs, run, 1, s->kernels.lanes) / (s->group == 4 ? four : two);
       s->winograd_step = dilated_x_step(s->axes[2]);
+      // Along a dilation, whole blocks of n d pixels are computed, the last one partly past the row.
+      if (s->winograd_step > 0) {
+        s->winograd_saving *= static_cast<double>(seq_len) /
+                              static_cast<double>(round_up(seq_len, s->group * s->winograd_step));
+      }
     }
     const std::int64_t step = s->winograd_step;
     if (step > 0) chunk_len = round_up(chunk_len, s->group * step);  // chunks of whole blocks
@@ -420,7 +431,7 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     std::int64_t widest = 1;
     for (std::int64_t j0 = 0; j0 < seq_len; j0 += chunk_len) {
       XChunk c{j0, std::min(seq_len, j0 + chunk_len), s->in[2], 0};
-      if (s->winograd) {  // what winograd_rows reads for the chunk's groups, rounded up to whole vectors
+      if (s->winograd) {  // what winograd_rows reads for the chunk's groups (deinterleaved: whole vectors of them)
         const std::int64_t groups = round_up(ceil_div(c.j_end - j0, s->group), lanes);
         for (int q = 0; q < s->parts; ++q) {
           const std::int64_t first = j0 + s->winograd_x[static_cast<std::size_t>(q)].first;

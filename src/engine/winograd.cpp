@@ -97,9 +97,11 @@ constexpr std::int64_t kMaxLargeTileChannels[2] = {256, 128};  // 1D, 2D
 // path's speed, the 3D 64 -> 32 one 0.88-0.95x; 256 -> 128 and 512 -> 256 in 2D 1.07-1.11x faster, 128 -> 128 in 3D
 // 1.19-1.28x). Since channels_last outputs stream (kStreamOutputBytes), CycleGAN (16 MiB of outputs) runs 1.09x as
 // fast as the gemm path at 1 thread and 1.12x at 2, a 3D 64 -> 64 one (32^3 inputs) 1.26x, and 2D 64 -> 64 ones (64^2
-// and 128^2 inputs) the same (in turns, Intel Xeon): they take kMinChannels like the others. The 3D 64 -> 32 one
-// (vol_up_k3) ran as fast as the sub-pixel path with 32 output channels allowed, and stays below it.
+// and 128^2 inputs) the same (in turns, Intel Xeon): channels_last, they take kMinChannels like the others. The 3D
+// 64 -> 32 one (vol_up_k3) ran as fast as the sub-pixel path with 32 output channels allowed, and stays below it.
+// channels_first (whole images staged, never streamed; nothing measured since) keeps kMinChannelsMixedPhases.
 constexpr std::int64_t kMinChannels = 64;
+constexpr std::int64_t kMinChannelsMixedPhases = 128;
 // Tiles per transformed kernel and image: a batch's GEMMs run over the tiles of one kernel, and short runs reload
 // the kernel's weights for few tiles. DCGAN's g2 (4x4 images, 4 tiles per stride phase) ran at 0.45x the gemm path,
 // its g4 (16x16, 64 tiles per phase) at 1.25-1.31x.
@@ -470,10 +472,16 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     const auto axes = axes_of(p);
     const int nx = x_tile_outputs(p);
     double elements = 1;  // of the largest tile
+    bool one_tap_phases = false;
     for (const Axis& a : axes) {
       int most = 0;
-      for (const AxisClass& k : a.classes) most = std::max(most, k.r);
+      for (const AxisClass& k : a.classes) most = std::max(most, k.r), one_tap_phases |= a.active && k.r == 1;
       elements *= a.active ? most + (&a == &axes[2] ? nx : 2) - 1 : 1;
+    }
+    if (p.layout == Layout::channels_first && one_tap_phases &&
+        std::min(p.in_channels, p.out_channels) < kMinChannelsMixedPhases) {
+      return "channels_first stride phases of 1 and 2 taps with fewer than " +
+             std::to_string(kMinChannelsMixedPhases) + " channels";
     }
     const bool wide = (p.layout == Layout::channels_last || shares_staged_images(p)) && lanes >= 16;
     const double limit = wide ? kMaxTransformedBytesWide : kMaxTransformedBytes;
@@ -951,7 +959,8 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       call.k = k;
       call.a_pixel_stride = k;
       call.accumulate = c0 > 0;
-      // Runs of consecutive tiles with one kernel share each GEMM (tiles are listed class by class, so runs are long).
+      // Runs of consecutive tiles with one kernel share each GEMM (a transposed convolution's tiles are listed phase
+      // by phase, so runs are long; a convolution's tiles all have one kernel).
       for (std::int64_t t0 = 0; t0 < count;) {
         const std::int64_t kernel = s.tiles[static_cast<std::size_t>(first + t0)].kernel;
         std::int64_t t1 = t0 + 1;

@@ -371,12 +371,14 @@ const std::vector<const char*> kPlanarWinogradProblems = {
     // n d pixels. Causal padding and a partial last block (one chunk per row); long rows in chunks of whole blocks
     // (the first and last with padding, through the panel; those between from the source), asymmetric padding, a
     // batch, output channels not a multiple of a tile's; groups and a dilation of 3 vectors; 2D, taps along y too;
-    // rows of 64 pixels at dilation 16 (groups of 2 with 16 lanes)
+    // rows of 64 pixels at dilation 16 (groups of 2 with 16 lanes); a transposed convolution at stride 1 (its taps
+    // reversed)
     "conv_mb1_g1_ic16_oc32_i1000_k2_s1_d32_p32:0_f32_cfirst_wtorch",
     "conv_mb2_g1_ic8_oc40_i5000_k2_s1_d16_p9:7_f32_cfirst_wtf",
     "conv_mb1_g2_ic16_oc64_i3000_k2_s1_d48_p0:48_f32_cfirst_wtorch",
     "conv_mb1_g1_ic8_oc32_i6x300_k2x2_s1x1_d1x32_p1:0x32:32_f32_cfirst_wtorch",
-    "conv_mb1_g1_ic8_oc32_i5x64_k1x2_s1x1_d1x16_p0:0x16:0_f32_cfirst_wtorch"};
+    "conv_mb1_g1_ic8_oc32_i5x64_k1x2_s1x1_d1x16_p0:0x16:0_f32_cfirst_wtorch",
+    "convT_mb1_g1_ic8_oc32_i700_k2_s1_d16_p3:5_op0_f32_cfirst_wtf"};
 
 TEST_P(EngineTarget, PlanarWinogradMatchesReference) { check_problems(kPlanarWinogradProblems, "winograd_planar"); }
 
@@ -413,7 +415,24 @@ TEST(Engine, PlanarWinogradDeclinesLongSums) {
 }
 
 // ... and its groups along a dilation of x only where the dilation is a multiple of the vectors (18 is of none but
-// the scalar target's).
+// the scalar target's) and at most a quarter of the row: blocks of 4 d pixels, whose panels grow with d (a
+// dilation of 2^20 on a 1000-pixel row would have taken 360 MiB per thread, one of 2^59 overflowed their sizes).
+TEST(Engine, PlanarWinogradDeclinesLongDilations) {
+  for (const char* text :
+       {"conv_mb1_g1_ic8_oc32_i1000_k2_s1_d1048576_p1048576:0_f32_cfirst_wtorch",
+        "conv_mb1_g1_ic8_oc32_i1000_k2_s1_d576460752303423488_p576460752303423488:0_f32_cfirst_wtorch",
+        "conv_mb1_g1_ic8_oc32_i1000_k2_s1_d256_p256:0_f32_cfirst_wtorch"}) {
+    const Plan plan(parse_problem(text));
+    EXPECT_EQ(plan.implementation_name(), "gemm_planar") << text;
+    const auto& candidates = plan.candidates();
+    const auto winograd = std::find_if(candidates.begin(), candidates.end(),
+                                       [](const auto& c) { return c.name == "winograd_planar"; });
+    ASSERT_NE(winograd, candidates.end());
+    EXPECT_EQ(winograd->declined_because, "2 taps along the last axis a dilation apart over a quarter of the row")
+        << text;
+  }
+}
+
 TEST(Engine, PlanarWinogradDeclinesDilationsBetweenVectors) {
   const Plan plan(parse_problem("conv_mb1_g1_ic16_oc32_i1000_k2_s1_d18_p18:0_f32_cfirst_wtorch"));
   const auto& candidates = plan.candidates();
@@ -1075,6 +1094,10 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   const Plan vol(
       parse_problem("convT_mb1_g1_ic64_oc32_i32x32x32_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_clast_wtorch"));
   EXPECT_EQ(vol.candidates()[0].declined_because, "fewer than 64 channels");
+  // ... channels_first (whole images staged) from 128 as before.
+  const Plan first(parse_problem("convT_mb1_g1_ic64_oc64_i16x16_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_cfirst_wtorch"));
+  EXPECT_EQ(first.candidates()[0].declined_because, "channels_first stride phases of 1 and 2 taps with fewer than 128 "
+                                                    "channels");
   const Plan wider(parse_problem("convT_mb1_g1_ic256_oc128_i64x64_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
   EXPECT_EQ(wider.implementation_name(), "winograd");
   // channels_first transposed layers whose image outputs exceed the whole-image staging (the tile rows of one
