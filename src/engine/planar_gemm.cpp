@@ -93,7 +93,7 @@ constexpr double kMinWinogradSaving = 1.15;
 // (State::winograd_step): group h of a block of n d pixels is pixels h, h + d, .. h + (n - 1) d, from the input
 // columns h + u d, so that a vector of consecutive groups reads and writes whole vectors of consecutive pixels, with
 // nothing deinterleaved (d a multiple of the vector width; chunks of whole blocks). WaveNet channels_first, timed in
-// turns against gemm_planar (Intel Xeon): 1.10-1.25x as fast at 1 thread, 1.13x at 2.
+// turns against gemm_planar (Intel Xeon): 1.11-1.25x as fast at 1 thread, 1.11-1.13x at 2.
 struct WinogradX {
   std::int64_t first = 0;  // f: the lower tap's input column for pixel 0 of the phase (in_first + its in_offset)
   int taps = 2;  // r
