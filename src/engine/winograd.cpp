@@ -463,6 +463,20 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     if (p.layout == Layout::channels_first && p.op == Op::conv_transpose && !stages_images(p)) {
       return "channels_first transposed with image sources or outputs over 2 MiB (not staged whole)";
     }
+    // channels_first problems whose work items are whole images (staged whole, or a 1D convolution's one tile row)
+    // leave threads idle with fewer images than threads: at 2 threads a 1D 128 -> 128 channel convolution of one
+    // 4096-pixel image ran 1.47x slower than on gemm_planar (1.36x faster at 1 thread), a 1D 64 -> 128 one of 2 taps
+    // 1.97x slower than on winograd_planar (timed in turns, Intel Xeon).
+#ifdef _OPENMP
+    const int threads = omp_get_max_threads();  // as prepare and Plan::forward_workspace_bytes count them
+#else
+    const int threads = 1;
+#endif
+    const bool items_are_images =
+        stages_images(p) || (p.op == Op::conv && p.spatial_dims == 1 && !shares_staged_images(p));
+    if (p.layout == Layout::channels_first && items_are_images && p.batch < threads) {
+      return "channels_first with fewer images than threads (a work item per image)";
+    }
     if (p.groups != 1) return "grouped";
     const int lanes = best_kernels().lanes;
     if (p.in_channels % lanes || p.out_channels % lanes) return "channels not a multiple of the vector width";

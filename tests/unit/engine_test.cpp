@@ -63,6 +63,9 @@ Case random_case(std::mt19937_64& rng, int index) {
 std::vector<float> run_plan(const Case& c, [[maybe_unused]] int threads, std::string* implementation,
                             bool aligned = false, const std::string& forced = "") {
   const Problem& p = c.problem;
+#ifdef _OPENMP
+  omp_set_num_threads(1);  // plans made for one thread, whatever ran before (their choice may depend on the threads)
+#endif
   const Plan plan(p, PlanOptions{forced});
   *implementation = plan.implementation_name();
   const auto count = static_cast<std::size_t>(element_count(dst_shape(p), "t"));
@@ -671,6 +674,30 @@ TEST(Engine, WinogradMatchesReference) {
                   "conv_mb1_g1_ic64_oc64_i70x120_k3x3_s1x1_d2x3_p2:2x3:3_f32_cfirst_wtorch"});
 }
 
+// channels_first layers whose work items are whole images (a 1D convolution's tile row, an image staged whole) go to
+// the planar paths with fewer images than threads, which would leave threads idle; plans made for 2 threads.
+TEST(Engine, WinogradDeclinesFewerImagesThanThreads) {
+#ifdef _OPENMP
+  omp_set_num_threads(2);
+  const auto winograd_reason = [](const char* text) {
+    const Plan plan(parse_problem(text));
+    return plan.candidates()[0].declined_because;
+  };
+  const std::string reason = "channels_first with fewer images than threads (a work item per image)";
+  EXPECT_EQ(winograd_reason("conv_mb1_g1_ic128_oc128_i4096_k3_s1_d4_p4:4_f32_cfirst_wtorch"), reason);
+  EXPECT_EQ(winograd_reason("conv_mb1_g1_ic64_oc128_i4096_k2_s1_d64_p64:0_f32_cfirst_wtorch"), reason);
+  EXPECT_EQ(winograd_reason("convT_mb1_g1_ic64_oc64_i16x24_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"), reason);
+  EXPECT_EQ(winograd_reason("conv_mb2_g1_ic128_oc128_i4096_k3_s1_d4_p4:4_f32_cfirst_wtorch"), "");
+  EXPECT_EQ(winograd_reason("conv_mb1_g1_ic128_oc128_i4096_k3_s1_d4_p4:4_f32_clast_wtorch"), "");
+  EXPECT_EQ(winograd_reason("conv_mb1_g1_ic64_oc64_i70x120_k3x3_s1x1_d2x3_p2:2x3:3_f32_cfirst_wtorch"), "");
+  const Plan planar(parse_problem("conv_mb1_g1_ic64_oc128_i4096_k2_s1_d64_p64:0_f32_cfirst_wtorch"));
+  EXPECT_EQ(planar.implementation_name(), "winograd_planar");
+  omp_set_num_threads(1);
+#else
+  GTEST_SKIP() << "one thread without OpenMP";
+#endif
+}
+
 // Transposed, kernel longer than the stride and at most twice it: phases of 1 and 2 taps (3 at stride 2, 5 at
 // stride 3 with two phases of 2 taps), mixed with 2 taps on another axis, asymmetric padding, output padding, 2D and
 // 3D, both layouts and weight layouts (a test of its own, which ctest runs in parallel with the others).
@@ -1095,7 +1122,7 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
       parse_problem("convT_mb1_g1_ic64_oc32_i32x32x32_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_clast_wtorch"));
   EXPECT_EQ(vol.candidates()[0].declined_because, "fewer than 64 channels");
   // ... channels_first (whole images staged) from 128 as before.
-  const Plan first(parse_problem("convT_mb1_g1_ic64_oc64_i16x16_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_cfirst_wtorch"));
+  const Plan first(parse_problem("convT_mb2_g1_ic64_oc64_i16x16_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_cfirst_wtorch"));
   EXPECT_EQ(first.candidates()[0].declined_because, "channels_first stride phases of 1 and 2 taps with fewer than 128 "
                                                     "channels");
   const Plan wider(parse_problem("convT_mb1_g1_ic256_oc128_i64x64_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
