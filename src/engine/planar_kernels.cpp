@@ -922,16 +922,17 @@ void PanelRows(const float* const* from, std::int64_t slots, std::int64_t from_s
 }
 
 // The transformed rows of winograd_rows from d_u = x[n j + u] (lane j), stream s at out + s * stream_stride:
-//   F(4, 2):  2 d0 - d1 - 2 d2 + d3,  2 d1 + d2 - d3,  -2 d1 + 3 d2 - d3,  d3 - d1,  2 d1 - d2 - 2 d3 + d4
-//   (scaled to whole coefficients: the packed weights carry the factors, see planar_gemm.cpp);
+//   F(4, 2):  WinogradF42Input (simd_common-inl.h; the packed weights carry its factors, see planar_gemm.cpp);
 //   F(2, 2):  d0 - d1,  d1,  d2 - d1;   F(n, 1):  d0 .. d(n-1).
 HWY_INLINE void StoreFours(const D d, V d0, V d1, V d2, V d3, V d4, float* out, std::int64_t stream_stride) {
-  const V two = hn::Set(d, 2.0f), three = hn::Set(d, 3.0f);
-  hn::StoreU(hn::MulAdd(two, hn::Sub(d0, d2), hn::Sub(d3, d1)), d, out);
-  hn::StoreU(hn::MulAdd(two, d1, hn::Sub(d2, d3)), d, out + stream_stride);
-  hn::StoreU(hn::NegMulAdd(two, d1, hn::MulSub(three, d2, d3)), d, out + 2 * stream_stride);
-  hn::StoreU(hn::Sub(d3, d1), d, out + 3 * stream_stride);
-  hn::StoreU(hn::MulAdd(two, hn::Sub(d1, d3), hn::Sub(d4, d2)), d, out + 4 * stream_stride);
+  V v[5];
+  WinogradF42Input(d, d0, d1, d2, d3, d4, v);
+  for (int s = 0; s < 5; ++s) hn::StoreU(v[s], d, out + s * stream_stride);
+}
+HWY_INLINE void StoreTwos(const D d, V d0, V d1, V d2, float* out, std::int64_t stream_stride) {
+  hn::StoreU(hn::Sub(d0, d1), d, out);
+  hn::StoreU(d1, d, out + stream_stride);
+  hn::StoreU(hn::Sub(d2, d1), d, out + 2 * stream_stride);
 }
 
 // One part's rows for groups j .. j + lanes - 1 (out: its first stream at lane j).
@@ -956,9 +957,7 @@ HWY_INLINE void TransformGroups(const D d, int n, int taps, const float* x, std:
   }
   V next_even, next_odd;  // x[2 j + 2 l + 2], ...
   hn::LoadInterleaved2(d, x + 2 * j + 2, next_even, next_odd);
-  hn::StoreU(hn::Sub(even, odd), d, out);
-  hn::StoreU(odd, d, out + stream_stride);
-  hn::StoreU(hn::Sub(next_even, odd), d, out + 2 * stream_stride);
+  StoreTwos(d, even, odd, next_even, out, stream_stride);
 }
 
 // F(4, 2) of both phases of a transposed convolution whose second phase reads one column past the first (kernel 4
@@ -973,7 +972,7 @@ HWY_INLINE void TransformFoursOfTwoPhases(const D d, const float* x, std::int64_
 }
 
 // Groups along a dilation d (winograd_rows' step): group g = b d + h from d_u = x[b n d + h + u d], its rows made
-// as StoreFours' or F(2, 2)'s, d_u loaded as whole vectors of consecutive h.
+// by StoreFours or StoreTwos, d_u loaded as whole vectors of consecutive h.
 HWY_INLINE void TransformDilatedGroups(const D d, int n, const float* x, std::int64_t step, std::int64_t groups,
                                        float* out, std::int64_t stream_stride) {
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
@@ -984,9 +983,7 @@ HWY_INLINE void TransformDilatedGroups(const D d, int n, const float* x, std::in
       const V d0 = hn::LoadU(d, block + h), d1 = hn::LoadU(d, block + step + h);
       const V d2 = hn::LoadU(d, block + 2 * step + h);
       if (n == 2) {
-        hn::StoreU(hn::Sub(d0, d1), d, o);
-        hn::StoreU(d1, d, o + stream_stride);
-        hn::StoreU(hn::Sub(d2, d1), d, o + 2 * stream_stride);
+        StoreTwos(d, d0, d1, d2, o, stream_stride);
         continue;
       }
       const V d3 = hn::LoadU(d, block + 3 * step + h), d4 = hn::LoadU(d, block + 4 * step + h);

@@ -1,5 +1,6 @@
-// Per-target helpers shared by kernels.cpp and planar_kernels.cpp. Included inside their per-target namespace after
-// the aliases hn, D and V (Highway's "-inl.h" convention: no include guard, compiled once per target).
+// Per-target helpers shared by kernels.cpp, planar_kernels.cpp and winograd_kernels.cpp. Included inside their
+// per-target namespace after the aliases hn, D and V (Highway's "-inl.h" convention: no include guard, compiled once
+// per target).
 
 // Vector registers of the target: 32 with AVX-512, 16 otherwise (x86 AVX2/SSE; NEON has 32 but stays safe).
 constexpr int kRegisters = (HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL) ? 32 : 16;
@@ -57,3 +58,16 @@ HWY_INLINE void StorePartial(const DT d, hn::Vec<DT> v, float* HWY_RESTRICT p, s
 #endif
 }
 
+
+// Winograd F(4, 2)'s input transform for the points 0, 1, -1, 2 and infinity, its rows scaled to whole coefficients
+// (the transformed weights carry the factors): from d0 .. d4,
+//   2 d0 - d1 - 2 d2 + d3,  2 d1 + d2 - d3,  -2 d1 + 3 d2 - d3,  d3 - d1,  2 d1 - d2 - 2 d3 + d4.
+// The planar path's transformed rows (winograd_rows) and the winograd path's tiles both use it.
+HWY_INLINE void WinogradF42Input(const D d, V d0, V d1, V d2, V d3, V d4, V (&v)[5]) {
+  const V two = hn::Set(d, 2.0f), three = hn::Set(d, 3.0f);
+  v[0] = hn::MulAdd(two, hn::Sub(d0, d2), hn::Sub(d3, d1));
+  v[1] = hn::MulAdd(two, d1, hn::Sub(d2, d3));
+  v[2] = hn::NegMulAdd(two, d1, hn::MulSub(three, d2, d3));
+  v[3] = hn::Sub(d3, d1);
+  v[4] = hn::MulAdd(two, hn::Sub(d1, d3), hn::Sub(d4, d2));
+}

@@ -272,6 +272,15 @@ int x_tile_outputs(const Problem& p) {
   return count_products(axes, 4).winograd * saving <= count_products(axes, 2).winograd ? 4 : 2;
 }
 
+// The threads a plan is made for: OpenMP's, as Plan::forward_workspace_bytes counts them.
+int plan_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
 // Output and source bytes of one image.
 double image_output_bytes(const Problem& p) {
   return static_cast<double>(element_count(dst_shape(p), "dst") / p.batch) * sizeof(float);
@@ -467,14 +476,9 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     // leave threads idle with fewer images than threads: at 2 threads a 1D 128 -> 128 channel convolution of one
     // 4096-pixel image ran 1.47x slower than on gemm_planar (1.36x faster at 1 thread), a 1D 64 -> 128 one of 2 taps
     // 1.97x slower than on winograd_planar (timed in turns, Intel Xeon).
-#ifdef _OPENMP
-    const int threads = omp_get_max_threads();  // as prepare and Plan::forward_workspace_bytes count them
-#else
-    const int threads = 1;
-#endif
     const bool items_are_images =
         stages_images(p) || (p.op == Op::conv && p.spatial_dims == 1 && !shares_staged_images(p));
-    if (p.layout == Layout::channels_first && items_are_images && p.batch < threads) {
+    if (p.layout == Layout::channels_first && items_are_images && p.batch < plan_threads()) {
       return "channels_first with fewer images than threads (a work item per image)";
     }
     if (p.groups != 1) return "grouped";
@@ -595,11 +599,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     // with the threads OpenMP would use.
     const double transformed = transformed_bytes(p, *s);
     if (transformed >= kLargeBatchBytes) s->tiles_per_batch = kLargeTilesPerBatch;
-#ifdef _OPENMP
-    const int threads = omp_get_max_threads();  // as Plan::forward_workspace_bytes counts them
-#else
-    const int threads = 1;
-#endif
+    const int threads = plan_threads();
     if (s->tile_rows.empty() && !s->whole_images) {
       balance_batches(p, *s, threads);
       return s;

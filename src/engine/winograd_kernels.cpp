@@ -17,6 +17,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 using D = hn::ScalableTag<float>;
 using V = hn::Vec<D>;
 
+#include "engine/simd_common-inl.h"
 #include "engine/winograd_transforms-inl.h"
 
 // The Winograd transforms of every tile shape the engine uses (see KernelSet::winograd_input): the same 2 or 3 taps

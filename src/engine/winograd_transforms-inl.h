@@ -69,16 +69,10 @@ struct TileShape {
 // B^T along one line of the patch: elements BASE, BASE + STEP, ... (R = 1: the identity).
 template <int N, int R, int BASE, int STEP>
 HWY_INLINE void InputTransformLine(V* x) {
-  if constexpr (N == 4 && R == 2) {
-    const D d;
-    const V d0 = x[BASE], d1 = x[BASE + STEP], d2 = x[BASE + 2 * STEP], d3 = x[BASE + 3 * STEP];
-    const V d4 = x[BASE + 4 * STEP];
-    const V two = hn::Set(d, 2.0f), d31 = hn::Sub(d3, d1), d23 = hn::Sub(d2, d3);
-    x[BASE] = hn::MulAdd(two, hn::Sub(d0, d2), d31);                          // 2 d0 - d1 - 2 d2 + d3
-    x[BASE + STEP] = hn::MulAdd(two, d1, d23);                                // 2 d1 + d2 - d3
-    x[BASE + 2 * STEP] = hn::NegMulAdd(two, hn::Sub(d1, d2), d23);            // -2 d1 + 3 d2 - d3
-    x[BASE + 3 * STEP] = d31;                                                 // d3 - d1
-    x[BASE + 4 * STEP] = hn::NegMulAdd(two, d31, hn::Sub(d4, d2));            // 2 d1 - d2 - 2 d3 + d4
+  if constexpr (N == 4 && R == 2) {  // simd_common-inl.h
+    V v[5];
+    WinogradF42Input(D(), x[BASE], x[BASE + STEP], x[BASE + 2 * STEP], x[BASE + 3 * STEP], x[BASE + 4 * STEP], v);
+    Unroll<5>([&](auto u) { x[BASE + u * STEP] = v[u]; });
   } else if constexpr (N == 4) {
     static_assert(R == 3, "F(4, r) is compiled for 2 and 3 taps only");
     const D d;
