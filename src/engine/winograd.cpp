@@ -75,7 +75,8 @@ constexpr double kMaxTransformedBytesWide = 32.0 * 1024 * 1024;
 // for anything else): Winograd beat the gemm path on DeepLab's res5 (512 channels, 1.69x fewer multiplications
 // than the valid taps), on the 64-channel context module at rate 16 (1.89x fewer; 1.2-1.3x faster at 1 and 2
 // threads, both layouts) and on ASPP rate 6 (1.46x fewer; 1.04-1.16x faster). ASPP rate 18 (fewer products than
-// Winograd's) stays on the gemm path. Below 64 channels nothing was measured.
+// Winograd's) stays on the gemm path: forced onto Winograd (1.31x more multiplications than its valid taps) it ran
+// 1.67x slower (in turns, 1 thread, channels_last). Below 64 channels nothing was measured.
 constexpr double kMinMultiplicationRatio = 1.4;
 // F(4, 3) along x (4 outputs from 6 inputs; F(2, 3) along y), where it saves this many times F(2, 3)'s
 // multiplications: TCN (1D, 8 residue classes of 256 outputs) 1.33x, the context module (2D, 16 classes of 8 along
