@@ -58,7 +58,6 @@ HWY_INLINE void StorePartial(const DT d, hn::Vec<DT> v, float* HWY_RESTRICT p, s
 #endif
 }
 
-
 // Winograd F(4, 2)'s input transform for the points 0, 1, -1, 2 and infinity, its rows scaled to whole coefficients
 // (the transformed weights carry the factors): from d0 .. d4,
 //   2 d0 - d1 - 2 d2 + d3,  2 d1 + d2 - d3,  -2 d1 + 3 d2 - d3,  d3 - d1,  2 d1 - d2 - 2 d3 + d4.
