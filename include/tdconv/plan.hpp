@@ -13,6 +13,7 @@
 namespace tdconv {
 
 namespace detail {
+class AdjointPlan;
 class Implementation;
 struct PackedData;
 struct PlanState;
@@ -69,7 +70,9 @@ class Plan {
   // Bytes of scratch forward() uses with the current OpenMP thread count (packed weights not counted): buffers
   // each executing thread allocates on its first call and keeps.
   std::size_t forward_workspace_bytes() const;
-  // Gradient with respect to src, given the gradient with respect to dst.
+  // Gradient with respect to src, given the gradient with respect to dst. float32 runs as the forward pass of the
+  // adjoint problem (a transposed convolution's for a convolution, and the other way round) on its fast path, planned
+  // on the first call and packing the weights on every call (allocates); float64 on the reference.
   void backward_data(const TensorView& diff_dst, const TensorView& weights, const MutableTensorView& diff_src) const;
   // Gradients with respect to the weights and the bias (`diff_bias.data` may be null).
   void backward_weights(const TensorView& src, const TensorView& diff_dst, const MutableTensorView& diff_weights,
@@ -80,6 +83,7 @@ class Plan {
   std::vector<Candidate> candidates_;
   std::shared_ptr<const detail::Implementation> impl_;
   std::shared_ptr<const detail::PlanState> state_;
+  std::shared_ptr<const detail::AdjointPlan> adjoint_;  // backward_data's plan, made when first needed
   std::shared_ptr<const char> identity_ = std::make_shared<const char>('\0');  // stable across moves
 };
 

@@ -7,16 +7,13 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "plan/adjoint.hpp"
 #include "plan/implementation.hpp"
+#include "plan/verbose.hpp"
 #include "tdconv/error.hpp"
 
 namespace tdconv {
 namespace {
-
-bool verbose() {
-  const char* v = std::getenv("TDCONV_VERBOSE");
-  return v != nullptr && *v != '\0' && std::string(v) != "0";
-}
 
 void check_view(const char* name, DType dtype, const Shape& shape, const void* data, const Problem& p,
                 const std::vector<std::int64_t>& expected) {
@@ -45,6 +42,7 @@ void check_optional(const char* name, const View& v, const Problem& p, const std
 
 Plan::Plan(const Problem& problem, const PlanOptions& options) : problem_(problem) {
   validate(problem_);
+  adjoint_ = std::make_shared<const detail::AdjointPlan>(problem_);
   for (const auto& impl : detail::implementations()) {
     std::optional<std::string> reason = impl->declines(problem_);
     if (!reason && !options.implementation.empty() && impl->name() != options.implementation) {
@@ -53,7 +51,7 @@ Plan::Plan(const Problem& problem, const PlanOptions& options) : problem_(proble
     candidates_.push_back({impl->name(), reason.value_or("")});
     if (!reason && impl_ == nullptr) impl_ = impl;
   }
-  if (verbose()) {
+  if (detail::verbose()) {
     std::cerr << "tdconv: plan " << to_string(problem_) << "\n";
     for (const auto& c : candidates_) {
       std::cerr << "tdconv:   " << c.name << ": "
@@ -127,6 +125,10 @@ void Plan::backward_data(const TensorView& diff_dst, const TensorView& weights,
   check("diff_dst", diff_dst, problem_, dst_shape(problem_));
   check("weights", weights, problem_, weights_shape(problem_));
   check("diff_src", diff_src, problem_, src_shape(problem_));
+  if (const Plan* adjoint = adjoint_->get()) {
+    const TensorView no_bias{nullptr, problem_.dtype, Shape(bias_shape(problem_))};
+    return adjoint->forward(diff_dst, weights, no_bias, diff_src);
+  }
   impl_->backward_data(problem_, {diff_dst.data, weights.data, diff_src.data});
 }
 

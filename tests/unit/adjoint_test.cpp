@@ -1,0 +1,197 @@
+// backward_data as the forward pass of the adjoint problem (src/plan/adjoint.hpp): the adjoint's shapes and values
+// against the reference's backward loops, then Plan::backward_data on the fast paths.
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+
+#include "plan/adjoint.hpp"
+#include "reference/reference.hpp"
+#include "support/random_problem.hpp"
+#include "tdconv/plan.hpp"
+
+namespace tdconv::testing {
+namespace {
+
+// The adjoint exists for every convolution, and for a transposed convolution unless its output padding reaches past
+// pad_end + stride - 1 (possible only with dilation > stride); where it exists, it is valid and its tensors are the
+// original's with src and dst exchanged.
+TEST(Adjoint, ShapesMirrorTheProblem) {
+  std::mt19937_64 rng(71);
+  int missing = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const Problem p = random_problem(rng, i % 2 ? Op::conv : Op::conv_transpose);
+    const std::optional<Problem> a = detail::adjoint_problem(p);
+    bool expected = true;
+    for (int d = 0; d < p.spatial_dims; ++d) {
+      expected = expected && p.output_padding[d] <= p.pad_end[d] + p.stride[d] - 1;
+    }
+    ASSERT_EQ(a.has_value(), expected) << to_string(p);
+    if (!a) {
+      ++missing;
+      continue;
+    }
+    EXPECT_NE(a->op, p.op) << to_string(p);
+    EXPECT_EQ(src_shape(*a), dst_shape(p)) << to_string(p) << " -> " << to_string(*a);
+    EXPECT_EQ(dst_shape(*a), src_shape(p)) << to_string(p) << " -> " << to_string(*a);
+    EXPECT_EQ(weights_shape(*a), weights_shape(p)) << to_string(p) << " -> " << to_string(*a);
+  }
+  EXPECT_GT(missing, 0) << "the draws should reach transposed problems without an adjoint";
+  EXPECT_LT(missing, 300);
+}
+
+// The adjoint's forward pass (plain reference loops) is the reference's data gradient, element for element.
+TEST(Adjoint, ForwardOfTheAdjointIsTheDataGradient) {
+  std::mt19937_64 rng(73);
+  for (int i = 0; i < 600; ++i) {
+    Problem p = random_problem(rng, i % 2 ? Op::conv : Op::conv_transpose);
+    p.dtype = DType::f64;
+    const std::optional<Problem> a = detail::adjoint_problem(p);
+    if (!a) continue;
+    const std::vector<double> dy = random_values(rng, dst_shape(p)), w = random_values(rng, weights_shape(p));
+    std::vector<double> want(static_cast<std::size_t>(element_count(src_shape(p), "t")));
+    std::vector<double> got(want.size(), std::numeric_limits<double>::quiet_NaN());
+    reference::backward_data(p, dy.data(), w.data(), want.data());
+    reference::forward(*a, dy.data(), w.data(), static_cast<const double*>(nullptr), got.data());
+    for (std::size_t j = 0; j < want.size(); ++j) {
+      ASSERT_NEAR(got[j], want[j], 1e-12 * (1 + std::abs(want[j]))) << "element " << j << ": " << to_string(p);
+    }
+  }
+}
+
+// Plan::backward_data in float32 with `threads` threads into a NaN-filled diff_src.
+std::vector<float> plan_backward_data(const Plan& plan, const std::vector<float>& dy, const std::vector<float>& w,
+                                      [[maybe_unused]] int threads) {
+  const Problem& p = plan.problem();
+  std::vector<float> dx(static_cast<std::size_t>(element_count(src_shape(p), "t")),
+                        std::numeric_limits<float>::quiet_NaN());
+#ifdef _OPENMP
+  omp_set_num_threads(threads);
+#endif
+  plan.backward_data(view(dy.data(), dst_shape(p)), view(w.data(), weights_shape(p)),
+                     mutable_view(dx.data(), src_shape(p)));
+#ifdef _OPENMP
+  omp_set_num_threads(1);
+#endif
+  return dx;
+}
+
+// One float32 problem: Plan::backward_data against the reference's loops, every element written, 1 and 2 threads
+// bitwise equal, and the adjoint on a fast path. Returns the adjoint's implementation.
+std::string check_backward_data(std::mt19937_64& rng, const Problem& p) {
+  const std::optional<Problem> a = detail::adjoint_problem(p);
+  EXPECT_TRUE(a.has_value()) << to_string(p);
+  if (!a) return "";
+#ifdef _OPENMP
+  omp_set_num_threads(1);  // plans made for one thread (their choice may depend on the threads)
+#endif
+  const Plan adjoint(*a);
+  const Plan plan(p);
+  auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  const std::vector<float> dy = to_float(random_values(rng, dst_shape(p)));
+  const std::vector<float> w = to_float(random_values(rng, weights_shape(p)));
+  std::vector<float> want(static_cast<std::size_t>(element_count(src_shape(p), "t")));
+  reference::backward_data(p, dy.data(), w.data(), want.data());
+  const std::vector<float> one = plan_backward_data(plan, dy, w, 1);
+  for (std::size_t j = 0; j < want.size(); ++j) {
+    if (std::isnan(one[j])) {
+      ADD_FAILURE() << "element " << j << " not written: " << to_string(p);
+      break;
+    }
+    if (std::abs(one[j] - want[j]) > 1e-4 * (1 + std::abs(want[j]))) {
+      ADD_FAILURE() << "element " << j << ": " << one[j] << " against " << want[j] << " by "
+                    << adjoint.implementation_name() << ": " << to_string(p) << " (adjoint " << to_string(*a) << ")";
+      break;
+    }
+  }
+  const std::vector<float> two = plan_backward_data(plan, dy, w, 2);
+  EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << "1 and 2 threads differ: "
+                                                                                  << to_string(p);
+  return adjoint.implementation_name();
+}
+
+TEST(Adjoint, PlanBackwardDataMatchesTheReferenceOnRandomProblems) {
+  std::mt19937_64 rng(79);
+  int fast = 0, ran = 0;
+  for (int i = 0; ran < 300; ++i) {
+    ProblemLimits lim;
+    if (i % 3 == 1) {  // many channels: the gemm and Winograd paths, odd counts
+      lim.max_channels_per_group = 67;
+      lim.max_groups = 1;
+      lim.max_input = 6;
+      lim.max_spatial_dims = 2;
+    }
+    Problem p = random_problem(rng, i % 2 ? Op::conv : Op::conv_transpose, lim);
+    p.dtype = DType::f32;
+    if (!detail::adjoint_problem(p)) continue;
+    ++ran;
+    const std::string impl = check_backward_data(rng, p);
+    fast += impl != "reference";
+    if (HasFailure()) return;
+  }
+  EXPECT_EQ(fast, ran) << "every float32 adjoint should take a SIMD path";
+}
+
+// Layers shaped like the suite's (smaller), whose adjoints take the gemm, Winograd, sub-pixel and depthwise paths.
+TEST(Adjoint, PlanBackwardDataOnDecoderAndAtrousLayers) {
+  std::mt19937_64 rng(83);
+  for (const char* text : {
+           "convT_mb2_g1_ic64_oc32_i6x5_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch",
+           "convT_mb1_g1_ic40_oc24_i8x8_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_cfirst_wtorch",
+           "convT_mb1_g1_ic96_oc48_i5x7_k2x2_s2x2_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtf",
+           "convT_mb1_g1_ic21_oc21_i6x6_k16x16_s8x8_d1x1_p4:4x4:4_op0x0_f32_clast_wtorch",
+           "convT_mb1_g1_ic32_oc16_i40_k16_s8_d1_p4:4_op0_f32_clast_wtorch",
+           "convT_mb1_g32_ic32_oc32_i9x9_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch",
+           "conv_mb1_g1_ic128_oc64_i11x11_k3x3_s1x1_d6x6_p6:6x6:6_f32_clast_wtorch",
+           "conv_mb1_g1_ic64_oc32_i13x13_k3x3_s1x1_d18x18_p18:18x18:18_f32_cfirst_wtf",
+           "conv_mb2_g1_ic48_oc48_i65_k3_s1_d8_p8:8_f32_cfirst_wtorch",
+           "conv_mb1_g1_ic16_oc32_i300_k2_s1_d64_p64:0_f32_clast_wtorch",
+           "conv_mb1_g1_ic24_oc40_i9x8x7_k3x3x3_s2x2x2_d1x1x1_p1:1x1:0x0:1_f32_clast_wtorch",
+           "conv_mb1_g48_ic48_oc48_i17x17_k3x3_s1x1_d12x12_p12:12x12:12_f32_clast_wtorch",
+           "conv_mb3_g1_ic30_oc17_i19x18_k4x4_s3x2_d1x1_p2:0x1:3_f32_cfirst_wtorch",
+       }) {
+    const std::string impl = check_backward_data(rng, parse_problem(text));
+    EXPECT_NE(impl, "reference") << text;
+  }
+}
+
+// float64 stays on the reference's loops, exactly (the adjoint would run them too).
+TEST(Adjoint, Float64BackwardDataIsTheReferenceExactly) {
+  std::mt19937_64 rng(89);
+  const Problem p = parse_problem("convT_mb2_g1_ic5_oc3_i4x6_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f64_clast_wtorch");
+  const std::vector<double> dy = random_values(rng, dst_shape(p)), w = random_values(rng, weights_shape(p));
+  std::vector<double> want(static_cast<std::size_t>(element_count(src_shape(p), "t"))), got(want.size());
+  reference::backward_data(p, dy.data(), w.data(), want.data());
+  Plan(p).backward_data(view(dy.data(), dst_shape(p)), view(w.data(), weights_shape(p)),
+                        mutable_view(got.data(), src_shape(p)));
+  EXPECT_EQ(got, want);
+}
+
+TEST(Adjoint, VerboseSaysBackwardDataRunsAsTheAdjoint) {
+  const Problem p = parse_problem("conv_mb1_g1_ic8_oc16_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_f32_clast_wtorch");
+  std::vector<float> dy(static_cast<std::size_t>(element_count(dst_shape(p), "t")), 1.0f);
+  std::vector<float> w(static_cast<std::size_t>(element_count(weights_shape(p), "t")), 0.5f);
+  std::vector<float> dx(static_cast<std::size_t>(element_count(src_shape(p), "t")));
+  const Plan plan(p);
+  setenv("TDCONV_VERBOSE", "1", 1);
+  ::testing::internal::CaptureStderr();
+  plan.backward_data(view(dy.data(), dst_shape(p)), view(w.data(), weights_shape(p)),
+                     mutable_view(dx.data(), src_shape(p)));
+  const std::string out = ::testing::internal::GetCapturedStderr();
+  unsetenv("TDCONV_VERBOSE");
+  EXPECT_NE(out.find("backward_data of " + to_string(p) + " runs as the forward pass of its adjoint"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("tdconv: plan convT_mb1_g1_ic16_oc8_i5x5_k3x3_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch"),
+            std::string::npos)
+      << out;
+}
+
+}  // namespace
+}  // namespace tdconv::testing
