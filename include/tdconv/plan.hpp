@@ -74,7 +74,9 @@ class Plan {
   // adjoint problem (a transposed convolution's for a convolution, and the other way round) on its fast path, planned
   // on the first call and packing the weights on every call (allocates); float64 on the reference.
   void backward_data(const TensorView& diff_dst, const TensorView& weights, const MutableTensorView& diff_src) const;
-  // Gradients with respect to the weights and the bias (`diff_bias.data` may be null).
+  // Gradients with respect to the weights and the bias (`diff_bias.data` may be null). float32 runs on SIMD tiles
+  // (products summed over pixels in float; keeps per-thread copies of one image of src and diff_dst and a
+  // weights-sized buffer of sums); float64 on the reference.
   void backward_weights(const TensorView& src, const TensorView& diff_dst, const MutableTensorView& diff_weights,
                         const MutableTensorView& diff_bias) const;
 

@@ -688,12 +688,13 @@ std::int64_t g_forced = 0;  // 0: no restriction
 }  // namespace
 
 namespace {
-// The kernels of the three per-target files, dispatched to the same target.
+// The kernels of the four per-target files, dispatched to the same target.
 KernelSet dispatch_kernels() {
   KernelSet set = HWY_DYNAMIC_DISPATCH(Kernels)();
   add_planar_kernels(set);
   add_winograd_kernels(set);
-  if (set.planar_target != set.target || set.winograd_target != set.target) {
+  add_weight_gradient_kernels(set);
+  if (set.planar_target != set.target || set.winograd_target != set.target || set.weight_grad_target != set.target) {
     throw std::logic_error("SIMD kernels dispatched to different targets");
   }
   return set;

@@ -113,6 +113,28 @@ struct PlanarGemmCall {
 };
 using PlanarGemmFn = void (*)(const PlanarGemmCall&);
 
+// A weight-gradient tile (weight_gradient.cpp): m channels of the strided side (a convolution's output, a
+// transposed convolution's input) by NR = v * lanes channels of the dense side, summed over runs of pixels:
+//   c[r * c_stride + n] = (accumulate ? c[r * c_stride + n] : 0) +
+//       sum over runs u, i < length[u] of  s[u][s_offset + i * s_step + r] * d[u][d_offset + i * d_step + n]
+// for r < m, n < nr_valid. Reads s only for r < m, but d in whole vectors (NR floats from each pixel's d_offset: the
+// caller's copy of the dense side has room past its end); writes nothing past nr_valid. No runs: stores zeros (or
+// leaves c as it is, accumulating).
+struct WeightGradCall {
+  int m = 0;
+  int runs = 0;
+  const float* const* s = nullptr;
+  const float* const* d = nullptr;
+  const std::int64_t* length = nullptr;
+  std::int64_t s_offset = 0, d_offset = 0;
+  std::int64_t s_step = 0, d_step = 0;
+  float* c = nullptr;
+  std::int64_t c_stride = 0;
+  int nr_valid = 0;
+  bool accumulate = false;
+};
+using WeightGradFn = void (*)(const WeightGradCall&);
+
 inline constexpr int kMaxVectorsPerTile = 4;
 // Pixels per group of Winograd along x at most (PlanarGemmCall::winograd).
 inline constexpr int kMaxWinogradGroup = 4;
@@ -225,6 +247,11 @@ struct KernelSet {
   // reading x[0, n * (groups rounded up to whole vectors + 1)). With step = d > 0 (one part of 2 taps, d a
   // multiple of the vector width, groups a multiple of d), group g = b d + h takes d_u = x[b n d + h + u d] instead
   // (PlanarGemmCall::winograd_step), reading x[0, (groups / d) n d + d).
+  // Weight-gradient tiles (WeightGradCall), indexed by vectors of dense-side channels (1..kMaxVectorsPerTile), and
+  // their heights; the target of weight_gradient_kernels.cpp (always `target`).
+  std::string weight_grad_target;
+  int weight_grad_mr[kMaxVectorsPerTile + 1] = {};
+  WeightGradFn weight_grad[kMaxVectorsPerTile + 1] = {};
   void (*winograd_rows)(const float* from, std::int64_t from_stride, std::int64_t rows, const std::int64_t* first,
                         const int* taps, int parts, int n, std::int64_t groups, float* to, std::int64_t to_stride,
                         std::int64_t stream_stride, std::int64_t step) = nullptr;
@@ -256,6 +283,8 @@ int fewest_loads_vectors(const KernelSet& k, std::int64_t columns);
 void add_planar_kernels(KernelSet& set);
 // Sets the Winograd transforms of `set` (and winograd_target) from winograd_kernels.cpp, likewise.
 void add_winograd_kernels(KernelSet& set);
+// Sets the weight-gradient tiles of `set` (and weight_grad_target) from weight_gradient_kernels.cpp, likewise.
+void add_weight_gradient_kernels(KernelSet& set);
 
 // Every compiled target this CPU supports, best first (names as in KernelSet::target).
 std::vector<std::string> supported_targets();

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "engine/weight_gradient.hpp"
 #include "plan/adjoint.hpp"
 #include "plan/implementation.hpp"
 #include "plan/verbose.hpp"
@@ -138,6 +139,11 @@ void Plan::backward_weights(const TensorView& src, const TensorView& diff_dst, c
   check("diff_dst", diff_dst, problem_, dst_shape(problem_));
   check("diff_weights", diff_weights, problem_, weights_shape(problem_));
   check_optional("diff_bias", diff_bias, problem_, bias_shape(problem_));
+  if (problem_.dtype == DType::f32) {
+    return engine::weight_gradient(problem_, static_cast<const float*>(src.data),
+                                   static_cast<const float*>(diff_dst.data), static_cast<float*>(diff_weights.data),
+                                   static_cast<float*>(diff_bias.data));
+  }
   impl_->backward_weights(problem_, {src.data, diff_dst.data, diff_weights.data, diff_bias.data});
 }
 
