@@ -252,6 +252,11 @@ struct KernelSet {
   std::string weight_grad_target;
   int weight_grad_mr[kMaxVectorsPerTile + 1] = {};
   WeightGradFn weight_grad[kMaxVectorsPerTile + 1] = {};
+  // ... and for depthwise problems (one channel per group on each side), channels as lanes on both sides:
+  //   c[n] = (accumulate ? c[n] : 0) + sum over runs u, i < length[u] of
+  //          s[u][s_offset + i * s_step + n] * d[u][d_offset + i * d_step + n]
+  // for n < nr_valid (m is 1), reading whole vectors from both (the caller leaves room after each).
+  WeightGradFn weight_grad_depthwise[kMaxVectorsPerTile + 1] = {};
   void (*winograd_rows)(const float* from, std::int64_t from_stride, std::int64_t rows, const std::int64_t* first,
                         const int* taps, int parts, int n, std::int64_t groups, float* to, std::int64_t to_stride,
                         std::int64_t stream_stride, std::int64_t step) = nullptr;

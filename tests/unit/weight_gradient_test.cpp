@@ -139,6 +139,17 @@ TEST(WeightGradient, DecoderAndAtrousLayers) {
            "conv_mb1_g48_ic48_oc48_i17x17_k3x3_s1x1_d12x12_p12:12x12:12_f32_clast_wtorch",
            "conv_mb3_g1_ic30_oc17_i19x18_k4x4_s3x2_d1x1_p2:0x1:3_f32_cfirst_wtorch",
            "conv_mb1_g4_ic36_oc20_i7x30_k3x5_s1x2_d2x1_p9:0x0:7_f32_clast_wtf",
+           // one output channel: the tiles' vectors run over the 56 input channels instead
+           "convT_mb1_g1_ic56_oc1_i20x20_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_clast_wtorch",
+           "convT_mb2_g1_ic56_oc1_i13x11_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_cfirst_wtf",
+           // depthwise, 32 channels (vectors read in place) and 20 (copies with room after them)
+           "conv_mb2_g32_ic32_oc32_i9x9_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtorch",
+           "convT_mb1_g20_ic20_oc20_i9x7_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
+           // rows longer than a chunk, in pieces; many small images in one chunk
+           "convT_mb1_g1_ic24_oc16_i700_k4_s2_d1_p1:1_op0_f32_clast_wtorch",
+           "conv_mb2_g1_ic16_oc24_i600_k3_s1_d8_p8:8_f32_cfirst_wtorch",
+           "convT_mb40_g1_ic20_oc12_i2x2_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
+           "convT_mb70_g1_ic33_oc16_i1x1_k4x4_s1x1_d1x1_p0:0x0:0_op0x0_f32_clast_wtorch",
        }) {
     check_weight_gradient(rng, parse_problem(text));
   }
