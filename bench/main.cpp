@@ -151,20 +151,21 @@ LayerResult measure_layer(const Layer& layer, const RunInfo& info, const std::st
   LayerResult r;
   r.name = layer.name;
   r.problem = tdconv::to_string(layer.problem);
+  r.pass = layer.pass == Pass::forward ? "forward" : "backward";
   const tdconv::Problem& p = layer.problem;
-  r.flops = nominal_flops(p);
+  // The backward pass: both gradients, each as many multiply-adds as the forward pass.
+  r.flops = nominal_flops(p) * (layer.pass == Pass::backward ? 2 : 1);
   r.valid_taps = valid_tap_fraction(p);
-  if (layer.pass != Pass::forward) {
-    r.skip_reason = "backward pass not benchmarked yet";
-    return r;
-  }
   const Buffer src = random_buffer(tdconv::element_count(tdconv::src_shape(p), "src"), 1);
   const Buffer weights = random_buffer(tdconv::element_count(tdconv::weights_shape(p), "weights"), 2);
+  const Buffer diff_dst = layer.pass == Pass::backward
+                              ? random_buffer(tdconv::element_count(tdconv::dst_shape(p), "dst"), 3)
+                              : Buffer();
 
   progress.say(layer.name + ": setting up");
   std::optional<TdconvContender> td;
   try {
-    td.emplace(p, src, weights);
+    td.emplace(p, layer.pass, src, weights, diff_dst);
   } catch (const std::exception& e) {
     r.error = e.what();
     return r;
@@ -172,8 +173,8 @@ LayerResult measure_layer(const Layer& layer, const RunInfo& info, const std::st
   std::vector<Contender> contenders{in_process([&] { td->run(); })};
   std::optional<OneDnnVariant> any, plain;
   if (info.onednn.wanted && info.onednn.available) {
-    any.emplace(p, true, src, weights);
-    plain.emplace(p, false, src, weights);
+    any.emplace(p, layer.pass, true, src, weights, diff_dst);
+    plain.emplace(p, layer.pass, false, src, weights, diff_dst);
     for (OneDnnVariant* v : {&*any, &*plain}) {
       if (v->ready()) contenders.push_back(in_process([v] { v->run(); }));
     }
@@ -184,7 +185,7 @@ LayerResult measure_layer(const Layer& layer, const RunInfo& info, const std::st
   std::optional<TorchContender> pytorch;
   if (info.torch.wanted && info.torch.available) {
     try {
-      pytorch.emplace(torch.get(), layer.name, p, src, weights, scratch);
+      pytorch.emplace(torch.get(), layer.name, p, layer.pass, src, weights, diff_dst, scratch);
       if (pytorch->ready()) contenders.push_back(pytorch->contender());
     } catch (const std::exception& e) {  // the helper could not be started
       r.torch.reason = std::string("PyTorch: ") + e.what();
@@ -205,9 +206,9 @@ LayerResult measure_layer(const Layer& layer, const RunInfo& info, const std::st
   for (auto [variant, into] : {std::pair{&any, &r.onednn_any}, std::pair{&plain, &r.onednn_plain}}) {
     if (!variant->has_value()) continue;
     const Timing timing = (*variant)->ready() ? timings[next++] : Timing{};
-    *into = (*variant)->result(timing, &td->dst());
+    *into = (*variant)->result(timing, &td->dst(), td->parts());
   }
-  if (pytorch) r.torch = pytorch->result(pytorch->ready() ? timings[next++] : Timing{}, td->dst());
+  if (pytorch) r.torch = pytorch->result(pytorch->ready() ? timings[next++] : Timing{}, td->dst(), td->parts());
   return r;
 }
 

@@ -110,10 +110,9 @@ std::string inexpressible(const tdconv::Problem& p) {
   return "";
 }
 
-dnnl::primitive_desc make_pd(const tdconv::Problem& p, const memory::desc& src, const memory::desc& weights,
-                             const memory::desc& dst) {
+dnnl::primitive_desc make_pd(const tdconv::Problem& p, dnnl::prop_kind kind, const memory::desc& src,
+                             const memory::desc& weights, const memory::desc& dst) {
   const Geometry g = geometry(p);
-  const auto kind = dnnl::prop_kind::forward_inference;
   if (p.op == tdconv::Op::conv) {
     // convolution_auto lets oneDNN pick Winograd where it would win: its best case.
     dnnl::convolution_forward::desc d(kind, dnnl::algorithm::convolution_auto, src, weights, dst, g.strides,
@@ -154,37 +153,121 @@ memory in_format(memory user, const memory::desc& wanted) {
 
 }  // namespace
 
+// What a run executes (one primitive forward, two backward) and what it produces: each output with the user's layout
+// it is compared in and where it starts in tdconv's output buffer.
 struct OneDnnVariant::Prepared {
-  dnnl::primitive primitive;
-  std::unordered_map<int, memory> args;
-  memory dst;
-  memory::desc user_dst;
+  struct Step {
+    dnnl::primitive primitive;
+    std::unordered_map<int, memory> args;
+  };
+  struct Output {
+    memory produced;
+    memory::desc user;
+    std::int64_t offset;
+  };
+  std::vector<Step> steps;
+  std::vector<Output> outputs;
 };
 
-OneDnnVariant::OneDnnVariant(const tdconv::Problem& p, bool any_activations, const Buffer& src,
-                             const Buffer& weights) {
+namespace {
+
+// The forward pass: dst from src and weights.
+void prepare_forward(const tdconv::Problem& p, bool any_activations, const Buffer& src, const Buffer& weights,
+                     OneDnnVariant::Prepared& out, std::string& detail) {
+  const memory::desc user_src = activation_md(p, p.in_channels, p.input);
+  const memory::desc user_dst = activation_md(p, p.out_channels, tdconv::output_size(p));
+  const memory::desc user_weights = torch_weights_md(p);
+  const auto pd = make_pd(p, dnnl::prop_kind::forward_inference, any_activations ? any_like(user_src) : user_src,
+                          any_like(user_weights), any_activations ? any_like(user_dst) : user_dst);
+  auto& engine = cpu().engine;
+  const memory src_mem = in_format(memory(user_src, engine, const_cast<float*>(src.data())), pd.src_desc(0));
+  const memory weights_mem =
+      in_format(memory(user_weights, engine, const_cast<float*>(weights.data())), pd.weights_desc(0));
+  memory dst_mem(pd.dst_desc(0), engine);
+  out.steps.push_back(
+      {dnnl::primitive(pd), {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, weights_mem}, {DNNL_ARG_DST, dst_mem}}});
+  out.outputs.push_back({dst_mem, user_dst, 0});
+  detail = std::string(pd.impl_info_str()) + " src " + format_name(pd.src_desc(0)) + " wei " +
+           format_name(pd.weights_desc(0)) + " dst " + format_name(pd.dst_desc(0));
+}
+
+// The backward passes as a training step runs them: diff_src from diff_dst and the weights (backward data), then
+// diff_weights from src and diff_dst (backward weights, no bias), both primitives hinted by the forward_training
+// one. Each takes diff_dst in its own preferred format (reordered once, untimed, like every input).
+void prepare_backward(const tdconv::Problem& p, bool any_activations, const Buffer& src, const Buffer& weights,
+                      const Buffer& diff_dst, OneDnnVariant::Prepared& out, std::string& detail) {
+  const memory::desc user_src = activation_md(p, p.in_channels, p.input);
+  const memory::desc user_dst = activation_md(p, p.out_channels, tdconv::output_size(p));
+  const memory::desc user_weights = torch_weights_md(p);
+  const memory::desc src_md = any_activations ? any_like(user_src) : user_src;
+  const memory::desc dst_md = any_activations ? any_like(user_dst) : user_dst;
+  const memory::desc weights_md = any_like(user_weights);
+  const Geometry g = geometry(p);
+  dnnl::primitive_desc data_pd, weights_pd;
+  auto& engine = cpu().engine;
+  if (p.op == tdconv::Op::conv) {
+    const auto algorithm = dnnl::algorithm::convolution_direct;
+    const dnnl::convolution_forward::primitive_desc hint(
+        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, algorithm, src_md, weights_md, dst_md,
+                                        g.strides, g.dilates, g.padding_l, g.padding_r),
+        engine);
+    data_pd = dnnl::convolution_backward_data::primitive_desc(
+        dnnl::convolution_backward_data::desc(algorithm, src_md, weights_md, dst_md, g.strides, g.dilates,
+                                              g.padding_l, g.padding_r),
+        engine, hint);
+    weights_pd = dnnl::convolution_backward_weights::primitive_desc(
+        dnnl::convolution_backward_weights::desc(algorithm, src_md, weights_md, dst_md, g.strides, g.dilates,
+                                                 g.padding_l, g.padding_r),
+        engine, hint);
+  } else {
+    const auto algorithm = dnnl::algorithm::deconvolution_direct;
+    const dnnl::deconvolution_forward::primitive_desc hint(
+        dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_training, algorithm, src_md, weights_md, dst_md,
+                                          g.strides, g.dilates, g.padding_l, g.padding_r),
+        engine);
+    data_pd = dnnl::deconvolution_backward_data::primitive_desc(
+        dnnl::deconvolution_backward_data::desc(algorithm, src_md, weights_md, dst_md, g.strides, g.dilates,
+                                                g.padding_l, g.padding_r),
+        engine, hint);
+    weights_pd = dnnl::deconvolution_backward_weights::primitive_desc(
+        dnnl::deconvolution_backward_weights::desc(algorithm, src_md, weights_md, dst_md, g.strides, g.dilates,
+                                                   g.padding_l, g.padding_r),
+        engine, hint);
+  }
+  const memory user_diff_dst(user_dst, engine, const_cast<float*>(diff_dst.data()));
+  const memory weights_mem =
+      in_format(memory(user_weights, engine, const_cast<float*>(weights.data())), data_pd.weights_desc(0));
+  const memory data_diff_dst = in_format(user_diff_dst, data_pd.diff_dst_desc(0));
+  const memory weights_diff_dst = in_format(user_diff_dst, weights_pd.diff_dst_desc(0));
+  const memory src_mem = in_format(memory(user_src, engine, const_cast<float*>(src.data())), weights_pd.src_desc(0));
+  memory diff_src(data_pd.diff_src_desc(0), engine), diff_weights(weights_pd.diff_weights_desc(0), engine);
+  out.steps.push_back({dnnl::primitive(data_pd),
+                       {{DNNL_ARG_DIFF_DST, data_diff_dst}, {DNNL_ARG_WEIGHTS, weights_mem}, {DNNL_ARG_DIFF_SRC, diff_src}}});
+  out.steps.push_back({dnnl::primitive(weights_pd),
+                       {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_DIFF_DST, weights_diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights}}});
+  out.outputs.push_back({diff_src, user_src, 0});
+  out.outputs.push_back({diff_weights, user_weights, tdconv::element_count(tdconv::src_shape(p), "src")});
+  detail = "data: " + std::string(data_pd.impl_info_str()) + " diff_src " + format_name(data_pd.diff_src_desc(0)) +
+           "; weights: " + std::string(weights_pd.impl_info_str()) + " src " + format_name(weights_pd.src_desc(0)) +
+           " diff_wei " + format_name(weights_pd.diff_weights_desc(0));
+}
+
+}  // namespace
+
+OneDnnVariant::OneDnnVariant(const tdconv::Problem& p, Pass pass, bool any_activations, const Buffer& src,
+                             const Buffer& weights, const Buffer& diff_dst) {
   if (const std::string why = inexpressible(p); !why.empty()) {
     failure_.reason = why;
     return;
   }
   try {
-    const memory::desc user_src = activation_md(p, p.in_channels, p.input);
-    const memory::desc user_dst = activation_md(p, p.out_channels, tdconv::output_size(p));
-    const memory::desc user_weights = torch_weights_md(p);
-    const auto pd = make_pd(p, any_activations ? any_like(user_src) : user_src, any_like(user_weights),
-                            any_activations ? any_like(user_dst) : user_dst);
-    auto& engine = cpu().engine;
-    const memory src_mem = in_format(memory(user_src, engine, const_cast<float*>(src.data())), pd.src_desc(0));
-    const memory weights_mem =
-        in_format(memory(user_weights, engine, const_cast<float*>(weights.data())), pd.weights_desc(0));
-    memory dst_mem(pd.dst_desc(0), engine);
-    prepared_ = std::make_unique<Prepared>(
-        Prepared{dnnl::primitive(pd),
-                 {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, weights_mem}, {DNNL_ARG_DST, dst_mem}},
-                 dst_mem,
-                 user_dst});
-    detail_ = std::string(pd.impl_info_str()) + " src " + format_name(pd.src_desc(0)) + " wei " +
-              format_name(pd.weights_desc(0)) + " dst " + format_name(pd.dst_desc(0));
+    auto prepared = std::make_unique<Prepared>();
+    if (pass == Pass::forward) {
+      prepare_forward(p, any_activations, src, weights, *prepared, detail_);
+    } else {
+      prepare_backward(p, any_activations, src, weights, diff_dst, *prepared, detail_);
+    }
+    prepared_ = std::move(prepared);
   } catch (const dnnl::error& e) {
     refuse(e.what());
   }
@@ -202,14 +285,14 @@ void OneDnnVariant::refuse(const std::string& what) {
 void OneDnnVariant::run() {
   if (!prepared_) return;
   try {
-    prepared_->primitive.execute(cpu().stream, prepared_->args);
+    for (Prepared::Step& step : prepared_->steps) step.primitive.execute(cpu().stream, step.args);
     cpu().stream.wait();
   } catch (const dnnl::error& e) {
     refuse(e.what());
   }
 }
 
-PeerRun OneDnnVariant::result(const Timing& timing, const Buffer* tdconv_dst) {
+PeerRun OneDnnVariant::result(const Timing& timing, const Buffer* tdconv_dst, const std::vector<std::int64_t>& parts) {
   if (!prepared_) return failure_;
   PeerRun run;
   run.available = true;
@@ -218,10 +301,12 @@ PeerRun OneDnnVariant::result(const Timing& timing, const Buffer* tdconv_dst) {
   if (tdconv_dst != nullptr) {
     try {
       Buffer out(tdconv_dst->size());
-      memory out_mem(prepared_->user_dst, cpu().engine, out.data());
-      dnnl::reorder(prepared_->dst, out_mem).execute(cpu().stream, prepared_->dst, out_mem);
+      for (Prepared::Output& o : prepared_->outputs) {
+        memory out_mem(o.user, cpu().engine, out.data() + o.offset);
+        dnnl::reorder(o.produced, out_mem).execute(cpu().stream, o.produced, out_mem);
+      }
       cpu().stream.wait();
-      run.max_rel_error = max_relative_error(out.data(), tdconv_dst->data(), out.size());
+      run.max_rel_error = max_relative_error(out.data(), tdconv_dst->data(), out.size(), parts);
     } catch (const dnnl::error& e) {
       refuse(e.what());
       return failure_;

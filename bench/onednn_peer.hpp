@@ -8,7 +8,9 @@
 // which favours oneDNN (a network would pay for them unless every layer agreed on the format).
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "layers.hpp"
 #include "results.hpp"
 #include "tdconv/problem.hpp"
 #include "tensors.hpp"
@@ -22,18 +24,21 @@ PeerStatus onednn_status();
 // is false and result() says why.
 class OneDnnVariant {
  public:
-  OneDnnVariant(const tdconv::Problem& p, bool any_activations, const Buffer& src, const Buffer& weights);
+  // `diff_dst`: the output's gradient, for the backward pass (its two primitives run in one timed run).
+  OneDnnVariant(const tdconv::Problem& p, Pass pass, bool any_activations, const Buffer& src, const Buffer& weights,
+                const Buffer& diff_dst);
   ~OneDnnVariant();
   OneDnnVariant(const OneDnnVariant&) = delete;
   OneDnnVariant& operator=(const OneDnnVariant&) = delete;
   bool ready() const { return prepared_ != nullptr; }
   void run();
-  // The record of the runs timed in `timing`, with the largest error against tdconv's output when given.
-  PeerRun result(const Timing& timing, const Buffer* tdconv_dst);
+  // The record of the runs timed in `timing`, with the largest error against tdconv's output when given (each of
+  // its parts on its own scale, see TdconvContender::parts).
+  PeerRun result(const Timing& timing, const Buffer* tdconv_dst, const std::vector<std::int64_t>& parts);
+  struct Prepared;
 
  private:
   void refuse(const std::string& what);
-  struct Prepared;
   std::unique_ptr<Prepared> prepared_;
   std::string detail_;
   PeerRun failure_;  // why there is no primitive

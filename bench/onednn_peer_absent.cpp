@@ -11,12 +11,12 @@ PeerStatus onednn_status() {
 
 struct OneDnnVariant::Prepared {};
 
-OneDnnVariant::OneDnnVariant(const tdconv::Problem&, bool, const Buffer&, const Buffer&) {
+OneDnnVariant::OneDnnVariant(const tdconv::Problem&, Pass, bool, const Buffer&, const Buffer&, const Buffer&) {
   failure_.reason = "oneDNN not compiled in";
 }
 OneDnnVariant::~OneDnnVariant() = default;
 void OneDnnVariant::run() {}
 void OneDnnVariant::refuse(const std::string& what) { failure_.reason = what; }
-PeerRun OneDnnVariant::result(const Timing&, const Buffer*) { return failure_; }
+PeerRun OneDnnVariant::result(const Timing&, const Buffer*, const std::vector<std::int64_t>&) { return failure_; }
 
 }  // namespace bench

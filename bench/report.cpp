@@ -80,8 +80,8 @@ Row layer_row(const LayerResult& r, const RunInfo& info) {
           times(ratio(r, r.onednn_best())),
           times(ratio(r, &r.torch)),
           times(ratio(r, r.best_peer())),
-          bytes(t.workspace_bytes),
-          bytes(t.packed_bytes),
+          r.pass == "forward" ? bytes(t.workspace_bytes) : "-",  // the backward passes report neither
+          r.pass == "forward" ? bytes(t.packed_bytes) : "-",
           number(t.plan_ms)};
 }
 
@@ -169,13 +169,16 @@ bool column_wanted(const PeerColumn& c, const RunInfo& info) {
 
 void print_geomeans(std::ostream& out, const RunInfo& info, const std::vector<LayerResult>& results) {
   if (!info.torch.wanted && !info.onednn.wanted) return;
-  out << "\nGeometric mean of peer_ms / tdconv_ms (>1: tdconv is faster):\n";
-  for (const auto& c : peer_columns()) {
-    if (!column_wanted(c, info)) continue;
-    const GeoMean g = geomean_ratio(results, c.peer);
-    out << "  vs " << c.label << ": "
-        << (g.layers ? format("%.3gx", g.value) + " over " + std::to_string(g.layers) + " layers" : "no layers")
-        << "\n";
+  for (const char* pass : {"forward", "backward"}) {
+    if (std::none_of(results.begin(), results.end(), [&](const LayerResult& r) { return r.pass == pass; })) continue;
+    out << "\nGeometric mean of peer_ms / tdconv_ms over the " << pass << " layers (>1: tdconv is faster):\n";
+    for (const auto& c : peer_columns()) {
+      if (!column_wanted(c, info)) continue;
+      const GeoMean g = geomean_ratio(results, c.peer, pass);
+      out << "  vs " << c.label << ": "
+          << (g.layers ? format("%.3gx", g.value) + " over " + std::to_string(g.layers) + " layers" : "no layers")
+          << "\n";
+    }
   }
 }
 
@@ -214,6 +217,7 @@ ordered_json peer_json(const LayerResult& r, const PeerRun* run) {
 ordered_json layer_json(const LayerResult& r, const RunInfo& info) {
   ordered_json j;
   j["name"] = r.name;
+  j["pass"] = r.pass;
   j["problem"] = r.problem;
   j["status"] = !r.skip_reason.empty() ? "skipped" : !r.error.empty() ? "error" : "ok";
   if (!r.skip_reason.empty()) j["skip_reason"] = r.skip_reason;
@@ -252,7 +256,8 @@ void print_layer_list(std::ostream& out, const std::vector<Layer>& layers) {
   std::vector<Row> rows;
   for (const auto& l : layers) {
     rows.push_back({l.name, l.pass == Pass::forward ? "forward" : "backward", tdconv::to_string(l.problem),
-                    number(nominal_flops(l.problem) * 1e-9), percent(valid_tap_fraction(l.problem))});
+                    number(nominal_flops(l.problem) * (l.pass == Pass::forward ? 1e-9 : 2e-9)),
+                    percent(valid_tap_fraction(l.problem))});
   }
   std::vector<std::size_t> width(5, 0);
   for (const auto& row : rows) {
@@ -299,7 +304,9 @@ void print_report(std::ostream& out, const RunInfo& info, const std::vector<Laye
       << info.threads
       << " thread(s); valid taps: share of nominal multiply-adds whose tap lands inside the tensor; vs X: X's ms / "
          "tdconv's ms, >1 means tdconv is faster; workspace: scratch of one forward call at this thread count, packed "
-         "weights not counted; packed: packed weights; ! marks a wrong or non-finite output)\n";
+         "weights not counted; packed: packed weights; ! marks a wrong or non-finite output; impl 'backward': "
+         "a backward layer's run is both gradients, data and weights, from unpacked weights, and its GFLOP twice "
+         "the forward pass's)\n";
   if (info.onednn.wanted || info.torch.wanted) print_details(out, info, results);
   print_warnings(out, results);
   print_geomeans(out, info, results);
@@ -328,12 +335,15 @@ void write_json(const std::string& path, const RunInfo& info, const std::vector<
   ordered_json layers = ordered_json::array();
   for (const auto& r : results) layers.push_back(layer_json(r, info));
   j["layers"] = layers;
-  ordered_json means;
-  for (const auto& c : peer_columns()) {
-    const GeoMean g = geomean_ratio(results, c.peer);
-    means[c.key] = {{"value", g.layers ? ordered_json(g.value) : ordered_json(nullptr)}, {"layers", g.layers}};
+  // geomean_ratio: the forward layers (as before there were backward ones); geomean_ratio_backward: the others.
+  for (const char* pass : {"forward", "backward"}) {
+    ordered_json means;
+    for (const auto& c : peer_columns()) {
+      const GeoMean g = geomean_ratio(results, c.peer, pass);
+      means[c.key] = {{"value", g.layers ? ordered_json(g.value) : ordered_json(nullptr)}, {"layers", g.layers}};
+    }
+    j[std::string(pass) == "forward" ? "geomean_ratio" : "geomean_ratio_backward"] = means;
   }
-  j["geomean_ratio"] = means;
 
   std::ofstream file(path);
   file << j.dump(2) << "\n";

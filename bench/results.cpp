@@ -30,10 +30,11 @@ double RunInfo::peak_for_threads() const {
   return peaks.empty() ? 0 : peaks.back().gflops;
 }
 
-GeoMean geomean_ratio(const std::vector<LayerResult>& results, PeerOf peer) {
+GeoMean geomean_ratio(const std::vector<LayerResult>& results, PeerOf peer, const std::string& pass) {
   GeoMean g;
   double log_sum = 0;
   for (const auto& r : results) {
+    if (r.pass != pass) continue;
     if (const auto q = ratio(r, peer(r)); q && *q > 0) {
       log_sum += std::log(*q);
       ++g.layers;

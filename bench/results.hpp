@@ -38,6 +38,7 @@ struct TdconvRun {
 struct LayerResult {
   std::string name;
   std::string problem;       // tdconv's canonical problem string
+  std::string pass = "forward";  // or "backward": both gradients (data and weights) per run
   std::string skip_reason;   // non-empty: not measured
   std::string error;         // non-empty: tdconv failed on it
   double flops = 0;
@@ -74,13 +75,13 @@ struct RunInfo {
   double peak_for_threads() const;
 };
 
-// Geometric mean of peer_ms / tdconv_ms over the layers where both ran.
+// Geometric mean of peer_ms / tdconv_ms over the layers of one pass ("forward" or "backward") where both ran.
 struct GeoMean {
   double value = 0;
   int layers = 0;
 };
 using PeerOf = const PeerRun* (*)(const LayerResult&);
-GeoMean geomean_ratio(const std::vector<LayerResult>& results, PeerOf peer);
+GeoMean geomean_ratio(const std::vector<LayerResult>& results, PeerOf peer, const std::string& pass);
 
 // The selectors, in report order, with their names in the JSON report.
 struct PeerColumn {

@@ -41,6 +41,16 @@ double max_relative_error(const float* got, const float* want, std::int64_t coun
   return scale > 0 ? worst / scale : worst;
 }
 
+double max_relative_error(const float* got, const float* want, std::int64_t count,
+                          const std::vector<std::int64_t>& parts) {
+  double worst = 0;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const std::int64_t end = i + 1 < parts.size() ? parts[i + 1] : count;
+    worst = std::max(worst, max_relative_error(got + parts[i], want + parts[i], end - parts[i]));
+  }
+  return worst;
+}
+
 bool all_finite(const float* data, std::int64_t count) {
   return std::all_of(data, data + count, [](float v) { return std::isfinite(v); });
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace bench {
 
@@ -35,6 +36,10 @@ void fill(Buffer& b, float value);
 // convolution of random data has) do not turn rounding into huge element-wise ratios. Infinite if got holds a
 // NaN or an infinity.
 double max_relative_error(const float* got, const float* want, std::int64_t count);
+// The same for an output made of parts (a backward pass's diff_src and diff_weights, whose scales differ), each on
+// its own scale: the largest. Part i is [parts[i], parts[i + 1]), the last one up to count.
+double max_relative_error(const float* got, const float* want, std::int64_t count,
+                          const std::vector<std::int64_t>& parts);
 bool all_finite(const float* data, std::int64_t count);
 
 void write_raw(const std::string& path, const Buffer& b);

@@ -33,8 +33,8 @@ std::vector<std::string> script_command(int threads, const std::vector<std::stri
 
 std::vector<std::int64_t> dims(const tdconv::Dims& d) { return {d.begin(), d.end()}; }
 
-json layer_request(const std::string& name, const tdconv::Problem& p, const std::string& dir) {
-  return {{"name", name},
+json layer_request(const std::string& name, const tdconv::Problem& p, Pass pass, const std::string& dir) {
+  json request = {{"name", name},
           {"op", p.op == tdconv::Op::conv ? "conv" : "conv_transpose"},
           {"spatial_dims", p.spatial_dims},
           {"batch", p.batch},
@@ -52,6 +52,11 @@ json layer_request(const std::string& name, const tdconv::Problem& p, const std:
           {"src_file", dir + "/src.f32"},
           {"weights_file", dir + "/weights.f32"},
           {"dst_file", dir + "/dst.f32"}};
+  if (pass == Pass::backward) {
+    request["pass"] = "backward";
+    request["diff_dst_file"] = dir + "/diff_dst.f32";
+  }
+  return request;
 }
 
 json ask_json(TorchPeer& peer, const json& request) { return json::parse(peer.ask(request.dump())); }
@@ -93,15 +98,17 @@ int TorchPeer::pid() const { return process_->pid(); }
 
 std::string TorchPeer::ask(const std::string& request) { return process_->ask(request); }
 
-TorchContender::TorchContender(TorchPeer& peer, const std::string& name, const tdconv::Problem& p,
-                               const Buffer& src, const Buffer& weights, std::string scratch_dir)
+TorchContender::TorchContender(TorchPeer& peer, const std::string& name, const tdconv::Problem& p, Pass pass,
+                               const Buffer& src, const Buffer& weights, const Buffer& diff_dst,
+                               std::string scratch_dir)
     : peer_(peer), scratch_dir_(std::move(scratch_dir)) {
   try {
     write_raw(scratch_dir_ + "/src.f32", src);
     write_raw(scratch_dir_ + "/weights.f32", weights);
+    if (pass == Pass::backward) write_raw(scratch_dir_ + "/diff_dst.f32", diff_dst);
     const json answer = ask_json(peer_, {{"cmd", "setup"},
                                          {"layout", std::string(tdconv::to_string(p.layout))},
-                                         {"layer", layer_request(name, p, scratch_dir_)}});
+                                         {"layer", layer_request(name, p, pass, scratch_dir_)}});
     call_ = answer.value("call", std::string());
     error_ = answer.value("error", std::string());
     ready_ = error_.empty();
@@ -111,7 +118,7 @@ TorchContender::TorchContender(TorchPeer& peer, const std::string& name, const t
 }
 
 TorchContender::~TorchContender() {
-  for (const char* f : {"/src.f32", "/weights.f32", "/dst.f32"}) {
+  for (const char* f : {"/src.f32", "/weights.f32", "/diff_dst.f32", "/dst.f32"}) {
     std::error_code ignored;  // a file the run never wrote is not an error
     std::filesystem::remove(scratch_dir_ + f, ignored);
   }
@@ -126,7 +133,8 @@ Contender TorchContender::contender() {
           peer_.pid()};
 }
 
-PeerRun TorchContender::result(const Timing& timing, const Buffer& tdconv_dst) const {
+PeerRun TorchContender::result(const Timing& timing, const Buffer& tdconv_dst,
+                               const std::vector<std::int64_t>& parts) const {
   PeerRun run;
   run.detail = call_;
   const std::string error = ready_ ? timing.error : error_;
@@ -140,7 +148,7 @@ PeerRun TorchContender::result(const Timing& timing, const Buffer& tdconv_dst) c
   try {
     Buffer out(tdconv_dst.size());
     read_raw(scratch_dir_ + "/dst.f32", out);
-    run.max_rel_error = max_relative_error(out.data(), tdconv_dst.data(), out.size());
+    run.max_rel_error = max_relative_error(out.data(), tdconv_dst.data(), out.size(), parts);
   } catch (const std::exception& e) {
     run.reason = std::string("PyTorch's output: ") + e.what();
     run.failed = true;

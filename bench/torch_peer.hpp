@@ -6,7 +6,9 @@
 // wrongly configured call shows up as a mismatch.
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "layers.hpp"
 #include "results.hpp"
 #include "tdconv/problem.hpp"
 #include "tensors.hpp"
@@ -42,15 +44,17 @@ class TorchPeer {
 // why.
 class TorchContender {
  public:
-  TorchContender(TorchPeer& peer, const std::string& name, const tdconv::Problem& p, const Buffer& src,
-                 const Buffer& weights, std::string scratch_dir);
+  // `diff_dst`: the output's gradient, for the backward pass.
+  TorchContender(TorchPeer& peer, const std::string& name, const tdconv::Problem& p, Pass pass, const Buffer& src,
+                 const Buffer& weights, const Buffer& diff_dst, std::string scratch_dir);
   ~TorchContender();  // removes its files from the scratch folder
   TorchContender(const TorchContender&) = delete;
   TorchContender& operator=(const TorchContender&) = delete;
   bool ready() const { return ready_; }
   Contender contender();
-  // The record of the runs timed in `timing`, with the largest error of the setup's output against tdconv's.
-  PeerRun result(const Timing& timing, const Buffer& tdconv_dst) const;
+  // The record of the runs timed in `timing`, with the largest error of the setup's output against tdconv's (each
+  // part on its own scale, see TdconvContender::parts).
+  PeerRun result(const Timing& timing, const Buffer& tdconv_dst, const std::vector<std::int64_t>& parts) const;
 
  private:
   TorchPeer& peer_;

@@ -17,6 +17,9 @@ closes, so that tdconv-bench can time PyTorch in turns with tdconv and oneDNN (o
              random data when absent), "dst_file": where to write the output for the caller to check (optional)}}
       builds the inputs and the call, runs it once (warm-up), checks the output's shape, writes dst_file;
       answers {"call": what is called} or {"error": why not}
+      With "pass": "backward" and "diff_dst_file" (the output's gradient, raw float32 in the layer's layout), the
+      setup runs the call once with autograd recording and dst_file receives both gradients: the input's (the
+      layer's layout) followed by the weights' (torch's layout).
   {"cmd": "run"}
       calls the layer set up last once; answers {"ms": the call's time in milliseconds} or {"error": ...}
 
@@ -27,6 +30,8 @@ Timed: exactly what a PyTorch user writes for the layer, under torch.no_grad():
   conv_transpose, symmetric P, OP:      F.conv_transposeNd(x, w, None, stride, P, OP, groups, dilation)
   conv_transpose, BEGIN != END:         F.conv_transposeNd with padding m = min(BEGIN, END) and the output padding
                                         OP' = max(0, OP - (END - m)), then a slice crops the rest (a view: no copy)
+Backward: torch.autograd.grad(y, (x, w), dy, retain_graph=True) on the recorded call above (x and w requiring
+grad, no bias): both gradients, the forward pass not timed (what loss.backward() runs for the layer).
 channels_last: activations and weights in torch.channels_last (2D) / channels_last_3d (3D) memory format. PyTorch
 has no channels-last 1D format, so 1D layers run as 2D with a height of 1 (as Conv1d does internally), whose
 channels_last memory is exactly (N, W, C).
@@ -182,6 +187,32 @@ def to_caller_layout(layer, y):
     return y.contiguous()
 
 
+def make_grad_output(layer, like, torch, np):
+    """The output's gradient from the caller's file (the layer's layout), in the output's shape and memory format."""
+    s = layer.spec
+    spatial = list(s["output"][: layer.nd])
+    count = s["batch"] * s["out_channels"]
+    for v in spatial:
+        count *= v
+    if layer.channels_last:
+        dy = load(s["diff_dst_file"], count, [s["batch"], *spatial, s["out_channels"]], torch, np)
+        dy = dy.permute(0, layer.nd + 1, *range(1, layer.nd + 1))
+    else:
+        dy = load(s["diff_dst_file"], count, [s["batch"], s["out_channels"], *spatial], torch, np)
+    if layer.as_2d:
+        dy = dy.unsqueeze(2)
+    dy = to_format(layer, dy, torch)
+    if list(dy.shape) != list(like.shape):
+        raise ValueError(f"the output's gradient has shape {list(dy.shape)}, the output {list(like.shape)}")
+    return dy
+
+
+def weights_in_torch_layout(layer, gw):
+    if layer.as_2d:
+        gw = gw.squeeze(2)
+    return gw.contiguous()
+
+
 class Session:
     """The layer set up last: its call, ready to be timed."""
 
@@ -189,6 +220,7 @@ class Session:
         self.torch = torch
         self.np = np
         self.call = None
+        self.grad = False  # the call differentiates (backward pass)
         self.y = None  # the last output, kept until the next call replaces it (as a loop over calls would)
         # Big enough for ATen to split over its OpenMP threads (its grain is 32768 elements): adding to it wakes
         # them before a timed call, as tdconv-bench wakes its own (timing.cpp).
@@ -198,29 +230,47 @@ class Session:
         torch = self.torch
         self.call = self.y = None
         layer = Layer(spec, layout)
+        backward = spec.get("pass", "forward") == "backward"
         x = make_input(layer, torch, self.np)
         w = make_weights(layer, torch, self.np)
+        if backward:
+            x.requires_grad_(True)
+            w.requires_grad_(True)
         f, call = build_call(layer, x, w, torch)
         if layer.channels_last:
             call += " channels_last" + (" (1D as 2D, height 1)" if layer.as_2d else "")
-        with torch.no_grad():
-            y = f()  # warm-up
+        with torch.set_grad_enabled(backward):
+            y = f()  # warm-up (backward: the recorded graph the timed runs differentiate)
         expected = [spec["batch"], spec["out_channels"], *spec["output"][: layer.nd]]
         got = list(y.shape)
         if layer.as_2d:
             got = got[:2] + got[3:]
         if got != expected:
             return {"error": f"PyTorch's output has shape {got}, expected {expected}", "call": call}
+        if backward:
+            dy = make_grad_output(layer, y, torch, self.np)
+
+            def gradients():
+                return torch.autograd.grad(y, (x, w), dy, retain_graph=True)
+
+            gx, gw = gradients()  # warm-up
+            if spec.get("dst_file"):
+                with open(spec["dst_file"], "wb") as out:
+                    to_caller_layout(layer, gx).numpy().tofile(out)
+                    weights_in_torch_layout(layer, gw).numpy().tofile(out)
+            self.call, self.y, self.grad = gradients, (gx, gw), True
+            return {"call": "autograd.grad(" + call + ", (x, w))"}
         if spec.get("dst_file"):
             to_caller_layout(layer, y).numpy().tofile(spec["dst_file"])
-        self.call, self.y = f, y
+        self.call, self.y, self.grad = f, y, False
         return {"call": call}
 
     def run(self):
         if self.call is None:
             return {"error": "no layer is set up"}
-        with self.torch.no_grad():
-            self.wake.add_(1.0)
+        with self.torch.set_grad_enabled(self.grad):
+            with self.torch.no_grad():
+                self.wake.add_(1.0)
             t0 = time.perf_counter()
             self.y = self.call()
             dt = time.perf_counter() - t0
