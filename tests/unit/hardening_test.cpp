@@ -102,6 +102,76 @@ TEST(Concurrency, OnePlanExecutedFromManyThreadsAtOnce) {
   }
 }
 
+// Both gradients from float32 data (the reference's loops for float64), as bytes: diff_src, diff_weights, diff_bias.
+std::vector<unsigned char> run_backward(const Plan& plan, const Data& d) {
+  const Problem& p = plan.problem();
+  const auto nx = static_cast<std::size_t>(element_count(src_shape(p), "t"));
+  const auto nw = static_cast<std::size_t>(element_count(weights_shape(p), "t"));
+  const auto nb = static_cast<std::size_t>(p.out_channels);
+  const std::vector<double> dy_d = [&] {
+    std::mt19937_64 rng(11);
+    return random_values(rng, dst_shape(p));
+  }();
+  std::vector<unsigned char> bytes((nx + nw + nb) * dtype_size(p.dtype));
+  auto both = [&](auto zero, const auto& x, const auto& w, const auto& dy) {
+    using T = decltype(zero);
+    std::vector<T> out(nx + nw + nb, std::numeric_limits<T>::quiet_NaN());
+    plan.backward_data(view(dy.data(), dst_shape(p)), view(w.data(), weights_shape(p)),
+                       mutable_view(out.data(), src_shape(p)));
+    plan.backward_weights(view(x.data(), src_shape(p)), view(dy.data(), dst_shape(p)),
+                          mutable_view(out.data() + nx, weights_shape(p)),
+                          mutable_view(out.data() + nx + nw, bias_shape(p)));
+    std::memcpy(bytes.data(), out.data(), bytes.size());
+  };
+  if (p.dtype == DType::f32) {
+    both(0.0f, d.x, d.w, std::vector<float>(dy_d.begin(), dy_d.end()));
+  } else {
+    both(0.0, d.xd, d.wd, dy_d);
+  }
+  return bytes;
+}
+
+// The backward passes of one fresh plan from many threads at once (its adjoint's plan is made by whichever comes
+// first), each thread on its own data, against the same data run alone on another plan.
+TEST(Concurrency, BackwardPassesOfOnePlanFromManyThreadsAtOnce) {
+  for (const char* problem : kProblems) {
+    constexpr int kThreads = 8;
+    std::vector<Data> data;
+    std::vector<std::vector<unsigned char>> expected;
+    const Plan alone(parse_problem(problem));
+    for (int t = 0; t < kThreads; ++t) {
+      data.push_back(make_data(problem, 200 + t));
+      expected.push_back(run_backward(alone, data.back()));
+    }
+    const Plan shared(parse_problem(problem));
+    std::vector<std::vector<unsigned char>> got(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int repeat = 0; repeat < 3; ++repeat) got[t] = run_backward(shared, data[t]);
+      });
+    }
+    for (auto& th : threads) th.join();
+    for (int t = 0; t < kThreads; ++t) EXPECT_EQ(got[t], expected[t]) << problem << " thread " << t;
+  }
+}
+
+TEST(Determinism, BackwardPassesBitwiseIdenticalForOneTwoAndSevenThreads) {
+  for (const char* problem : kProblems) {
+    const Data d = make_data(problem, 9);
+    const Plan plan(d.p);
+    set_threads(1);
+    const auto one = run_backward(plan, d);
+    set_threads(2);
+    const auto two = run_backward(plan, d);
+    set_threads(7);
+    const auto seven = run_backward(plan, d);
+    set_threads(1);
+    EXPECT_EQ(one, two) << problem;
+    EXPECT_EQ(one, seven) << problem;
+  }
+}
+
 TEST(Determinism, BitwiseIdenticalForOneTwoAndSevenThreads) {
   for (const char* problem : kProblems) {
     const Data d = make_data(problem, 7);
