@@ -7,6 +7,7 @@
 
 #include "tdconv/plan.hpp"
 #include "tdconv/problem.hpp"
+#include "tdconv/tensor.hpp"
 
 namespace tdconv::detail {
 
@@ -19,19 +20,32 @@ namespace tdconv::detail {
 // convolution would have outputs past the input's end).
 std::optional<Problem> adjoint_problem(const Problem& p);
 
+// For a convolution at stride 1 on every axis whose padding on each side reaches no further than its dilated
+// kernel (pad_begin, pad_end <= dilation * (kernel - 1)): its adjoint (a transposed convolution at stride 1) as a
+// convolution with the kernel reversed along every axis and the channels' roles exchanged, pad_begin' = dilation *
+// (kernel - 1) - pad_begin and pad_end' likewise. Convolutions have the engine's fastest paths (Winograd for 2 or 3
+// taps per axis at any dilation: DeepLab's and ASPP's data gradients). Its weights are flip_weights' result.
+std::optional<Problem> flipped_adjoint_problem(const Problem& p);
+
+// p's float32 weights as the flipped adjoint's weights (same weight layout): out[the adjoint's (g, n, q, taps - 1 -
+// t)] = w[p's (g, q, n, t)], (input, output) channels of a group and the kernel tap.
+void flip_weights(const Problem& p, const float* w, float* out);
+
 // The plan of a problem's adjoint, made the first time backward_data needs it (thread-safe): plans for inference
 // never pay for it.
 class AdjointPlan {
  public:
   explicit AdjointPlan(const Problem& p) : problem_(p) {}
-  // Null where the adjoint would run on the reference anyway (float64) or does not exist: backward_data then runs
-  // the reference's own loops.
-  const Plan* get() const;
+  // diff_src from diff_dst and the weights (views checked against the problem) as the adjoint's forward pass;
+  // false where there is none worth running (float64, or no adjoint: the reference's own loops run then).
+  bool backward_data(const TensorView& diff_dst, const TensorView& weights, const MutableTensorView& diff_src) const;
 
  private:
+  const Plan* plan() const;
   Problem problem_;
   mutable std::once_flag once_;
   mutable std::unique_ptr<Plan> plan_;
+  mutable bool flipped_ = false;  // the plan is the flipped adjoint's (its weights through flip_weights)
 };
 
 }  // namespace tdconv::detail

@@ -126,10 +126,7 @@ void Plan::backward_data(const TensorView& diff_dst, const TensorView& weights,
   check("diff_dst", diff_dst, problem_, dst_shape(problem_));
   check("weights", weights, problem_, weights_shape(problem_));
   check("diff_src", diff_src, problem_, src_shape(problem_));
-  if (const Plan* adjoint = adjoint_->get()) {
-    const TensorView no_bias{nullptr, problem_.dtype, Shape(bias_shape(problem_))};
-    return adjoint->forward(diff_dst, weights, no_bias, diff_src);
-  }
+  if (adjoint_->backward_data(diff_dst, weights, diff_src)) return;
   impl_->backward_data(problem_, {diff_dst.data, weights.data, diff_src.data});
 }
 

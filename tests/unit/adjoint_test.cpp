@@ -14,6 +14,7 @@
 #include "plan/adjoint.hpp"
 #include "reference/reference.hpp"
 #include "support/random_problem.hpp"
+#include "tdconv/error.hpp"
 #include "tdconv/plan.hpp"
 
 namespace tdconv::testing {
@@ -63,6 +64,50 @@ TEST(Adjoint, ForwardOfTheAdjointIsTheDataGradient) {
       ASSERT_NEAR(got[j], want[j], 1e-12 * (1 + std::abs(want[j]))) << "element " << j << ": " << to_string(p);
     }
   }
+}
+
+// The flipped adjoint (a convolution at stride 1 with the kernel reversed) exists exactly for convolutions at stride
+// 1 whose padding reaches no further than the dilated kernel; with flip_weights' weights its reference forward pass
+// is the reference's data gradient, in both weight layouts, with groups, 1D to 3D.
+TEST(Adjoint, FlippedAdjointIsTheDataGradient) {
+  std::mt19937_64 rng(75);
+  int flipped = 0;
+  for (int i = 0; i < 800; ++i) {
+    Problem p = random_problem(rng, Op::conv);
+    if (i % 2) {
+      for (int d = 0; d < p.spatial_dims; ++d) p.stride[d] = 1;
+      try {
+        validate(p);
+      } catch (const Error&) {
+        continue;
+      }
+    }
+    p.dtype = DType::f32;
+    bool expected = true;
+    for (int d = 0; d < p.spatial_dims; ++d) {
+      const std::int64_t reach = p.dilation[d] * (p.kernel[d] - 1);
+      expected = expected && p.stride[d] == 1 && p.pad_begin[d] <= reach && p.pad_end[d] <= reach;
+    }
+    const std::optional<Problem> a = detail::flipped_adjoint_problem(p);
+    ASSERT_EQ(a.has_value(), expected) << to_string(p);
+    if (!a) continue;
+    ++flipped;
+    EXPECT_EQ(a->op, Op::conv);
+    EXPECT_EQ(src_shape(*a), dst_shape(p)) << to_string(p);
+    EXPECT_EQ(dst_shape(*a), src_shape(p)) << to_string(p);
+    auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+    const std::vector<float> dy = to_float(random_values(rng, dst_shape(p)));
+    const std::vector<float> w = to_float(random_values(rng, weights_shape(p)));
+    std::vector<float> wf(w.size(), std::numeric_limits<float>::quiet_NaN());
+    detail::flip_weights(p, w.data(), wf.data());
+    std::vector<float> want(static_cast<std::size_t>(element_count(src_shape(p), "t"))), got(want.size());
+    reference::backward_data(p, dy.data(), w.data(), want.data());
+    reference::forward(*a, dy.data(), wf.data(), static_cast<const float*>(nullptr), got.data());
+    for (std::size_t j = 0; j < want.size(); ++j) {
+      ASSERT_NEAR(got[j], want[j], 1e-5 * (1 + std::abs(want[j]))) << "element " << j << ": " << to_string(p);
+    }
+  }
+  EXPECT_GT(flipped, 40);
 }
 
 // Plan::backward_data in float32 with `threads` threads into a NaN-filled diff_src.
@@ -171,6 +216,26 @@ TEST(Adjoint, Float64BackwardDataIsTheReferenceExactly) {
   Plan(p).backward_data(view(dy.data(), dst_shape(p)), view(w.data(), weights_shape(p)),
                         mutable_view(got.data(), src_shape(p)));
   EXPECT_EQ(got, want);
+}
+
+TEST(Adjoint, VerboseSaysBackwardDataRunsAsTheFlippedAdjoint) {
+  const Problem p = parse_problem("conv_mb1_g1_ic16_oc32_i9x9_k3x3_s1x1_d2x2_p2:2x1:3_f32_clast_wtf");
+  std::vector<float> dy(static_cast<std::size_t>(element_count(dst_shape(p), "t")), 1.0f);
+  std::vector<float> w(static_cast<std::size_t>(element_count(weights_shape(p), "t")), 0.5f);
+  std::vector<float> dx(static_cast<std::size_t>(element_count(src_shape(p), "t")));
+  const Plan plan(p);
+  setenv("TDCONV_VERBOSE", "1", 1);
+  ::testing::internal::CaptureStderr();
+  plan.backward_data(view(dy.data(), dst_shape(p)), view(w.data(), weights_shape(p)),
+                     mutable_view(dx.data(), src_shape(p)));
+  const std::string out = ::testing::internal::GetCapturedStderr();
+  unsetenv("TDCONV_VERBOSE");
+  EXPECT_NE(out.find("runs as the forward pass of its adjoint, a convolution with the kernel reversed"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("tdconv: plan conv_mb1_g1_ic32_oc16_i9x9_k3x3_s1x1_d2x2_p2:2x3:1_f32_clast_wtf"),
+            std::string::npos)
+      << out;
 }
 
 TEST(Adjoint, VerboseSaysBackwardDataRunsAsTheAdjoint) {
