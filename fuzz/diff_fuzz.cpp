@@ -13,6 +13,7 @@
 //   - writes every output element (outputs are pre-filled with NaN) and leaves its inputs unchanged;
 //   - gives bitwise-identical output with 1 and 2 OpenMP threads, and with weights packed once (pack_weights) and
 //     reused for a second call.
+// The default plan's backward passes (data and weights, bias too) are checked likewise against the reference's.
 // Any failure prints the canonical problem string (tdconv::to_string) and aborts.
 #include <fuzzer/FuzzedDataProvider.h>
 #include <omp.h>
@@ -166,6 +167,48 @@ void compare(const Case& c, const std::string& who, const std::vector<T>& got, c
   }
 }
 
+// The default plan's backward passes (float32: the adjoint's forward path and the weight-gradient tiles) against
+// the reference's, with the same tolerance rule (the bound from the reference on magnitudes), every element
+// written, 1 and 2 threads bitwise equal, inputs unchanged.
+template <class T>
+void check_backward(const Case& c, const tdconv::Plan& plan, const std::vector<T>& src, const std::vector<T>& w) {
+  const Problem& p = c.p;
+  const auto src_dims = tdconv::src_shape(p), w_dims = tdconv::weights_shape(p), dst_dims = tdconv::dst_shape(p),
+             b_dims = tdconv::bias_shape(p);
+  const auto n_src = static_cast<std::size_t>(tdconv::element_count(src_dims, "src"));
+  const auto n_w = static_cast<std::size_t>(tdconv::element_count(w_dims, "weights"));
+  const auto n_b = static_cast<std::size_t>(p.out_channels);
+  const std::vector<T> dy = make_data<T>(c, tdconv::element_count(dst_dims, "dst"), 4), dy0 = dy;
+  constexpr T kNaN = std::numeric_limits<T>::quiet_NaN();
+  std::vector<T> ref_dx(n_src, kNaN), ref_dw(n_w, kNaN), ref_db(n_b, kNaN);
+  std::vector<T> abs_dx(n_src, 0), abs_dw(n_w, 0), abs_db(n_b, 0);
+  tdconv::reference::backward_data<T>(p, dy.data(), w.data(), ref_dx.data());
+  tdconv::reference::backward_weights<T>(p, src.data(), dy.data(), ref_dw.data(), ref_db.data());
+  if (c.mode != DataMode::integers) {
+    const std::vector<T> abs_src = magnitudes(src), abs_w = magnitudes(w), abs_dy = magnitudes(dy);
+    tdconv::reference::backward_data<T>(p, abs_dy.data(), abs_w.data(), abs_dx.data());
+    tdconv::reference::backward_weights<T>(p, abs_src.data(), abs_dy.data(), abs_dw.data(), abs_db.data());
+  }
+  const tdconv::TensorView dy_v = tdconv::view(dy.data(), dst_dims), w_v = tdconv::view(w.data(), w_dims);
+  const tdconv::TensorView src_v = tdconv::view(src.data(), src_dims);
+  std::vector<T> dx[2], dw[2], db[2];
+  for (int threads = 1; threads <= 2; ++threads) {
+    omp_set_num_threads(threads);
+    std::vector<T>& x = dx[threads - 1] = std::vector<T>(n_src, kNaN);
+    std::vector<T>& gw = dw[threads - 1] = std::vector<T>(n_w, kNaN);
+    std::vector<T>& gb = db[threads - 1] = std::vector<T>(n_b, kNaN);
+    plan.backward_data(dy_v, w_v, tdconv::mutable_view(x.data(), src_dims));
+    plan.backward_weights(src_v, dy_v, tdconv::mutable_view(gw.data(), w_dims), tdconv::mutable_view(gb.data(), b_dims));
+  }
+  compare(c, "backward_data", dx[0], ref_dx, abs_dx);
+  compare(c, "backward_weights (weights)", dw[0], ref_dw, abs_dw);
+  compare(c, "backward_weights (bias)", db[0], ref_db, abs_db);
+  if (!bitwise_equal(dx[0], dx[1]) || !bitwise_equal(dw[0], dw[1]) || !bitwise_equal(db[0], db[1])) {
+    fail(c, "a backward pass differs bitwise between 1 and 2 threads");
+  }
+  if (!bitwise_equal(dy, dy0)) fail(c, "a backward pass modified diff_dst");
+}
+
 template <class T>
 void run(const Case& c) {
   const Problem& p = c.p;
@@ -232,6 +275,7 @@ void run(const Case& c) {
     if (candidate.name == chosen.implementation_name()) break;
     if (candidate.declined_because.empty()) fail(c, "the default plan skipped '" + candidate.name + "', which accepts");
   }
+  check_backward<T>(c, chosen, src, w);
 }
 
 }  // namespace
