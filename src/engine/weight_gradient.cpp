@@ -309,6 +309,45 @@ void run_task(const Problem& p, const Geometry& g, const Tiling& tiling, const R
   }
 }
 
+// A chunk's tasks: per tap and column block, `row_shares` shares of the row blocks (several where there are few taps
+// and blocks, so that every thread has work; how the row blocks are shared changes no sum).
+struct Shares {
+  std::int64_t tasks = 1, row_shares = 1, rows_per_share = 1;
+};
+
+Shares share_tasks(const Problem& p, const Geometry& g, const Tiling& tiling) {
+#ifdef _OPENMP
+  const std::int64_t threads = omp_get_max_threads();
+#else
+  const std::int64_t threads = 1;
+#endif
+  const std::int64_t panels = (tiling.depthwise ? 1 : p.groups) * g.taps * tiling.column_blocks;
+  Shares s;
+  s.row_shares = std::clamp<std::int64_t>(4 * threads / panels, 1, tiling.row_blocks);
+  s.rows_per_share = (tiling.row_blocks + s.row_shares - 1) / s.row_shares;
+  s.tasks = panels * s.row_shares;
+  return s;
+}
+
+// One chunk: its strided rows packed (where the rows are the strided side), its runs collected, then its tasks,
+// shared by the threads.
+void run_chunk(const Problem& p, const Geometry& g, const Tiling& tiling, const Shares& shares, const Chunk& chunk,
+               const Side& s_side, const Side& d_side, bool accumulate, util::AlignedFloats& packed_rows, Runs& runs,
+               float* sums) {
+  const PackedRows rows = tiling.columns_dense && !tiling.depthwise
+                              ? pack_rows(g, chunk, s_side, p.groups, tiling.mr, tiling.row_blocks, packed_rows)
+                              : PackedRows{};
+  collect_runs(g, chunk, s_side, rows, d_side, runs);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::int64_t i = 0; i < shares.tasks; ++i) {
+    const std::int64_t share = i % shares.row_shares, cb = i / shares.row_shares % tiling.column_blocks;
+    const std::int64_t t = i / (shares.row_shares * tiling.column_blocks) % g.taps;
+    const std::int64_t group = i / (shares.row_shares * tiling.column_blocks * g.taps);
+    run_task(p, g, tiling, runs, rows, group, t, cb, share * shares.rows_per_share,
+             std::min(tiling.row_blocks, (share + 1) * shares.rows_per_share), accumulate, sums);
+  }
+}
+
 }  // namespace
 
 void weight_gradient(const Problem& p, const float* src, const float* diff_dst, float* diff_weights,
@@ -316,15 +355,7 @@ void weight_gradient(const Problem& p, const float* src, const float* diff_dst, 
   const Geometry g = geometry(p);
   const KernelSet kernels = best_kernels();
   const Tiling tiling = choose_tiling(p, g, kernels);
-  const std::int64_t panels = (tiling.depthwise ? 1 : p.groups) * g.taps * tiling.column_blocks;
-#ifdef _OPENMP
-  const std::int64_t threads = omp_get_max_threads();
-#else
-  const std::int64_t threads = 1;
-#endif
-  const std::int64_t row_shares = std::clamp<std::int64_t>(4 * threads / panels, 1, tiling.row_blocks);
-  const std::int64_t rows_per_share = (tiling.row_blocks + row_shares - 1) / row_shares;
-  const std::int64_t tasks = panels * row_shares;
+  const Shares shares = share_tasks(p, g, tiling);
   const bool conv = p.op == Op::conv, channels_first = p.layout == Layout::channels_first;
   const float* s_tensor = conv ? diff_dst : src;
   const float* d_tensor = conv ? src : diff_dst;
@@ -348,30 +379,25 @@ void weight_gradient(const Problem& p, const float* src, const float* diff_dst, 
   std::vector<Chunk>& chunks = local_chunks;
   sums.resize(static_cast<std::size_t>(p.groups * g.taps * g.csg * g.cdg));
   const std::int64_t image_bytes = (g.cs * g.s_pixels() + g.cd * g.d_pixels()) * static_cast<std::int64_t>(sizeof(float));
-  const std::int64_t images_per_chunk = std::clamp<std::int64_t>(
-      std::min(kChunkPixels / g.s_pixels(), kCopyBytes / std::max<std::int64_t>(1, image_bytes)), 1, p.batch);
+  // Images copied together (one parallel copy for many small images: DCGAN's 64 images of 16 x 16, channels_first,
+  // had spent a fifth of their time at 2 threads in a copy and its barrier per image), and taken together in chunks.
+  const std::int64_t images_per_copy =
+      std::clamp<std::int64_t>(kCopyBytes / std::max<std::int64_t>(1, image_bytes), 1, p.batch);
+  const std::int64_t images_per_chunk = std::clamp<std::int64_t>(kChunkPixels / g.s_pixels(), 1, images_per_copy);
   bool first = true;
-  for (std::int64_t n0 = 0; n0 < p.batch; n0 += images_per_chunk) {
-    const std::int64_t n1 = std::min(p.batch, n0 + images_per_chunk);
-    const Side s_side = side_images(kernels, s_tensor, g.cs, g.s_pixels(), n0, n1, channels_first, s_slack, s_copy);
-    const Side d_side = side_images(kernels, d_tensor, g.cd, g.d_pixels(), n0, n1, channels_first, d_slack, d_copy);
-    chunks_of(g, n0, n1, chunks);
-    for (const Chunk& chunk : chunks) {
-      const PackedRows rows = tiling.columns_dense && !tiling.depthwise
-                                  ? pack_rows(g, chunk, s_side, p.groups, tiling.mr, tiling.row_blocks, packed_rows)
-                                  : PackedRows{};
-      collect_runs(g, chunk, s_side, rows, d_side, runs);
-      const bool accumulate = !first;
-      first = false;
-      // Tasks of one tap, one block of columns and a share of the row blocks (several shares where there are few
-      // taps and blocks, so that every thread has work; how the row blocks are shared changes no sum).
-#pragma omp parallel for schedule(dynamic, 1)
-      for (std::int64_t i = 0; i < tasks; ++i) {
-        const std::int64_t share = i % row_shares, cb = i / row_shares % tiling.column_blocks;
-        const std::int64_t t = i / (row_shares * tiling.column_blocks) % g.taps;
-        const std::int64_t group = i / (row_shares * tiling.column_blocks * g.taps);
-        run_task(p, g, tiling, runs, rows, group, t, cb, share * rows_per_share,
-                 std::min(tiling.row_blocks, (share + 1) * rows_per_share), accumulate, sums.data());
+  for (std::int64_t m0 = 0; m0 < p.batch; m0 += images_per_copy) {
+    const std::int64_t m1 = std::min(p.batch, m0 + images_per_copy);
+    const Side s_copied = side_images(kernels, s_tensor, g.cs, g.s_pixels(), m0, m1, channels_first, s_slack, s_copy);
+    const Side d_copied = side_images(kernels, d_tensor, g.cd, g.d_pixels(), m0, m1, channels_first, d_slack, d_copy);
+    for (std::int64_t n0 = m0; n0 < m1; n0 += images_per_chunk) {
+      const std::int64_t n1 = std::min(m1, n0 + images_per_chunk);
+      Side s_side = s_copied, d_side = d_copied;  // from image n0 on
+      s_side.base += (n0 - m0) * s_side.image_floats();
+      d_side.base += (n0 - m0) * d_side.image_floats();
+      chunks_of(g, n0, n1, chunks);
+      for (const Chunk& chunk : chunks) {
+        run_chunk(p, g, tiling, shares, chunk, s_side, d_side, !first, packed_rows, runs, sums.data());
+        first = false;
       }
     }
   }
