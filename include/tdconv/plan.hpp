@@ -72,11 +72,12 @@ class Plan {
   std::size_t forward_workspace_bytes() const;
   // Gradient with respect to src, given the gradient with respect to dst. float32 runs as the forward pass of the
   // adjoint problem (a transposed convolution's for a convolution, and the other way round) on its fast path, planned
-  // on the first call and packing the weights on every call (allocates); float64 on the reference.
+  // on the first call and packing the weights on every call (allocates); float64, and plans made for the reference
+  // (PlanOptions::implementation), on the reference.
   void backward_data(const TensorView& diff_dst, const TensorView& weights, const MutableTensorView& diff_src) const;
   // Gradients with respect to the weights and the bias (`diff_bias.data` may be null). float32 runs on SIMD tiles
   // (products summed over pixels in float; keeps per-thread copies of one image of src and diff_dst and a
-  // weights-sized buffer of sums); float64 on the reference.
+  // weights-sized buffer of sums); float64, and plans made for the reference, on the reference.
   void backward_weights(const TensorView& src, const TensorView& diff_dst, const MutableTensorView& diff_weights,
                         const MutableTensorView& diff_bias) const;
 

@@ -126,7 +126,8 @@ void Plan::backward_data(const TensorView& diff_dst, const TensorView& weights,
   check("diff_dst", diff_dst, problem_, dst_shape(problem_));
   check("weights", weights, problem_, weights_shape(problem_));
   check("diff_src", diff_src, problem_, src_shape(problem_));
-  if (adjoint_->backward_data(diff_dst, weights, diff_src)) return;
+  // A plan made for the reference (PlanOptions) keeps every pass on it.
+  if (impl_ != detail::reference_implementation() && adjoint_->backward_data(diff_dst, weights, diff_src)) return;
   impl_->backward_data(problem_, {diff_dst.data, weights.data, diff_src.data});
 }
 
@@ -136,7 +137,7 @@ void Plan::backward_weights(const TensorView& src, const TensorView& diff_dst, c
   check("diff_dst", diff_dst, problem_, dst_shape(problem_));
   check("diff_weights", diff_weights, problem_, weights_shape(problem_));
   check_optional("diff_bias", diff_bias, problem_, bias_shape(problem_));
-  if (problem_.dtype == DType::f32) {
+  if (problem_.dtype == DType::f32 && impl_ != detail::reference_implementation()) {
     return engine::weight_gradient(problem_, static_cast<const float*>(src.data),
                                    static_cast<const float*>(diff_dst.data), static_cast<float*>(diff_weights.data),
                                    static_cast<float*>(diff_bias.data));

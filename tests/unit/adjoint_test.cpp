@@ -218,6 +218,26 @@ TEST(Adjoint, Float64BackwardDataIsTheReferenceExactly) {
   EXPECT_EQ(got, want);
 }
 
+// A float32 plan made for the reference keeps both backward passes on it: exactly the reference's numbers.
+TEST(Adjoint, PlanForcedOntoTheReferenceKeepsTheBackwardPassesThere) {
+  std::mt19937_64 rng(91);
+  const Problem p = parse_problem("conv_mb2_g1_ic20_oc24_i9x8_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtorch");
+  const Plan plan(p, PlanOptions{"reference"});
+  auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  const std::vector<float> x = to_float(random_values(rng, src_shape(p)));
+  const std::vector<float> dy = to_float(random_values(rng, dst_shape(p)));
+  const std::vector<float> w = to_float(random_values(rng, weights_shape(p)));
+  std::vector<float> dx(x.size()), want_dx(x.size()), dw(w.size()), want_dw(w.size());
+  plan.backward_data(view(dy.data(), dst_shape(p)), view(w.data(), weights_shape(p)),
+                     mutable_view(dx.data(), src_shape(p)));
+  plan.backward_weights(view(x.data(), src_shape(p)), view(dy.data(), dst_shape(p)),
+                        mutable_view(dw.data(), weights_shape(p)), MutableTensorView{});
+  reference::backward_data(p, dy.data(), w.data(), want_dx.data());
+  reference::backward_weights(p, x.data(), dy.data(), want_dw.data(), static_cast<float*>(nullptr));
+  EXPECT_EQ(dx, want_dx);
+  EXPECT_EQ(dw, want_dw);
+}
+
 TEST(Adjoint, VerboseSaysBackwardDataRunsAsTheFlippedAdjoint) {
   const Problem p = parse_problem("conv_mb1_g1_ic16_oc32_i9x9_k3x3_s1x1_d2x2_p2:2x1:3_f32_clast_wtf");
   std::vector<float> dy(static_cast<std::size_t>(element_count(dst_shape(p), "t")), 1.0f);
