@@ -21,6 +21,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bench {
@@ -191,6 +192,28 @@ void prepare_forward(const tdconv::Problem& p, bool any_activations, const Buffe
            format_name(pd.weights_desc(0)) + " dst " + format_name(pd.dst_desc(0));
 }
 
+// The backward-data and backward-weights primitives of one family (convolution or deconvolution), both hinted by
+// its forward_training primitive.
+template <class Forward, class BackwardData, class BackwardWeights>
+std::pair<dnnl::primitive_desc, dnnl::primitive_desc> backward_pds(dnnl::algorithm algorithm,
+                                                                   const memory::desc& src,
+                                                                   const memory::desc& weights,
+                                                                   const memory::desc& dst, const Geometry& g) {
+  auto& engine = cpu().engine;
+  const typename Forward::primitive_desc hint(
+      typename Forward::desc(dnnl::prop_kind::forward_training, algorithm, src, weights, dst, g.strides, g.dilates,
+                             g.padding_l, g.padding_r),
+      engine);
+  return {typename BackwardData::primitive_desc(
+              typename BackwardData::desc(algorithm, src, weights, dst, g.strides, g.dilates, g.padding_l,
+                                          g.padding_r),
+              engine, hint),
+          typename BackwardWeights::primitive_desc(
+              typename BackwardWeights::desc(algorithm, src, weights, dst, g.strides, g.dilates, g.padding_l,
+                                             g.padding_r),
+              engine, hint)};
+}
+
 // The backward passes as a training step runs them: diff_src from diff_dst and the weights (backward data), then
 // diff_weights from src and diff_dst (backward weights, no bias), both primitives hinted by the forward_training
 // one. Each takes diff_dst in its own preferred format (reordered once, untimed, like every input).
@@ -202,38 +225,15 @@ void prepare_backward(const tdconv::Problem& p, bool any_activations, const Buff
   const memory::desc src_md = any_activations ? any_like(user_src) : user_src;
   const memory::desc dst_md = any_activations ? any_like(user_dst) : user_dst;
   const memory::desc weights_md = any_like(user_weights);
-  const Geometry g = geometry(p);
-  dnnl::primitive_desc data_pd, weights_pd;
   auto& engine = cpu().engine;
-  if (p.op == tdconv::Op::conv) {
-    const auto algorithm = dnnl::algorithm::convolution_direct;
-    const dnnl::convolution_forward::primitive_desc hint(
-        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, algorithm, src_md, weights_md, dst_md,
-                                        g.strides, g.dilates, g.padding_l, g.padding_r),
-        engine);
-    data_pd = dnnl::convolution_backward_data::primitive_desc(
-        dnnl::convolution_backward_data::desc(algorithm, src_md, weights_md, dst_md, g.strides, g.dilates,
-                                              g.padding_l, g.padding_r),
-        engine, hint);
-    weights_pd = dnnl::convolution_backward_weights::primitive_desc(
-        dnnl::convolution_backward_weights::desc(algorithm, src_md, weights_md, dst_md, g.strides, g.dilates,
-                                                 g.padding_l, g.padding_r),
-        engine, hint);
-  } else {
-    const auto algorithm = dnnl::algorithm::deconvolution_direct;
-    const dnnl::deconvolution_forward::primitive_desc hint(
-        dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_training, algorithm, src_md, weights_md, dst_md,
-                                          g.strides, g.dilates, g.padding_l, g.padding_r),
-        engine);
-    data_pd = dnnl::deconvolution_backward_data::primitive_desc(
-        dnnl::deconvolution_backward_data::desc(algorithm, src_md, weights_md, dst_md, g.strides, g.dilates,
-                                                g.padding_l, g.padding_r),
-        engine, hint);
-    weights_pd = dnnl::deconvolution_backward_weights::primitive_desc(
-        dnnl::deconvolution_backward_weights::desc(algorithm, src_md, weights_md, dst_md, g.strides, g.dilates,
-                                                   g.padding_l, g.padding_r),
-        engine, hint);
-  }
+  const auto [data_pd, weights_pd] =
+      p.op == tdconv::Op::conv
+          ? backward_pds<dnnl::convolution_forward, dnnl::convolution_backward_data,
+                         dnnl::convolution_backward_weights>(dnnl::algorithm::convolution_direct, src_md, weights_md,
+                                                             dst_md, geometry(p))
+          : backward_pds<dnnl::deconvolution_forward, dnnl::deconvolution_backward_data,
+                         dnnl::deconvolution_backward_weights>(dnnl::algorithm::deconvolution_direct, src_md,
+                                                               weights_md, dst_md, geometry(p));
   const memory user_diff_dst(user_dst, engine, const_cast<float*>(diff_dst.data()));
   const memory weights_mem =
       in_format(memory(user_weights, engine, const_cast<float*>(weights.data())), data_pd.weights_desc(0));

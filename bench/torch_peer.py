@@ -102,20 +102,27 @@ def load(path, count, shape, torch, np):
     return torch.from_numpy(data.reshape(shape))
 
 
-def make_input(layer, torch, np):
+def load_activation(layer, path, channels, size, torch, np):
+    """An activation from the caller's raw file (the layer's layout; random when path is None), as a logical
+    (N, C, spatial...) tensor in the layer's memory format (1D channels-last as 2D, height 1)."""
     s = layer.spec
-    spatial = list(s["input"][: layer.nd])
-    count = s["batch"] * s["in_channels"]
+    spatial = list(size[: layer.nd])
+    count = s["batch"] * channels
     for v in spatial:
         count *= v
     if layer.channels_last:
-        x = load(s.get("src_file"), count, [s["batch"], *spatial, s["in_channels"]], torch, np)
-        x = x.permute(0, layer.nd + 1, *range(1, layer.nd + 1))  # logical NC..., channels-last strides
+        t = load(path, count, [s["batch"], *spatial, channels], torch, np)
+        t = t.permute(0, layer.nd + 1, *range(1, layer.nd + 1))  # logical NC..., channels-last strides
     else:
-        x = load(s.get("src_file"), count, [s["batch"], s["in_channels"], *spatial], torch, np)
+        t = load(path, count, [s["batch"], channels, *spatial], torch, np)
     if layer.as_2d:
-        x = x.unsqueeze(2)
-    return to_format(layer, x, torch)
+        t = t.unsqueeze(2)
+    return to_format(layer, t, torch)
+
+
+def make_input(layer, torch, np):
+    s = layer.spec
+    return load_activation(layer, s.get("src_file"), s["in_channels"], s["input"], torch, np)
 
 
 def make_weights(layer, torch, np):
@@ -190,18 +197,7 @@ def to_caller_layout(layer, y):
 def make_grad_output(layer, like, torch, np):
     """The output's gradient from the caller's file (the layer's layout), in the output's shape and memory format."""
     s = layer.spec
-    spatial = list(s["output"][: layer.nd])
-    count = s["batch"] * s["out_channels"]
-    for v in spatial:
-        count *= v
-    if layer.channels_last:
-        dy = load(s["diff_dst_file"], count, [s["batch"], *spatial, s["out_channels"]], torch, np)
-        dy = dy.permute(0, layer.nd + 1, *range(1, layer.nd + 1))
-    else:
-        dy = load(s["diff_dst_file"], count, [s["batch"], s["out_channels"], *spatial], torch, np)
-    if layer.as_2d:
-        dy = dy.unsqueeze(2)
-    dy = to_format(layer, dy, torch)
+    dy = load_activation(layer, s["diff_dst_file"], s["out_channels"], s["output"], torch, np)
     if list(dy.shape) != list(like.shape):
         raise ValueError(f"the output's gradient has shape {list(dy.shape)}, the output {list(like.shape)}")
     return dy

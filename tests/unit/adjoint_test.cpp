@@ -14,6 +14,7 @@
 #include "plan/adjoint.hpp"
 #include "reference/reference.hpp"
 #include "support/random_problem.hpp"
+#include "support/training_layers.hpp"
 #include "tdconv/error.hpp"
 #include "tdconv/plan.hpp"
 
@@ -186,21 +187,7 @@ TEST(Adjoint, PlanBackwardDataMatchesTheReferenceOnRandomProblems) {
 // Layers shaped like the suite's (smaller), whose adjoints take the gemm, Winograd, sub-pixel and depthwise paths.
 TEST(Adjoint, PlanBackwardDataOnDecoderAndAtrousLayers) {
   std::mt19937_64 rng(83);
-  for (const char* text : {
-           "convT_mb2_g1_ic64_oc32_i6x5_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch",
-           "convT_mb1_g1_ic40_oc24_i8x8_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_cfirst_wtorch",
-           "convT_mb1_g1_ic96_oc48_i5x7_k2x2_s2x2_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtf",
-           "convT_mb1_g1_ic21_oc21_i6x6_k16x16_s8x8_d1x1_p4:4x4:4_op0x0_f32_clast_wtorch",
-           "convT_mb1_g1_ic32_oc16_i40_k16_s8_d1_p4:4_op0_f32_clast_wtorch",
-           "convT_mb1_g32_ic32_oc32_i9x9_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch",
-           "conv_mb1_g1_ic128_oc64_i11x11_k3x3_s1x1_d6x6_p6:6x6:6_f32_clast_wtorch",
-           "conv_mb1_g1_ic64_oc32_i13x13_k3x3_s1x1_d18x18_p18:18x18:18_f32_cfirst_wtf",
-           "conv_mb2_g1_ic48_oc48_i65_k3_s1_d8_p8:8_f32_cfirst_wtorch",
-           "conv_mb1_g1_ic16_oc32_i300_k2_s1_d64_p64:0_f32_clast_wtorch",
-           "conv_mb1_g1_ic24_oc40_i9x8x7_k3x3x3_s2x2x2_d1x1x1_p1:1x1:0x0:1_f32_clast_wtorch",
-           "conv_mb1_g48_ic48_oc48_i17x17_k3x3_s1x1_d12x12_p12:12x12:12_f32_clast_wtorch",
-           "conv_mb3_g1_ic30_oc17_i19x18_k4x4_s3x2_d1x1_p2:0x1:3_f32_cfirst_wtorch",
-       }) {
+  for (const char* text : kTrainingLayers) {
     const std::string impl = check_backward_data(rng, parse_problem(text));
     EXPECT_NE(impl, "reference") << text;
   }
@@ -238,8 +225,8 @@ TEST(Adjoint, PlanForcedOntoTheReferenceKeepsTheBackwardPassesThere) {
   EXPECT_EQ(dw, want_dw);
 }
 
-TEST(Adjoint, VerboseSaysBackwardDataRunsAsTheFlippedAdjoint) {
-  const Problem p = parse_problem("conv_mb1_g1_ic16_oc32_i9x9_k3x3_s1x1_d2x2_p2:2x1:3_f32_clast_wtf");
+// What TDCONV_VERBOSE=1 prints during a fresh float32 plan's first backward_data call.
+std::string verbose_backward_data(const Problem& p) {
   std::vector<float> dy(static_cast<std::size_t>(element_count(dst_shape(p), "t")), 1.0f);
   std::vector<float> w(static_cast<std::size_t>(element_count(weights_shape(p), "t")), 0.5f);
   std::vector<float> dx(static_cast<std::size_t>(element_count(src_shape(p), "t")));
@@ -250,6 +237,12 @@ TEST(Adjoint, VerboseSaysBackwardDataRunsAsTheFlippedAdjoint) {
                      mutable_view(dx.data(), src_shape(p)));
   const std::string out = ::testing::internal::GetCapturedStderr();
   unsetenv("TDCONV_VERBOSE");
+  return out;
+}
+
+TEST(Adjoint, VerboseSaysBackwardDataRunsAsTheFlippedAdjoint) {
+  const std::string out =
+      verbose_backward_data(parse_problem("conv_mb1_g1_ic16_oc32_i9x9_k3x3_s1x1_d2x2_p2:2x1:3_f32_clast_wtf"));
   EXPECT_NE(out.find("runs as the forward pass of its adjoint, a convolution with the kernel reversed"),
             std::string::npos)
       << out;
@@ -260,16 +253,7 @@ TEST(Adjoint, VerboseSaysBackwardDataRunsAsTheFlippedAdjoint) {
 
 TEST(Adjoint, VerboseSaysBackwardDataRunsAsTheAdjoint) {
   const Problem p = parse_problem("conv_mb1_g1_ic8_oc16_i9x9_k3x3_s2x2_d1x1_p1:1x1:1_f32_clast_wtorch");
-  std::vector<float> dy(static_cast<std::size_t>(element_count(dst_shape(p), "t")), 1.0f);
-  std::vector<float> w(static_cast<std::size_t>(element_count(weights_shape(p), "t")), 0.5f);
-  std::vector<float> dx(static_cast<std::size_t>(element_count(src_shape(p), "t")));
-  const Plan plan(p);
-  setenv("TDCONV_VERBOSE", "1", 1);
-  ::testing::internal::CaptureStderr();
-  plan.backward_data(view(dy.data(), dst_shape(p)), view(w.data(), weights_shape(p)),
-                     mutable_view(dx.data(), src_shape(p)));
-  const std::string out = ::testing::internal::GetCapturedStderr();
-  unsetenv("TDCONV_VERBOSE");
+  const std::string out = verbose_backward_data(p);
   EXPECT_NE(out.find("backward_data of " + to_string(p) + " runs as the forward pass of its adjoint"),
             std::string::npos)
       << out;
