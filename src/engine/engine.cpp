@@ -13,7 +13,6 @@
 
 #include "engine/axis.hpp"
 #include "engine/kernels.hpp"
-#include "engine/tuning.hpp"
 #include "engine/weight_index.hpp"
 #include "tdconv/shape.hpp"
 #include "util/aligned_buffer.hpp"
@@ -37,14 +36,11 @@ constexpr std::int64_t kPixelsPerWorkItem = 256;
 // layouts and thread counts) and neutral below. Tiles of several passes stream nothing: their last pass stores
 // onto lines the earlier passes brought into cache, and streaming them measured neutral to 7% slower.
 constexpr double kStreamBytes = 4.0 * 1024 * 1024;
-// Packed weights of one gemm pass: 32 KiB measured best against 16 and 64 KiB (and no passes) on the suite, with
-// AVX-512's 6-row tiles (Zen 4). Tiles of fewer rows, and every tile on CPUs that read weights from L2 as fast
-// (Tuning::l1_weight_passes), take passes of kOnePassBytes instead (see choose_passes).
-constexpr std::int64_t kPassBytes = 32 * 1024;
-// ... unless all of a tile's packed weights fit this, in L2: then one pass, with no partial sums stored and reloaded
-// (timed in turns: HiFi-GAN's up3, 64 KiB, 5-9% faster in both layouts and at 2 threads; the other small-weight
-// layers within -3..+4%; at 4.7 MiB, ASPP's, one pass was 1.6x slower).
-constexpr std::int64_t kOnePassBytes = 256 * 1024;
+// Packed weights of one gemm pass, in L2 (see choose_passes). A tile whose packed weights all fit adds every product
+// in one pass, with no partial sums stored and reloaded (timed in turns: HiFi-GAN's up3, 64 KiB, 5-9% faster in
+// both layouts and at 2 threads; the other small-weight layers within -3..+4%; at 4.7 MiB, ASPP's, one pass was 1.6x
+// slower).
+constexpr std::int64_t kPassBytes = 256 * 1024;
 constexpr std::int64_t kMinChunkChannels = 8;
 // Scratch for channels_first sources copied into channels_last (a chunk of images, per executing call). 12 MiB,
 // so that with the per-thread staging (kStagedBytes each) a plan's workspace stays within 16 MiB; every suite
@@ -90,7 +86,6 @@ enum class Kind { gemm, depthwise, dot };
 
 struct State final : PlanState {
   KernelSet kernels;
-  Tuning tuning;
   TileFn tile = nullptr;
   int rows = 1;  // tile height (pixels or images)
   std::int64_t nr = 1;  // output channels per tile
@@ -222,9 +217,14 @@ void choose_tiles(Kind kind, const Problem& p, std::int64_t taps, bool short_run
 }
 
 // Gemm tiles add their products in passes, each over a group of taps and a chunk of input channels whose packed
-// weights (taps x channels x nr floats) fit in L1, and a work item spans enough output rows for many tiles to
-// reuse each pass's weights. Without passes every tile streamed all its weights from L2 or beyond: a 6 x 64 tile
-// reading them from L2 ran at 65% of the FMA peak, from L1 at 95% (this machine, AVX-512).
+// weights (taps x channels x nr floats) fit in L2 (kPassBytes), and a work item spans enough output rows for many
+// tiles to reuse each pass's weights. Without passes every tile streamed all its weights from L3 (ASPP: 4.7 MiB per
+// block of 64 output channels). Passes that fit L1 (32 KiB) had been taken by AVX-512's tall tiles on AMD CPUs, from
+// a measurement of an earlier kernel; on this project's Zen 4 (1 MiB L2 per core, 32 KiB L1) 256 KiB passes now run
+// ASPP rate 18 1.09-1.15x and DCGAN g2 1.14x as fast at 1 thread, channels_last (and 1.1-1.35x at 2 threads and
+// channels_first; 64 and 128 KiB in between, 512 KiB within 3% of 256), as they did on an Intel Xeon (ASPP
+// 1.08-1.12x, DCGAN g2 1.05-1.07x): fewer partial sums stored and reloaded, fewer and longer kernel calls, each tap's
+// input slice read fewer times. AVX2's tiles measured the same way (ASPP 1.07-1.08x with 256 KiB, Zen 1).
 void choose_passes(Kind kind, const Problem& p, State& s) {
   s.k_chunk = s.k;
   s.taps_per_pass = std::numeric_limits<int>::max();
@@ -236,19 +236,8 @@ void choose_passes(Kind kind, const Problem& p, State& s) {
       s.tap_radix[d] = static_cast<std::int64_t>(most);
       taps *= s.tap_radix[d];
     }
-    const bool one_pass = taps * s.k * s.nr * static_cast<std::int64_t>(sizeof(float)) <= kOnePassBytes;
-    // A tile of few rows (AVX2's widest: 2 x 4 vectors) loads 4 weight vectors for every 8 multiply-adds wherever
-    // they are, and gained nothing from passes that keep them in L1: with passes of 256 KiB (one tap and all 2048
-    // input channels in a pass) ASPP ran 1.07-1.08x as fast as with 32 KiB, rates 6 and 18, both layouts, 1 and 2
-    // threads, timed in turns (Zen 1); 64 and 128 KiB were in between, 1 MiB slower than 128. Fewer passes store and
-    // reload fewer partial sums and read each tap's input slice fewer times. So do AVX2's 6 x 2 tiles (see
-    // choose_tiles): on ASPP rate 18, 1.015x against the 2 x 4 tile with 256 KiB passes, 0.976x with 32 KiB. Only
-    // the tall tiles of a target whose widest tile is tall (AVX-512: 6 x 64) take 32 KiB passes.
-    const bool tall_widest = s.kernels.mr[kMaxVectorsPerTile] >= kTallTileRows;
-    // On CPUs whose tiles run as fast with their weights in L2 (see tuning.cpp), these take them too.
-    const bool l1_passes = tall_widest && s.rows >= kTallTileRows && s.tuning.l1_weight_passes;
-    const std::int64_t pass_bytes = l1_passes ? kPassBytes : kOnePassBytes;
-    const std::int64_t pass_steps = pass_bytes / (s.nr * static_cast<std::int64_t>(sizeof(float)));
+    const bool one_pass = taps * s.k * s.nr * static_cast<std::int64_t>(sizeof(float)) <= kPassBytes;
+    const std::int64_t pass_steps = kPassBytes / (s.nr * static_cast<std::int64_t>(sizeof(float)));
     const std::int64_t steps = one_pass ? taps * s.k : std::max<std::int64_t>(kMinChunkChannels, pass_steps);
     const std::int64_t chunks = (s.k + steps - 1) / steps;
     s.k_chunk = (s.k + chunks - 1) / chunks;  // equal chunks
@@ -463,7 +452,6 @@ class Engine final : public detail::ForwardOnlyImplementation {
   std::shared_ptr<State> make_direct_state(const Problem& p) const {
     auto s = std::make_shared<State>();
     s->kernels = best_kernels();
-    s->tuning = cpu_tuning();
     Geometry geometry = make_geometry(p);
     s->axes = std::move(geometry.axes);
     s->kernel = geometry.kernel, s->in = geometry.in, s->out = geometry.out;

@@ -16,7 +16,6 @@
 #include <span>
 
 #include "engine/kernels.hpp"
-#include "engine/tuning.hpp"
 #include "util/aligned_buffer.hpp"
 #include "reference/reference.hpp"
 #include "support/random_problem.hpp"
@@ -210,12 +209,12 @@ TEST(Engine, LargeAlignedBuffersStartOnAHugePage) {
 }
 
 // The gemm path adds products in passes (tap groups x input channel chunks) when a tile's weights exceed 256 KiB
-// (kOnePassBytes; the smaller ones here take one pass): many input channels (several chunks, a partial output
-// block), several taps per pass, border tiles with fewer taps than a pass skips, both layouts, both weight layouts,
-// groups, 1D to 3D, strided transposed. AVX2's and SSE4's tiles take passes of 256 KiB, whose channel chunks only
-// 4200 input channels reach (2048 per chunk with AVX2's 2 x 4 tile, 4096 with its 6 x 2 tile and SSE4's); 64 output
-// channels in long runs take AVX2's 6 x 2 tile (520 channels x 9 taps: two passes of taps).
-void check_gemm_passes() {
+// (kPassBytes; the smaller ones here take one pass): many input channels (channel chunks, which only the 4200
+// input channels reach: 1024 per chunk with AVX-512's 6 x 64 tile, 2048 with AVX2's 2 x 4 tile, 4096 with its 6 x 2
+// tile and SSE4's; a partial output block), several taps per pass (300 channels x 9 taps: 3 a pass with AVX-512),
+// border tiles with fewer taps than a pass skips, both layouts, both weight layouts, groups, 1D to 3D, strided
+// transposed; 64 output channels in long runs take AVX2's 6 x 2 tile (520 channels x 9 taps: two passes of taps).
+TEST(Engine, GemmPassesMatchReference) {
   check_problems({"conv_mb1_g1_ic300_oc70_i7x9_k3x3_s1x1_d2x2_p2:2x2:2_f32_clast_wtorch",
                   "conv_mb1_g1_ic300_oc70_i7x9_k3x3_s1x1_d2x2_p5:1x0:4_f32_cfirst_wtf",
                   "convT_mb2_g1_ic400_oc40_i5x6_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
@@ -230,17 +229,6 @@ void check_gemm_passes() {
                   "conv_mb1_g1_ic520_oc64_i9x11_k3x3_s1x1_d2x3_p3:1x0:4_f32_cfirst_wtf",
                   "conv_mb1_g1_ic4200_oc64_i3x5_k1x2_s1x1_d1x3_p0:0x2:1_f32_clast_wtorch"},
                  "gemm_simd");
-}
-
-// Both kinds of passes of AVX-512's tall tiles (engine/tuning.hpp), whichever this CPU takes: 32 KiB (the 300- to
-// 520-channel problems in several chunks) and 256 KiB.
-TEST(Engine, GemmPassesMatchReference) {
-  for (const bool l1_passes : {true, false}) {
-    SCOPED_TRACE(l1_passes ? "passes in L1" : "passes in L2");
-    engine::force_tuning(engine::Tuning{l1_passes});
-    check_gemm_passes();
-    engine::force_tuning(std::nullopt);
-  }
 }
 
 // Gemm tiles whose block of packed weights exceeds 1 MiB take work items of as many rows as leave 8 of them (9 rows
