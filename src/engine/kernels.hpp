@@ -136,6 +136,11 @@ struct WeightGradCall {
 using WeightGradFn = void (*)(const WeightGradCall&);
 
 inline constexpr int kMaxVectorsPerTile = 4;
+// The Winograd tap count (KernelSet::winograd_input) of an axis of 3 taps whose tiles' first and last patch inputs
+// (F(2, 3)'s) always land in padding: a convolution dilated by half its image or more (DeepLab's ASPP at rate 18 on
+// 33 x 33). Its two outputs are then y0 = g1 d1 + g2 d2, y1 = g0 d1 + g1 d2 (a 2 x 2 Toeplitz product), which take
+// 3 multiplications: g1 (d1 + d2), (g2 - g1) d2, (g0 - g1) d1, against F(2, 3)'s 4 and the 4 valid taps.
+inline constexpr int kWinogradPaddedEnds = 4;
 // Pixels per group of Winograd along x at most (PlanarGemmCall::winograd).
 inline constexpr int kMaxWinogradGroup = 4;
 // Taps of a planar_lane_row_pairs call at most: both rows' weights stay in registers.
@@ -169,9 +174,10 @@ struct KernelSet {
   int dot_mr[kMaxVectorsPerTile + 1] = {};
   TileFn dot[kMaxVectorsPerTile + 1] = {};
   // Winograd F(2, r) transforms along every axis of a tile (see winograd_transforms-inl.h), indexed by the taps
-  // along z, y and x (0: no such axis, so 1D tiles are [0][0][r]), over a multiple of `lanes` channels: a patch
-  // pointer per transformed element in (prod (r + 1) over the axes), 2^axes output pointers out. Compiled for 2 or 3
-  // taps on every axis, and for any mix of 1 and 2 taps; null elsewhere.
+  // along z, y and x (0: no such axis, so 1D tiles are [0][0][r]; kWinogradPaddedEnds: 3 taps on two inputs), over a
+  // multiple of `lanes` channels: a patch pointer per transformed element in (prod (r + 1) over the axes, 3 along an
+  // axis of kWinogradPaddedEnds), 2^axes output pointers out. Compiled for 2 or 3 taps on every axis, for any mix of
+  // 1 and 2 taps, and for kWinogradPaddedEnds on every axis or mixed with 3 taps in 2D; null elsewhere.
   using WinogradInputFn = void (*)(const float* const* patch, std::int64_t channels, float* v, std::int64_t e_stride);
   using WinogradOutputFn = void (*)(const float* m, std::int64_t e_stride, std::int64_t channels, const float* bias,
                                     float* const* out, bool stream);
@@ -179,8 +185,8 @@ struct KernelSet {
   // output channels per tile.
   int planar_mr[kMaxVectorsPerTile + 1] = {};
   PlanarGemmFn planar_gemm[kMaxVectorsPerTile + 1] = {};
-  WinogradInputFn winograd_input[4][4][4] = {};
-  WinogradOutputFn winograd_output[4][4][4] = {};
+  WinogradInputFn winograd_input[5][5][5] = {};
+  WinogradOutputFn winograd_output[5][5][5] = {};
   // Winograd F(4, r) along x (4 outputs from r + 3 inputs) and F(2, r) along y, r taps on every axis, indexed by r
   // and by the problem's axes: F(4, 3) in 1D and 2D ([3][1], [3][2]), F(4, 2) in 1D ([2][1]); null elsewhere.
   WinogradInputFn winograd4_input[4][3] = {};

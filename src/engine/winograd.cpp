@@ -17,8 +17,10 @@
 // convolutions of 3 taps may take F(4, 3) along x instead (x_tile_outputs): 4 outputs from 6 inputs, 2x fewer
 // multiplications than the definition along x, 1.33x fewer than F(2, 3); 1D ones of 2 taps (and transposed ones
 // whose phases all have 2 taps) F(4, 2): 4 outputs from 5 inputs, 1.6x fewer than the definition, 1.2x fewer than
-// F(2, 2). The error stays within 1e-4 x (1 + |y|) in the differential tests (see kMinLargeTileSaving and
-// docs/design.md, "Winograd's accuracy").
+// F(2, 2). Convolutions of 3 taps dilated by half the image or more (ASPP rate 18) have tiles whose patch starts
+// and ends in the padding: those take 3 multiplications per axis on the 2 inputs between (kWinogradPaddedEnds).
+// The error stays within 1e-4 x (1 + |y|) in the differential tests (see kMinLargeTileSaving and docs/design.md,
+// "Winograd's accuracy").
 #include "engine/winograd.hpp"
 
 #include <hwy/cache_control.h>
@@ -76,10 +78,14 @@ constexpr double kMaxTransformedBytesWide = 32.0 * 1024 * 1024;
 // Measured on the suite (AVX-512) with the two paths timed in turns, run by run (the machine's speed drifts too much
 // for anything else): Winograd beat the gemm path on DeepLab's res5 (512 channels, 1.69x fewer multiplications
 // than the valid taps), on the 64-channel context module at rate 16 (1.89x fewer; 1.2-1.3x faster at 1 and 2
-// threads, both layouts) and on ASPP rate 6 (1.46x fewer; 1.04-1.16x faster). ASPP rate 18 (fewer products than
-// Winograd's) stays on the gemm path: forced onto Winograd (1.31x more multiplications than its valid taps) it ran
-// 1.67x slower (in turns, 1 thread, channels_last). Below 64 channels nothing was measured.
+// threads, both layouts) and on ASPP rate 6 (1.46x fewer; 1.04-1.16x faster). ASPP rate 18 with F(2, 3)'s tiles
+// (1.31x more multiplications than its valid taps) ran 1.67x slower (in turns, 1 thread, channels_last): it takes
+// tiles of padded ends instead (below). Below 64 channels nothing was measured.
 constexpr double kMinMultiplicationRatio = 1.4;
+// ... or this where an axis has padded ends (kWinogradPaddedEnds), whose transforms take 1 addition per line in and 2
+// out (F(2, 3): 4 and 4): ASPP rate 18, 1.36x fewer multiplications than its valid taps, ran 1.15-1.19x as fast as
+// on the gemm path at 1 thread and 1.13-1.2x at 2, both layouts (Zen 4, in turns, one process each).
+constexpr double kMinMultiplicationRatioPaddedEnds = 1.25;
 // F(4, 3) along x (4 outputs from 6 inputs; F(2, 3) along y), where it saves this many times F(2, 3)'s
 // multiplications: TCN (1D, 8 residue classes of 256 outputs) 1.33x, the context module (2D, 16 classes of 8 along
 // x) 1.33x; ASPP rate 6 (6 classes of 5 or 6) none. Timed in turns against F(2, 3) (tdconv-bench, Intel Xeon): TCN
@@ -142,7 +148,16 @@ struct AxisClass {
   std::int64_t out_first = 0, count = 1, in_first = 0;
   int r = 0;  // taps: 1 to 3 (0 on an axis the problem does not have)
   std::array<std::int64_t, 3> taps{0, 0, 0};  // kernel index of correlation tap u
+  // 3 taps whose tiles' first and last patch inputs are padding: the tiles read inputs 1 and 2 of F(2, 3)'s patch
+  // (see kWinogradPaddedEnds). Set on every class of an axis or none (see mark_padded_ends).
+  bool padded_ends = false;
+  int code() const { return padded_ends ? kWinogradPaddedEnds : r; }  // the transforms' index (KernelSet)
 };
+
+// Patch (and transformed) elements along an axis of a tile with n outputs there and taps code `code` (AxisClass::code),
+// and the taps of a code.
+int axis_elements(int code, int n) { return code == kWinogradPaddedEnds ? 3 : code + n - 1; }
+int code_taps(int code) { return code == kWinogradPaddedEnds ? 3 : code; }
 
 // The problem's axes as z, y, x: a 1D or 2D problem's leading axes are trivial (size 1, one class of one output,
 // not transformed).
@@ -169,6 +184,20 @@ bool winograd_shape(const Problem& p) {
   return p.op == Op::conv ? conv : all_three || one_or_two;
 }
 
+// A convolution axis of 3 taps whose every tile (every class has 1 or 2 outputs, so one tile each) has the first and
+// last inputs of its F(2, 3) patch in the padding: dilated by half the image or more, as DeepLab's ASPP at rate 18
+// (33 pixels: classes of 2 outputs c and c + 18 reading inputs c and c + 18, from a patch c - 18 .. c + 36). Its
+// tiles take 3 multiplications per axis instead of F(2, 3)'s 4 (kWinogradPaddedEnds): 2.25x fewer than the valid
+// taps on such a class in 2D, 1.36x fewer on ASPP rate 18 as a whole (its 3 classes of one output per axis waste
+// theirs).
+void mark_padded_ends(Axis& a) {
+  const bool padded = std::all_of(a.classes.begin(), a.classes.end(), [&](const AxisClass& k) {
+    // in_first + 3 in_step >= in, without multiplying the dilation (up to 2^62)
+    return k.r == 3 && k.count <= 2 && k.in_first < 0 && (a.in - k.in_first + 2) / 3 <= a.in_step;
+  });
+  for (AxisClass& k : a.classes) k.padded_ends = padded;
+}
+
 std::array<Axis, 3> axes_of(const Problem& p) {
   std::array<Axis, 3> axes;
   const Dims out = output_size(p);
@@ -186,6 +215,7 @@ std::array<Axis, 3> axes_of(const Problem& p) {
         for (int u = 0; u < k.r; ++u) k.taps[static_cast<std::size_t>(u)] = u;
         a.classes.push_back(k);
       }
+      mark_padded_ends(a);
     } else {
       // Phase c: output o = c + j s gets input i = (o + pad - t) / s for the r taps t = t0 + s v < kernel with
       // t0 = (c + pad) mod s, i.e. i = j + q - v, q = (c + pad - t0) / s; as a correlation over u = r - 1 - v:
@@ -201,6 +231,12 @@ std::array<Axis, 3> axes_of(const Problem& p) {
         a.classes.push_back(k);
       }
     }
+  }
+  // The transforms of padded ends are compiled for every axis or a mix with 3 taps in 2D (winograd_kernels.cpp).
+  if (p.spatial_dims == 3 && !(axes[0].classes[0].padded_ends && axes[1].classes[0].padded_ends &&
+                               axes[2].classes[0].padded_ends)) {
+    for (Axis& a : axes)
+      for (AxisClass& k : a.classes) k.padded_ends = false;
   }
   return axes;
 }
@@ -219,7 +255,7 @@ Products count_products(const std::array<Axis, 3>& axes, int nx) {
     const int n = &a == &axes[2] ? nx : 2;
     std::int64_t valid = 0, winograd = 0;
     for (const AxisClass& k : a.classes) {
-      winograd += (k.r + n - 1) * ((k.count + n - 1) / n);
+      winograd += axis_elements(k.code(), n) * ((k.count + n - 1) / n);
       for (std::int64_t j = 0; j < k.count; ++j)
         for (int u = 0; u < k.r; ++u) {
           const std::int64_t i = k.in_first + (j + u) * a.in_step;
@@ -261,14 +297,15 @@ int large_tile_taps(const Problem& p) {
 // at most kMaxLargeTileChannels input channels (by the problem's axes) where that takes kMinLargeTileSaving
 // (kMinLargeTileSaving2 for r = 2) times fewer multiplications than F(2, r) along x, as long as Winograd's other
 // rules hold with it as with F(2, r) (its transformed kernels within kMaxTransformedBytes, kMinTilesPerKernel tiles
-// per kernel); else 2.
+// per kernel), and no axis has padded ends (AxisClass::padded_ends); else 2.
 int x_tile_outputs(const Problem& p) {
   const int r = large_tile_taps(p);
   if (r == 0) return 2;
   if (p.in_channels > kMaxLargeTileChannels[p.spatial_dims - 1]) return 2;
+  const auto axes = axes_of(p);
+  if (std::any_of(axes.begin(), axes.end(), [](const Axis& a) { return a.classes[0].padded_ends; })) return 2;
   const double elements = (r + 3) * std::pow(r + 1, p.spatial_dims - 1);
   if (elements * static_cast<double>(p.in_channels * p.out_channels) * sizeof(float) > kMaxTransformedBytes) return 2;
-  const auto axes = axes_of(p);
   const double kernels = p.op == Op::conv ? 1 : static_cast<double>(axes[2].classes.size());
   if (count_tiles(axes, 4) < kMinTilesPerKernel * kernels) return 2;
   const double saving = r == 3 ? kMinLargeTileSaving : kMinLargeTileSaving2;
@@ -355,8 +392,8 @@ struct TileRow {
 };
 
 // One transformed kernel: its class along z, y, x (any class for a convolution: they all use the whole kernel), their
-// taps (0 on an axis the problem does not have), its elements (prod (r + 1) over the axes), where it starts in
-// Packed::u, and its tiles' transforms.
+// taps codes (AxisClass::code; 0 on an axis the problem does not have), its elements (prod (r + 1) over the axes, 3
+// along an axis of padded ends), where it starts in Packed::u, and its tiles' transforms.
 struct KernelShape {
   std::array<std::size_t, 3> classes{0, 0, 0};
   std::array<int, 3> taps{0, 0, 0};
@@ -372,8 +409,9 @@ struct State final : PlanState {
   int dims = 1;
   int x_outs = 2;  // outputs along x of a tile (x_tile_outputs); 2 along the other axes
   int outs(std::size_t a) const { return a == 2 ? x_outs : 2; }  // outputs of a tile along axis a (z, y, x)
-  // Patch (and transformed) elements along axis a of a tile with `taps` taps there: 1 on an axis the problem lacks.
-  int extent(std::size_t a, int taps) const { return axes[a].active ? taps + outs(a) - 1 : 1; }
+  // Patch (and transformed) elements along axis a of a tile with taps code `code` there (AxisClass::code): 1 on an
+  // axis the problem lacks.
+  int extent(std::size_t a, int code) const { return axes[a].active ? axis_elements(code, outs(a)) : 1; }
   int max_elements = 16;  // transformed elements of the largest tile
   int rows = 1, vectors = 1;
   std::int64_t nr = 1, blocks = 1;
@@ -416,12 +454,13 @@ struct Packed final : PackedData {
   util::AlignedFloats u;  // per kernel, from its offset: [element e][block][input channel][nr output channels]
 };
 
-// G g G^T along every axis of one kernel with taps[a] taps along axis a (row-major over the `dims` axes), taps + n - 1
-// values per axis, row-major, for tiles of n outputs along the axis (nx along the last, 2 along the others).
+// G g G^T along every axis of one kernel with taps code taps[a] along axis a (AxisClass::code; row-major over the
+// `dims` axes), taps + n - 1 values per axis (3 for padded ends), row-major, for tiles of n outputs along the axis (nx
+// along the last, 2 along the others).
 //   F(2, 3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1];  F(2, 2): G = [1 0; 1 1; 0 1];  F(2, 1): G = [1; 1];
 //   F(4, 3): G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1];
 //   F(4, 2): G = [1/2 0; 1/2 1/2; 1/6 -1/6; 1/6 1/3; 0 1] (the factors of B^T's rows, scaled to whole numbers in
-//   winograd_transforms-inl.h, divided out).
+//   winograd_transforms-inl.h, divided out);  padded ends (3 taps on inputs d1, d2): G = [0 1 0; 0 -1 1; 1 -1 0].
 // Taps and transformed elements of one kernel at most: 3 x 3 x 3, and 4 x 4 x 6 (F(2, 3) along z and y, F(4, 3) along
 // x).
 constexpr int kMaxKernelTaps = 27;
@@ -441,11 +480,14 @@ void transform_kernels(KernelLanes& g, int dims, const std::array<int, 3>& taps,
                                         {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
   static constexpr double kG42[5][3] = {{0.5, 0, 0}, {0.5, 0.5, 0}, {1.0 / 6, -1.0 / 6, 0}, {1.0 / 6, 1.0 / 3, 0},
                                         {0, 1, 0}};
-  std::array<std::int64_t, 3> shape{taps[0], taps[1], taps[2]};
+  static constexpr double kGPadded[3][3] = {{0, 1, 0}, {0, -1, 1}, {1, -1, 0}};
+  std::array<std::int64_t, 3> shape{code_taps(taps[0]), code_taps(taps[1]), code_taps(taps[2])};
   KernelLanes next;
   for (int axis = 0; axis < dims; ++axis) {
-    const int r = taps[static_cast<std::size_t>(axis)], n = axis == dims - 1 ? nx : 2, alpha = r + n - 1;
-    const auto G = [r, n](int i, int k) {
+    const int code = taps[static_cast<std::size_t>(axis)], r = code_taps(code), n = axis == dims - 1 ? nx : 2;
+    const int alpha = axis_elements(code, n);
+    const auto G = [code, r, n](int i, int k) {
+      if (code == kWinogradPaddedEnds) return kGPadded[i][k];
       if (n == 4) return r == 3 ? kG43[i][k] : kG42[i][k];
       return r == 3 ? kG3[i][k] : (r == 2 ? kG2[i][k] : kG1[i][k]);
     };
@@ -509,8 +551,11 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     bool one_tap_phases = false;
     for (const Axis& a : axes) {
       int most = 0;
-      for (const AxisClass& k : a.classes) most = std::max(most, k.r), one_tap_phases |= a.active && k.r == 1;
-      elements *= a.active ? most + (&a == &axes[2] ? nx : 2) - 1 : 1;
+      for (const AxisClass& k : a.classes) {
+        most = std::max(most, axis_elements(k.code(), &a == &axes[2] ? nx : 2));
+        one_tap_phases |= a.active && k.r == 1;
+      }
+      elements *= a.active ? most : 1;
     }
     if (p.layout == Layout::channels_first && one_tap_phases &&
         std::min(p.in_channels, p.out_channels) < kMinChannelsMixedPhases) {
@@ -529,7 +574,10 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     }
     if (count_tiles(axes, nx) < kMinTilesPerKernel * kernels) return "too few tiles per transformed kernel in an image";
     const Products products = count_products(axes, nx);
-    if (products.valid < kMinMultiplicationRatio * products.winograd) {
+    const bool padded_ends =
+        std::any_of(axes.begin(), axes.end(), [](const Axis& a) { return a.classes[0].padded_ends; });
+    const double min_ratio = padded_ends ? kMinMultiplicationRatioPaddedEnds : kMinMultiplicationRatio;
+    if (products.valid < min_ratio * products.winograd) {
       return "saves too few multiplications over skipping the padded taps";
     }
     return std::nullopt;
@@ -560,7 +608,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       shape.classes = {static_cast<std::size_t>(kernel / (ny * nx)), static_cast<std::size_t>(kernel / nx % ny),
                        static_cast<std::size_t>(kernel % nx)};
       for (std::size_t a = 0; a < 3; ++a) {
-        shape.taps[a] = ax[a].active ? ax[a].classes[shape.classes[a]].r : 0;
+        shape.taps[a] = ax[a].active ? ax[a].classes[shape.classes[a]].code() : 0;
         shape.elements *= s->extent(a, shape.taps[a]);
       }
       shape.offset = offset;
@@ -644,7 +692,8 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       const KernelShape& shape = s.shapes[static_cast<std::size_t>(kernel)];
       // Kernel tap of correlation tap (uz, uy, ux), as a row-major index over the problem's axes.
       std::vector<std::int64_t> tap_of;
-      const int rz = std::max(1, shape.taps[0]), ry = std::max(1, shape.taps[1]), rx = std::max(1, shape.taps[2]);
+      const int rz = std::max(1, code_taps(shape.taps[0])), ry = std::max(1, code_taps(shape.taps[1]));
+      const int rx = std::max(1, code_taps(shape.taps[2]));
       std::array<int, 3> problem_taps{0, 0, 0};  // per axis of the problem, outermost first
       for (int d = 0; d < s.dims; ++d) {
         problem_taps[static_cast<std::size_t>(d)] = shape.taps[static_cast<std::size_t>(3 - s.dims + d)];
@@ -958,7 +1007,9 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       std::array<std::int64_t, 3> extent{}, i0{};  // patch elements per axis, input index of the first
       for (std::size_t a = 0; a < 3; ++a) {
         extent[a] = s.extent(a, shape.taps[a]);
-        i0[a] = ax[a].classes[static_cast<std::size_t>(tile.cls[a])].in_first + tile.j[a] * ax[a].in_step;
+        const AxisClass& k = ax[a].classes[static_cast<std::size_t>(tile.cls[a])];
+        // Padded ends: the patch starts at F(2, 3)'s second input (its third element, F(2, 3)'s fourth, is padding).
+        i0[a] = k.in_first + (tile.j[a] + (k.padded_ends ? 1 : 0)) * ax[a].in_step;
       }
       const float** patch = patches.data() + t * s.max_elements;
       int e = 0;  // patch elements row-major

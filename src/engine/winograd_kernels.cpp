@@ -22,7 +22,7 @@ using V = hn::Vec<D>;
 
 // The Winograd transforms of every tile shape the engine uses (see KernelSet::winograd_input): the same 2 or 3 taps
 // on every axis, or 1 or 2 taps on each axis (the stride phases of a transposed convolution whose kernel is longer
-// than the stride but at most twice it, e.g. 3 at stride 2).
+// than the stride but at most twice it, e.g. 3 at stride 2), or 3 taps on two inputs (kWinogradPaddedEnds).
 template <int... R>
 void SetWinogradTransform(KernelSet& set) {
   constexpr std::array<int, 3> kTaps = [] {
@@ -42,6 +42,11 @@ void SetWinogradTransforms(KernelSet& set) {
   SetWinogradTransform<2, 1>(set), SetWinogradTransform<1, 1, 1>(set), SetWinogradTransform<1, 1, 2>(set);
   SetWinogradTransform<1, 2, 1>(set), SetWinogradTransform<1, 2, 2>(set), SetWinogradTransform<2, 1, 1>(set);
   SetWinogradTransform<2, 1, 2>(set), SetWinogradTransform<2, 2, 1>(set);
+  // 3 taps on inputs whose F(2, 3) patch ends are padding (kWinogradPaddedEnds), on every axis or mixed with F(2, 3)
+  // in 2D (a dilation of half the image or more along one axis only)
+  constexpr int kP = kWinogradPaddedEnds;
+  SetWinogradTransform<kP>(set), SetWinogradTransform<kP, kP>(set), SetWinogradTransform<kP, kP, kP>(set);
+  SetWinogradTransform<kP, 3>(set), SetWinogradTransform<3, kP>(set);
   // F(4, 3) along x (and F(2, 3) along y), 1D and 2D; F(4, 2) in 1D
   set.winograd4_input[3][1] = WinogradInput<4, 3>, set.winograd4_output[3][1] = WinogradOutput<4, 3>;
   set.winograd4_input[3][2] = WinogradInput<4, 3, 3>, set.winograd4_output[3][2] = WinogradOutput<4, 3, 3>;

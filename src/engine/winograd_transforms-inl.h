@@ -15,6 +15,9 @@
 //            A^T = [1 1 1 1 0; 0 1 -1 2 0; 0 1 1 4 0; 0 1 -1 8 1] (points 0, 1, -1, 2; B^T scaled to whole numbers,
 //            G carries the factors: see winograd.cpp)
 // (F(2, 2): y0 = (d0 - d1) g0 + d1 (g0 + g1), y1 = d1 (g0 + g1) + (d2 - d1) g1.)
+// An axis of kWinogradPaddedEnds (kernels.hpp) is F(2, 3) whose patch inputs d0 and d3 are padding: its patch holds
+// d1, d2 and a third element that is never read (d3, in the padding), and
+//   B^T = [1 1 0; 0 1 0; 1 0 0], A^T = [1 1 0; 1 0 1]   (G = [0 1 0; 0 -1 1; 1 -1 0], see winograd.cpp).
 
 // Calls f(std::integral_constant<int, i>) for i < N, unrolled at compile time: the transforms index their vector
 // arrays only with constants, so that the compiler keeps them in registers (written as loops, GCC 12 kept them on
@@ -26,12 +29,15 @@ HWY_INLINE void Unroll(F&& f) {
 }
 constexpr int IntPow(int base, int exponent) { return exponent == 0 ? 1 : base * IntPow(base, exponent - 1); }
 
+// Patch (and transformed) elements along an axis of R taps (or kWinogradPaddedEnds) with N outputs.
+constexpr int AxisElements(int r, int n) { return r == kWinogradPaddedEnds ? 3 : r + n - 1; }
+
 // Patch (and transformed) elements of a tile of NX outputs along the last axis and 2 along the others.
 template <int NX, int... R>
 constexpr int TileElements() {
   constexpr std::array<int, sizeof...(R)> kTaps{R...};
   int elements = 1;
-  for (std::size_t a = 0; a < kTaps.size(); ++a) elements *= kTaps[a] + (a + 1 == kTaps.size() ? NX : 2) - 1;
+  for (std::size_t a = 0; a < kTaps.size(); ++a) elements *= AxisElements(kTaps[a], a + 1 == kTaps.size() ? NX : 2);
   return elements;
 }
 
@@ -43,7 +49,7 @@ struct TileShape {
   static constexpr int kDims = sizeof...(R);
   static constexpr std::array<int, kDims> kTaps{R...};
   static constexpr int Outputs(int axis) { return axis == kDims - 1 ? NX : 2; }  // along one axis
-  static constexpr int Alpha(int axis) { return kTaps[static_cast<std::size_t>(axis)] + Outputs(axis) - 1; }
+  static constexpr int Alpha(int axis) { return AxisElements(kTaps[static_cast<std::size_t>(axis)], Outputs(axis)); }
   static constexpr int kElements = TileElements<NX, R...>();
   static constexpr int kOutputs = IntPow(2, kDims - 1) * NX;
   // Elements between consecutive patch elements along `axis`: the sizes of the axes after it.
@@ -87,6 +93,11 @@ HWY_INLINE void InputTransformLine(V* x) {
     x[BASE + 3 * STEP] = hn::Add(t2, t3);
     x[BASE + 4 * STEP] = hn::Sub(t2, t3);
     x[BASE + 5 * STEP] = hn::MulAdd(four, hn::Sub(d1, d3), hn::Sub(d5, d3));
+  } else if constexpr (R == kWinogradPaddedEnds) {  // x[BASE], x[BASE + STEP]: d1, d2
+    const V d1 = x[BASE], d2 = x[BASE + STEP];
+    x[BASE] = hn::Add(d1, d2);
+    x[BASE + STEP] = d2;
+    x[BASE + 2 * STEP] = d1;
   } else if constexpr (R == 3) {
     const V d0 = x[BASE], d1 = x[BASE + STEP], d2 = x[BASE + 2 * STEP], d3 = x[BASE + 3 * STEP];
     x[BASE] = hn::Sub(d0, d2);
@@ -167,6 +178,9 @@ void WinogradOutput(const float* m, std::int64_t e_stride, std::int64_t channels
               y[1] = hn::MulAdd(hn::Set(d, 2.0f), e, b);
               y[2] = hn::MulAdd(hn::Set(d, 4.0f), c3, a);
               y[3] = hn::Add(hn::MulAdd(hn::Set(d, 8.0f), e, b), m5);
+            } else if constexpr (kAxisTaps == kWinogradPaddedEnds) {
+              y[0] = hn::Add(x[kIn], x[kIn + kInner]);
+              y[1] = hn::Add(x[kIn], x[kIn + 2 * kInner]);
             } else if constexpr (kAxisTaps == 3) {
               y[0] = hn::Add(hn::Add(x[kIn], x[kIn + kInner]), x[kIn + 2 * kInner]);
               y[1] = hn::Sub(hn::Sub(x[kIn + kInner], x[kIn + 2 * kInner]), x[kIn + 3 * kInner]);

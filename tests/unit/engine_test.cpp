@@ -662,6 +662,20 @@ TEST(Engine, WinogradMatchesReference) {
                   "conv_mb1_g1_ic64_oc64_i70x120_k3x3_s1x1_d2x3_p2:2x3:3_f32_cfirst_wtorch"});
 }
 
+// Dilated by about half the image (ASPP rate 18's shape): every tile's F(2, 3) patch starts and ends in the padding,
+// and takes 3 multiplications per axis (kWinogradPaddedEnds) instead of 4. Classes of 2 outputs and of 1, on every
+// axis (2D, 1D, 3D) or on one of two (mixed with F(2, 3), either way round), asymmetric padding, a batch, both
+// layouts and weight layouts. Each would decline with F(2, 3)'s tiles (too few multiplications saved), so the plan
+// choosing Winograd is part of the check.
+TEST(Engine, WinogradPaddedEndsMatchReference) {
+  check_winograd({"conv_mb1_g1_ic64_oc64_i19x19_k3x3_s1x1_d10x10_p10:10x10:10_f32_clast_wtorch",
+                  "conv_mb2_g1_ic64_oc80_i19x19_k3x3_s1x1_d10x10_p10:9x10:9_f32_cfirst_wtf",
+                  "conv_mb1_g1_ic64_oc64_i19x40_k3x3_s1x1_d10x2_p10:10x2:2_f32_clast_wtf",
+                  "conv_mb1_g1_ic64_oc64_i40x19_k3x3_s1x1_d2x10_p2:2x10:10_f32_cfirst_wtorch",
+                  "conv_mb2_g1_ic64_oc64_i39_k3_s1_d20_p20:20_f32_clast_wtorch",
+                  "conv_mb1_g1_ic64_oc64_i9x9x9_k3x3x3_s1x1x1_d5x5x5_p5:5x5:5x5:5_f32_cfirst_wtorch"});
+}
+
 // channels_first layers whose work items are whole images (a 1D convolution's tile row, an image staged whole) go to
 // the planar paths with fewer images than threads, which would leave threads idle; plans made for 2 threads.
 TEST(Engine, WinogradDeclinesFewerImagesThanThreads) {
@@ -1009,6 +1023,9 @@ TEST_P(EngineTarget, WinogradMatchesReference) {
                   "conv_mb1_g1_ic64_oc64_i7x6x9_k3x3x3_s1x1x1_d1x1x2_p1:1x1:2x2:2_f32_clast_wtf",
                   "convT_mb1_g1_ic64_oc64_i10x9_k4x6_s2x3_d1x1_p1:2x2:1_op1x0_f32_cfirst_wtorch",
                   "convT_mb1_g1_ic128_oc128_i8x9_k5x4_s3x2_d1x1_p2:1x1:2_op1x0_f32_clast_wtorch",
+                  // padded ends (kWinogradPaddedEnds) on both axes, and on y only
+                  "conv_mb1_g1_ic64_oc64_i19x19_k3x3_s1x1_d10x10_p10:9x10:10_f32_clast_wtorch",
+                  "conv_mb1_g1_ic64_oc64_i19x40_k3x3_s1x1_d10x2_p10:10x2:2_f32_cfirst_wtf",
                   // 1D: F(4, 2), a convolution and a transposed one
                   "conv_mb1_g1_ic64_oc64_i171_k2_s1_d3_p3:0_f32_clast_wtorch",
                   "convT_mb1_g1_ic64_oc64_i93_k4_s2_d1_p1:1_op0_f32_clast_wtf"});
