@@ -107,10 +107,20 @@ constexpr std::int64_t kMaxLargeTileChannels[2] = {256, 128};  // 1D, 2D
 // 1.19-1.28x). Since channels_last outputs stream (kStreamOutputBytes), CycleGAN (16 MiB of outputs) runs 1.09x as
 // fast as the gemm path at 1 thread and 1.12x at 2, a 3D 64 -> 64 one (32^3 inputs) 1.26x, and 2D 64 -> 64 ones (64^2
 // and 128^2 inputs) the same (in turns, Intel Xeon): channels_last, they take kMinChannels like the others. The 3D
-// 64 -> 32 one (vol_up_k3) ran as fast as the sub-pixel path with 32 output channels allowed, and stays below it.
+// 64 -> 32 one (vol_up_k3) ran as fast as the sub-pixel path on that Intel Xeon, 1.09-1.17x as fast on Zen 4
+// (kMinChannelsLargeSaving).
 // channels_first (whole images staged, never streamed; nothing measured since) keeps kMinChannelsMixedPhases.
 constexpr std::int64_t kMinChannels = 64;
 constexpr std::int64_t kMinChannelsMixedPhases = 128;
+// ... or this many where Winograd takes kLargeSaving times fewer multiplications than the valid taps, or more (2D
+// and 3D convolutions of 3 taps, 2.2-3.4x; 3D transposed ones of mixed phases, vol_up_k3 1.67x; 2D ones 1.41x). Timed in turns on Zen 4 (1 thread,
+// channels_last unless said, one process each) against the path each took: 2D 32 -> 32 3x3 convolutions 1.9x as
+// fast (channels_first, against gemm_planar, 1.5x), 2D 64 -> 32 and 32 -> 64 dilated ones 1.3-2x, a 3D 64 -> 32 one
+// 1.5-1.6x, a 1D 32 -> 32 one (F(4, 3), 2x fewer) 1.04x; the 3D 64 -> 32 transposed one (vol_up_k3) 1.09-1.11x (1.15-
+// 1.17x at 2 threads), a 3D 32 -> 32 transposed one 0.87-1.25x (1.25x at 2 threads). Left out: the 2D 64 -> 32
+// transposed one of mixed phases (1.44x fewer) at 0.88-0.99x, and 2D 16 -> 16 convolutions at 1.0-1.07x.
+constexpr std::int64_t kMinChannelsLargeSaving = 32;
+constexpr double kLargeSaving = 1.6;
 // Tiles per transformed kernel and image: a batch's GEMMs run over the tiles of one kernel, and short runs reload
 // the kernel's weights for few tiles. DCGAN's g2 (4x4 images, 4 tiles per stride phase) ran at 0.45x the gemm path,
 // its g4 (16x16, 64 tiles per phase) at 1.25-1.31x.
@@ -542,8 +552,9 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     if (p.groups != 1) return "grouped";
     const int lanes = best_kernels().lanes;
     if (p.in_channels % lanes || p.out_channels % lanes) return "channels not a multiple of the vector width";
-    if (p.in_channels < kMinChannels || p.out_channels < kMinChannels) {
-      return "fewer than " + std::to_string(kMinChannels) + " channels";
+    const std::int64_t channels = std::min(p.in_channels, p.out_channels);
+    if (channels < kMinChannelsLargeSaving) {
+      return "fewer than " + std::to_string(kMinChannelsLargeSaving) + " channels";
     }
     const auto axes = axes_of(p);
     const int nx = x_tile_outputs(p);
@@ -579,6 +590,10 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     const double min_ratio = padded_ends ? kMinMultiplicationRatioPaddedEnds : kMinMultiplicationRatio;
     if (products.valid < min_ratio * products.winograd) {
       return "saves too few multiplications over skipping the padded taps";
+    }
+    if (channels < kMinChannels && products.valid < kLargeSaving * products.winograd) {
+      return "fewer than " + std::to_string(kMinChannels) + " channels where it saves under " +
+             std::to_string(kLargeSaving).substr(0, 3) + "x the multiplications of the valid taps";
     }
     return std::nullopt;
   }

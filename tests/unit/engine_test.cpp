@@ -667,6 +667,16 @@ TEST(Engine, WinogradMatchesReference) {
 // axis (2D, 1D, 3D) or on one of two (mixed with F(2, 3), either way round), asymmetric padding, a batch, both
 // layouts and weight layouts. Each would decline with F(2, 3)'s tiles (too few multiplications saved), so the plan
 // choosing Winograd is part of the check.
+// From 32 channels on where Winograd takes 1.6x fewer multiplications than the valid taps (kMinChannelsLargeSaving):
+// 2D and 3D convolutions, a 1D one (F(4, 3)), a 3D transposed one of mixed phases (vol_up_k3's shape), both layouts.
+TEST(Engine, WinogradOfFewChannelsMatchesReference) {
+  check_winograd({"conv_mb1_g1_ic32_oc48_i23x21_k3x3_s1x1_d2x1_p2:2x1:1_f32_clast_wtorch",
+                  "conv_mb2_g1_ic48_oc32_i17x19_k3x3_s1x1_d1x1_p1:1x1:1_f32_cfirst_wtf",
+                  "conv_mb1_g1_ic32_oc32_i9x8x10_k3x3x3_s1x1x1_d2x1x1_p2:2x1:1x1:1_f32_clast_wtorch",
+                  "conv_mb1_g1_ic32_oc32_i301_k3_s1_d4_p4:4_f32_clast_wtf",
+                  "convT_mb1_g1_ic64_oc32_i16x18x16_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_clast_wtorch"});
+}
+
 TEST(Engine, WinogradPaddedEndsMatchReference) {
   check_winograd({"conv_mb1_g1_ic64_oc64_i19x19_k3x3_s1x1_d10x10_p10:10x10:10_f32_clast_wtorch",
                   "conv_mb2_g1_ic64_oc80_i19x19_k3x3_s1x1_d10x10_p10:9x10:9_f32_cfirst_wtf",
@@ -1023,6 +1033,8 @@ TEST_P(EngineTarget, WinogradMatchesReference) {
                   "conv_mb1_g1_ic64_oc64_i7x6x9_k3x3x3_s1x1x1_d1x1x2_p1:1x1:2x2:2_f32_clast_wtf",
                   "convT_mb1_g1_ic64_oc64_i10x9_k4x6_s2x3_d1x1_p1:2x2:1_op1x0_f32_cfirst_wtorch",
                   "convT_mb1_g1_ic128_oc128_i8x9_k5x4_s3x2_d1x1_p2:1x1:2_op1x0_f32_clast_wtorch",
+                  // 32 channels (kMinChannelsLargeSaving)
+                  "conv_mb1_g1_ic32_oc32_i13x15_k3x3_s1x1_d1x2_p1:1x2:2_f32_clast_wtorch",
                   // padded ends (kWinogradPaddedEnds) on both axes, and on y only
                   "conv_mb1_g1_ic64_oc64_i19x19_k3x3_s1x1_d10x10_p10:9x10:10_f32_clast_wtorch",
                   "conv_mb1_g1_ic64_oc64_i19x40_k3x3_s1x1_d10x2_p10:10x2:2_f32_cfirst_wtf",
@@ -1100,8 +1112,15 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   // Winograd from 64 channels on (the context module's layer), when it saves enough over skipping padded taps.
   const Plan context(parse_problem("conv_mb1_g1_ic64_oc64_i128x128_k3x3_s1x1_d16x16_p16:16x16:16_f32_cfirst_wtorch"));
   EXPECT_EQ(context.implementation_name(), "winograd");
-  const Plan narrow(parse_problem("conv_mb1_g1_ic48_oc64_i32x32_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"));
-  EXPECT_EQ(narrow.candidates()[0].declined_because, "fewer than 64 channels");
+  const Plan narrow(parse_problem("conv_mb1_g1_ic16_oc64_i32x32_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"));
+  EXPECT_EQ(narrow.candidates()[0].declined_because, "fewer than 32 channels");
+  // From 32 channels where it saves 1.6x or more: a 2D convolution of 3 taps does, a 2D transposed one of mixed
+  // phases (1.41x) does not.
+  const Plan conv32(parse_problem("conv_mb1_g1_ic48_oc64_i32x32_k3x3_s1x1_d1x1_p1:1x1:1_f32_clast_wtorch"));
+  EXPECT_EQ(conv32.implementation_name(), "winograd");
+  const Plan mixed32(parse_problem("convT_mb1_g1_ic64_oc32_i64x64_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
+  EXPECT_EQ(mixed32.candidates()[0].declined_because,
+            "fewer than 64 channels where it saves under 1.6x the multiplications of the valid taps");
   // ASPP at rate 12 would multiply more than its valid taps; at rate 18 its tiles have padded ends.
   const Plan aspp12(parse_problem("conv_mb1_g1_ic512_oc256_i33x33_k3x3_s1x1_d12x12_p12:12x12:12_f32_clast_wtorch"));
   EXPECT_EQ(aspp12.candidates()[0].declined_because, "saves too few multiplications over skipping the padded taps");
@@ -1128,7 +1147,7 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
   EXPECT_EQ(cyclegan.implementation_name(), "winograd");
   const Plan vol(
       parse_problem("convT_mb1_g1_ic64_oc32_i32x32x32_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_clast_wtorch"));
-  EXPECT_EQ(vol.candidates()[0].declined_because, "fewer than 64 channels");
+  EXPECT_EQ(vol.implementation_name(), "winograd");  // 32 channels: its 3D phases save 1.67x (kLargeSaving)
   // ... channels_first (whole images staged) from 128 as before.
   const Plan first(parse_problem("convT_mb2_g1_ic64_oc64_i16x16_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_cfirst_wtorch"));
   EXPECT_EQ(first.candidates()[0].declined_because, "channels_first stride phases of 1 and 2 taps with fewer than 128 "
