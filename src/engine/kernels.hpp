@@ -141,6 +141,9 @@ inline constexpr int kMaxVectorsPerTile = 4;
 // 33 x 33). Its two outputs are then y0 = g1 d1 + g2 d2, y1 = g0 d1 + g1 d2 (a 2 x 2 Toeplitz product), which take
 // 3 multiplications: g1 (d1 + d2), (g2 - g1) d2, (g0 - g1) d1, against F(2, 3)'s 4 and the 4 valid taps.
 inline constexpr int kWinogradPaddedEnds = 4;
+// Patch (and transformed) elements along an axis of a Winograd tile with n outputs there and `taps` taps (or
+// kWinogradPaddedEnds: 3 elements, n = 2).
+constexpr int winograd_axis_elements(int taps, int n) { return taps == kWinogradPaddedEnds ? 3 : taps + n - 1; }
 // Pixels per group of Winograd along x at most (PlanarGemmCall::winograd).
 inline constexpr int kMaxWinogradGroup = 4;
 // Taps of a planar_lane_row_pairs call at most: both rows' weights stay in registers.

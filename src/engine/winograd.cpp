@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 #include <array>
 #include <string>
@@ -117,12 +118,13 @@ constexpr std::int64_t kMaxLargeTileChannels[2] = {256, 128};  // 1D, 2D
 constexpr std::int64_t kMinChannels = 64;
 constexpr std::int64_t kMinChannelsMixedPhases = 128;
 // ... or this many where Winograd takes kLargeSaving times fewer multiplications than the valid taps, or more (2D
-// and 3D convolutions of 3 taps, 2.2-3.4x; 3D transposed ones of mixed phases, vol_up_k3 1.67x; 2D ones 1.41x). Timed in turns on Zen 4 (1 thread,
-// channels_last unless said, one process each) against the path each took: 2D 32 -> 32 3x3 convolutions 1.9x as
-// fast (channels_first, against gemm_planar, 1.5x), 2D 64 -> 32 and 32 -> 64 dilated ones 1.3-2x, a 3D 64 -> 32 one
-// 1.5-1.6x, a 1D 32 -> 32 one (F(4, 3), 2x fewer) 1.04x; the 3D 64 -> 32 transposed one (vol_up_k3) 1.09-1.11x (1.15-
-// 1.17x at 2 threads), a 3D 32 -> 32 transposed one 0.87-1.25x (1.25x at 2 threads). Left out: the 2D 64 -> 32
-// transposed one of mixed phases (1.44x fewer) at 0.88-0.99x, and 2D 16 -> 16 convolutions at 1.0-1.07x.
+// and 3D convolutions of 3 taps, 2.2-3.4x; 3D transposed ones of mixed phases, vol_up_k3 1.67x; not 2D ones, 1.41x).
+// Timed in turns on Zen 4 (1 thread, channels_last unless said, one process each) against the path each took: 2D
+// 32 -> 32 3x3 convolutions 1.9x as fast (channels_first, against gemm_planar, 1.5x), 2D 64 -> 32 and 32 -> 64
+// dilated ones 1.3-2x, a 3D 64 -> 32 one 1.5-1.6x, a 1D 32 -> 32 one (F(4, 3), 2x fewer) 1.04x; the 3D 64 -> 32
+// transposed one (vol_up_k3) 1.09-1.11x (1.15-1.17x at 2 threads), a 3D 32 -> 32 transposed one 0.87-1.25x (1.25x at
+// 2 threads). Left out: the 2D 64 -> 32 transposed one of mixed phases at 0.88-0.99x, and 2D 16 -> 16 convolutions
+// at 1.0-1.07x.
 constexpr std::int64_t kMinChannelsLargeSaving = 32;
 constexpr double kLargeSaving = 1.6;
 // Tiles per transformed kernel and image: a batch's GEMMs run over the tiles of one kernel, and short runs reload
@@ -168,9 +170,7 @@ struct AxisClass {
   int code() const { return padded_ends ? kWinogradPaddedEnds : r; }  // the transforms' index (KernelSet)
 };
 
-// Patch (and transformed) elements along an axis of a tile with n outputs there and taps code `code` (AxisClass::code),
-// and the taps of a code.
-int axis_elements(int code, int n) { return code == kWinogradPaddedEnds ? 3 : code + n - 1; }
+// The taps of a taps code (AxisClass::code).
 int code_taps(int code) { return code == kWinogradPaddedEnds ? 3 : code; }
 
 // The problem's axes as z, y, x: a 1D or 2D problem's leading axes are trivial (size 1, one class of one output,
@@ -212,6 +212,11 @@ void mark_padded_ends(Axis& a) {
   for (AxisClass& k : a.classes) k.padded_ends = padded;
 }
 
+// Whether some axis has padded ends (mark_padded_ends sets every class of an axis alike).
+bool has_padded_ends(const std::array<Axis, 3>& axes) {
+  return std::any_of(axes.begin(), axes.end(), [](const Axis& a) { return a.classes[0].padded_ends; });
+}
+
 std::array<Axis, 3> axes_of(const Problem& p) {
   std::array<Axis, 3> axes;
   const Dims out = output_size(p);
@@ -247,8 +252,8 @@ std::array<Axis, 3> axes_of(const Problem& p) {
     }
   }
   // The transforms of padded ends are compiled for every axis or a mix with 3 taps in 2D (winograd_kernels.cpp).
-  if (p.spatial_dims == 3 && !(axes[0].classes[0].padded_ends && axes[1].classes[0].padded_ends &&
-                               axes[2].classes[0].padded_ends)) {
+  if (p.spatial_dims == 3 &&
+      !std::all_of(axes.begin(), axes.end(), [](const Axis& a) { return a.classes[0].padded_ends; })) {
     for (Axis& a : axes)
       for (AxisClass& k : a.classes) k.padded_ends = false;
   }
@@ -269,7 +274,7 @@ Products count_products(const std::array<Axis, 3>& axes, int nx) {
     const int n = &a == &axes[2] ? nx : 2;
     std::int64_t valid = 0, winograd = 0;
     for (const AxisClass& k : a.classes) {
-      winograd += axis_elements(k.code(), n) * ((k.count + n - 1) / n);
+      winograd += winograd_axis_elements(k.code(), n) * ((k.count + n - 1) / n);
       for (std::int64_t j = 0; j < k.count; ++j)
         for (int u = 0; u < k.r; ++u) {
           const std::int64_t i = k.in_first + (j + u) * a.in_step;
@@ -317,7 +322,7 @@ int x_tile_outputs(const Problem& p) {
   if (r == 0) return 2;
   if (p.in_channels > kMaxLargeTileChannels[p.spatial_dims - 1]) return 2;
   const auto axes = axes_of(p);
-  if (std::any_of(axes.begin(), axes.end(), [](const Axis& a) { return a.classes[0].padded_ends; })) return 2;
+  if (has_padded_ends(axes)) return 2;
   const double elements = (r + 3) * std::pow(r + 1, p.spatial_dims - 1);
   if (elements * static_cast<double>(p.in_channels * p.out_channels) * sizeof(float) > kMaxTransformedBytes) return 2;
   const double kernels = p.op == Op::conv ? 1 : static_cast<double>(axes[2].classes.size());
@@ -425,7 +430,7 @@ struct State final : PlanState {
   int outs(std::size_t a) const { return a == 2 ? x_outs : 2; }  // outputs of a tile along axis a (z, y, x)
   // Patch (and transformed) elements along axis a of a tile with taps code `code` there (AxisClass::code): 1 on an
   // axis the problem lacks.
-  int extent(std::size_t a, int code) const { return axes[a].active ? axis_elements(code, outs(a)) : 1; }
+  int extent(std::size_t a, int code) const { return axes[a].active ? winograd_axis_elements(code, outs(a)) : 1; }
   int max_elements = 16;  // transformed elements of the largest tile
   int rows = 1, vectors = 1;
   std::int64_t nr = 1, blocks = 1;
@@ -499,7 +504,7 @@ void transform_kernels(KernelLanes& g, int dims, const std::array<int, 3>& taps,
   KernelLanes next;
   for (int axis = 0; axis < dims; ++axis) {
     const int code = taps[static_cast<std::size_t>(axis)], r = code_taps(code), n = axis == dims - 1 ? nx : 2;
-    const int alpha = axis_elements(code, n);
+    const int alpha = winograd_axis_elements(code, n);
     const auto G = [code, r, n](int i, int k) {
       if (code == kWinogradPaddedEnds) return kGPadded[i][k];
       if (n == 4) return r == 3 ? kG43[i][k] : kG42[i][k];
@@ -567,7 +572,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     for (const Axis& a : axes) {
       int most = 0;
       for (const AxisClass& k : a.classes) {
-        most = std::max(most, axis_elements(k.code(), &a == &axes[2] ? nx : 2));
+        most = std::max(most, winograd_axis_elements(k.code(), &a == &axes[2] ? nx : 2));
         one_tap_phases |= a.active && k.r == 1;
       }
       elements *= a.active ? most : 1;
@@ -589,15 +594,15 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     }
     if (count_tiles(axes, nx) < kMinTilesPerKernel * kernels) return "too few tiles per transformed kernel in an image";
     const Products products = count_products(axes, nx);
-    const bool padded_ends =
-        std::any_of(axes.begin(), axes.end(), [](const Axis& a) { return a.classes[0].padded_ends; });
-    const double min_ratio = padded_ends ? kMinMultiplicationRatioPaddedEnds : kMinMultiplicationRatio;
+    const double min_ratio = has_padded_ends(axes) ? kMinMultiplicationRatioPaddedEnds : kMinMultiplicationRatio;
     if (products.valid < min_ratio * products.winograd) {
       return "saves too few multiplications over skipping the padded taps";
     }
     if (channels < kMinChannels && products.valid < kLargeSaving * products.winograd) {
-      return "fewer than " + std::to_string(kMinChannels) + " channels where it saves under " +
-             std::to_string(kLargeSaving).substr(0, 3) + "x the multiplications of the valid taps";
+      char saving[16];
+      std::snprintf(saving, sizeof saving, "%g", kLargeSaving);
+      return "fewer than " + std::to_string(kMinChannels) + " channels where it saves under " + saving +
+             "x the multiplications of the valid taps";
     }
     return std::nullopt;
   }

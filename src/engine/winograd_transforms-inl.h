@@ -29,15 +29,14 @@ HWY_INLINE void Unroll(F&& f) {
 }
 constexpr int IntPow(int base, int exponent) { return exponent == 0 ? 1 : base * IntPow(base, exponent - 1); }
 
-// Patch (and transformed) elements along an axis of R taps (or kWinogradPaddedEnds) with N outputs.
-constexpr int AxisElements(int r, int n) { return r == kWinogradPaddedEnds ? 3 : r + n - 1; }
-
 // Patch (and transformed) elements of a tile of NX outputs along the last axis and 2 along the others.
 template <int NX, int... R>
 constexpr int TileElements() {
   constexpr std::array<int, sizeof...(R)> kTaps{R...};
   int elements = 1;
-  for (std::size_t a = 0; a < kTaps.size(); ++a) elements *= AxisElements(kTaps[a], a + 1 == kTaps.size() ? NX : 2);
+  for (std::size_t a = 0; a < kTaps.size(); ++a) {
+    elements *= winograd_axis_elements(kTaps[a], a + 1 == kTaps.size() ? NX : 2);
+  }
   return elements;
 }
 
@@ -49,7 +48,9 @@ struct TileShape {
   static constexpr int kDims = sizeof...(R);
   static constexpr std::array<int, kDims> kTaps{R...};
   static constexpr int Outputs(int axis) { return axis == kDims - 1 ? NX : 2; }  // along one axis
-  static constexpr int Alpha(int axis) { return AxisElements(kTaps[static_cast<std::size_t>(axis)], Outputs(axis)); }
+  static constexpr int Alpha(int axis) {
+    return winograd_axis_elements(kTaps[static_cast<std::size_t>(axis)], Outputs(axis));
+  }
   static constexpr int kElements = TileElements<NX, R...>();
   static constexpr int kOutputs = IntPow(2, kDims - 1) * NX;
   // Elements between consecutive patch elements along `axis`: the sizes of the axes after it.
