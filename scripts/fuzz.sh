@@ -70,6 +70,10 @@ report_failure() {  # target, log, artifacts dir
   local a
   for a in "$artifacts"/*; do
     [ -f "$a" ] || continue
+    # The input itself, so that a failure seen only in CI's log can be rebuilt: readable (cli_fuzz's arguments,
+    # separated at newlines and NULs, shown as " | ") and exact (base64 -d recreates the file).
+    echo "input ($(wc -c <"$a") bytes): $(head -c 600 "$a" | tr '\n\0' '\036\036' | sed 's/\x1e/ | /g' | cat -v)"
+    echo "input (base64): $(head -c 3000 "$a" | base64 -w0)"
     echo "reproduce: $build/$t $a"
     echo "keep it as a regression test: cp $a $root/fuzz/regressions/$t/"
   done

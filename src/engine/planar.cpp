@@ -36,6 +36,7 @@ using detail::PlanState;
 // four times per plane: whole planes ran it 1.14x as fast at 1 thread and 1.17x at 2, timed in turns.
 constexpr std::int64_t kPixelsPerItem = 16384;
 constexpr std::int64_t kChunkPixels = 4096;
+constexpr std::int64_t kMaxPhases = 64;  // x phases of a transposed convolution (see declines)
 constexpr std::int64_t kMinItems = 32;
 // Outputs over this size are written with non-temporal stores (as the gemm engine's, engine.cpp): dw_up2's 16 MiB
 // output, timed in turns, 1.28-1.34x faster at 1 and 2 threads (its lines had been read from memory before being
@@ -90,6 +91,10 @@ class Planar final : public detail::ForwardOnlyImplementation {
     // Pixels a run reads must be consecutive: every x sequence steps its input by 1.
     const int x = p.spatial_dims - 1;
     if (p.op == Op::conv && p.stride[x] != 1) return "strided along the last axis";
+    // A chunk computes lanes-wide runs of every x phase: kChunkPixels / kMaxPhases pixels of each at the least.
+    if (p.op == Op::conv_transpose && std::min(p.stride[x], output_size(p)[x]) > kMaxPhases) {
+      return "more than " + std::to_string(kMaxPhases) + " phases along the last axis (stride)";
+    }
     // The slots hold a range of input rows per z tap: with a large dilation along y most of them are never read.
     if (slot_bytes(*make_state(p)) > kMaxSlotBytes) return "input rows of a work item over 2 MiB (dilation along y)";
     return std::nullopt;
