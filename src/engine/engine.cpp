@@ -315,12 +315,15 @@ void choose_columns(State& s) {
       const auto [j_begin, j_end] = pixels_in(x.sequences[static_cast<std::size_t>(q)], c.x_begin, c.x_end);
       if (j_begin < j_end) c.parts.push_back({static_cast<int>(q), j_begin, j_end});
     };
-    if (c.x_end - c.x_begin >= phases) {
+    const std::int64_t columns = c.x_end - c.x_begin;
+    if (columns >= phases) {
       for (std::int64_t q = 0; q < phases; ++q) add(q);
-    } else {  // output o is in phase o mod phases: only the column's own (not a pass over every phase per column)
-      for (std::int64_t o = c.x_begin; o < c.x_end; ++o) add(o % phases);
-      std::sort(c.parts.begin(), c.parts.end(),
-                [](const XBlock& a, const XBlock& b) { return a.sequence < b.sequence; });
+    } else {
+      // Output o is in phase o mod phases: the column's own phases, a range that may wrap, taken in increasing
+      // order (not a pass over every phase per column).
+      const std::int64_t first = c.x_begin % phases, wrapped = std::max<std::int64_t>(0, first + columns - phases);
+      for (std::int64_t q = 0; q < wrapped; ++q) add(q);
+      for (std::int64_t q = first; q < first + columns - wrapped; ++q) add(q);
     }
     s.columns.push_back(std::move(c));
   }
