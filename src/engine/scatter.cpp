@@ -30,9 +30,12 @@ using detail::PlanState;
 
 constexpr std::int64_t kMaxOutputChannels = 4;
 
-// channels_first: input pixels per planar GEMM call, and the most floats of phase rows per thread (2 MiB).
+// channels_first: input pixels per planar GEMM call, and the most floats of phase rows per thread (2 MiB) ...
 constexpr std::int64_t kPlanarChunk = 512;
 constexpr std::int64_t kMaxPhaseFloats = 512 * 1024;
+// ... and of the planar GEMM's products, a row per tap and output channel: a 1D kernel of 2806 taps had taken 17 MiB
+// per thread (its chunk of 512 pixels).
+constexpr std::int64_t kMaxPlanarProductFloats = 512 * 1024;
 
 struct State final : PlanState {
   KernelSet kernels;
@@ -169,7 +172,13 @@ class Scatter final : public detail::ForwardOnlyImplementation {
       s->nr = s->rows;
       const std::int64_t tile_pixels = s->vectors * lanes;
       if (g.iw < tile_pixels) s->row_group = std::min(tile_pixels / g.iw, kPlanarChunk / g.iw);
-    } else {
+      s->blocks = (s->columns + s->nr - 1) / s->nr;
+      if (s->blocks * s->nr * planar_chunk_stride(p, *s) > kMaxPlanarProductFloats) {
+        s->planar = false;
+        s->row_group = 1;
+      }
+    }
+    if (!s->planar) {
       s->vectors = fewest_loads_vectors(s->kernels, s->columns);
       s->rows = s->kernels.mr[s->vectors];
       s->nr = s->vectors * lanes;

@@ -269,17 +269,21 @@ TEST(Engine, TransposedRowsLongerThanAColumnMatchReference) {
                  "gemm_simd", false, true);  // the channels_last ones would take subpixel_gemm
 }
 
-// Strides of thousands (a transposed convolution's phases, mostly without taps), with dilation, padding, output
-// padding, groups and a 40000-tap kernel: every implementation that takes each problem, against the reference, 1 and
-// 2 threads, within 16 MiB of workspace at 2 threads. The depthwise planar path had divided by zero (chunks of no
-// pixels of each of 20000 phases), and the gemm path's channels_first staging had grown with the stride (a column
-// held 256 pixels of every phase: 100 MB of workspace at stride 100000).
-TEST(Engine, StridesOfThousandsMatchReferenceInBoundedWorkspace) {
+// Extreme geometries: strides of thousands (a transposed convolution's phases, mostly without taps), with dilation,
+// padding, output padding, groups, kernels of 2806 and 40000 taps, output rows of 100000 pixels: every implementation
+// that takes each problem, against the reference, 1 and 2 threads, within 16 MiB of workspace at 2 threads. The
+// depthwise planar path had divided by zero (chunks of no pixels of each of 20000 phases), the gemm path's
+// channels_first staging had grown with the stride (a column held 256 pixels of every phase: 100 MB of workspace at
+// stride 100000), the sub-pixel path's with the output row (21 MiB for 105572 pixels of 26 channels), and the scatter
+// path's products with the kernel (41 MiB for 2806 taps).
+TEST(Engine, ExtremeGeometriesMatchReferenceInBoundedWorkspace) {
   std::mt19937_64 rng(43);
   int checked = 0;
   const std::vector<const char*> problems = {
       "convT_mb1_g16_ic16_oc16_i9_k3_s20000_d1_p0:0_op0_f32_cfirst_wtorch",
       "convT_mb1_g1_ic4_oc3_i9_k3_s100000_d1_p0:0_op0_f32_cfirst_wtorch",
+      "convT_mb1_g1_ic4_oc26_i460_k2_s230_d1_p5:0_op0_f32_cfirst_wtorch",
+      "convT_mb1_g1_ic3_oc3_i2101_k2806_s57_d8_p15483:20114_op0_f32_cfirst_wtf",
       "convT_mb2_g2_ic8_oc6_i7_k5_s3000_d700_p1000:200_op17_f32_clast_wtorch",
       "convT_mb2_g2_ic8_oc6_i7_k5_s3000_d700_p1000:200_op17_f32_cfirst_wtf",
       "convT_mb1_g1_ic8_oc8_i9_k40000_s20000_d1_p0:0_op0_f32_clast_wtorch",
