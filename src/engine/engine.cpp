@@ -81,7 +81,8 @@ struct XBlock {
 //   threads (timed in turns, 5 processes), the same at 1 thread; the other transposed layers within -3..+7%.
 struct Column {
   std::int64_t x_begin = 0, x_end = 0;
-  std::vector<XBlock> parts;
+  std::vector<XBlock> parts;  // empty when narrow: more phases than kMaxColumnPhases (see choose_columns)
+  bool narrow = false;
 };
 
 enum class Kind { gemm, depthwise, dot };
@@ -252,7 +253,7 @@ void choose_passes(Kind kind, const Problem& p, State& s) {
   // threads to share.
   std::int64_t row_pixels = 0;
   for (const Column& c : s.columns) {
-    std::int64_t pixels = 0;
+    std::int64_t pixels = c.narrow ? c.x_end - c.x_begin : 0;
     for (const XBlock& b : c.parts) pixels += b.j_end - b.j_begin;
     row_pixels = std::max(row_pixels, pixels);
   }
@@ -302,29 +303,38 @@ void choose_passes(Kind kind, const Problem& p, State& s) {
   }
 }
 
+// The pixels of each x phase in output columns [x_begin, x_end), in increasing phase order, into `parts`.
+void list_parts(const Axis& x, std::int64_t x_begin, std::int64_t x_end, std::vector<XBlock>& parts) {
+  parts.clear();
+  const auto phases = static_cast<std::int64_t>(x.sequences.size());
+  const auto add = [&](std::int64_t q) {
+    const auto [j_begin, j_end] = pixels_in(x.sequences[static_cast<std::size_t>(q)], x_begin, x_end);
+    if (j_begin < j_end) parts.push_back({static_cast<int>(q), j_begin, j_end});
+  };
+  const std::int64_t columns = x_end - x_begin;
+  if (columns >= phases) {
+    for (std::int64_t q = 0; q < phases; ++q) add(q);
+    return;
+  }
+  // Output o is in phase o mod phases: the columns' own phases, a range that may wrap (not a pass over every phase).
+  const std::int64_t first = x_begin % phases, wrapped = std::max<std::int64_t>(0, first + columns - phases);
+  for (std::int64_t q = 0; q < wrapped; ++q) add(q);
+  for (std::int64_t q = first; q < first + columns - wrapped; ++q) add(q);
+}
+
 void choose_columns(State& s) {
   const Axis& x = s.axes[2];
   s.columns.clear();
   const auto phases = static_cast<std::int64_t>(x.sequences.size());
   // Far more phases than kMaxColumnPhases (a stride of thousands, its phases mostly without taps) would make a
   // column, and the staging of a channels_first item, as wide as the stride: 100 MB of workspace at stride 100000.
+  // Such columns hold a pixel or two of each of their phases, listed when an item runs (Column::narrow): kept in the
+  // plan, they took 24 bytes per output column (65 MB, and 50 ms to plan, for 2.7 million).
   const std::int64_t width = kPixelsPerWorkItem * std::min(phases, kMaxColumnPhases);
   for (std::int64_t x0 = 0; x0 < x.output; x0 += width) {
     Column c{x0, std::min(x.output, x0 + width), {}};
-    const auto add = [&](std::int64_t q) {
-      const auto [j_begin, j_end] = pixels_in(x.sequences[static_cast<std::size_t>(q)], c.x_begin, c.x_end);
-      if (j_begin < j_end) c.parts.push_back({static_cast<int>(q), j_begin, j_end});
-    };
-    const std::int64_t columns = c.x_end - c.x_begin;
-    if (columns >= phases) {
-      for (std::int64_t q = 0; q < phases; ++q) add(q);
-    } else {
-      // Output o is in phase o mod phases: the column's own phases, a range that may wrap, taken in increasing
-      // order (not a pass over every phase per column).
-      const std::int64_t first = c.x_begin % phases, wrapped = std::max<std::int64_t>(0, first + columns - phases);
-      for (std::int64_t q = 0; q < wrapped; ++q) add(q);
-      for (std::int64_t q = first; q < first + columns - wrapped; ++q) add(q);
-    }
+    c.narrow = phases > kMaxColumnPhases;
+    if (!c.narrow) list_parts(x, c.x_begin, c.x_end, c.parts);
     s.columns.push_back(std::move(c));
   }
 }
@@ -508,6 +518,9 @@ class Engine final : public detail::ForwardOnlyImplementation {
                          (s.kernel[0] + s.kernel[1]) * static_cast<std::int64_t>(sizeof(TapHit)) +
                          s.blocks_per_item * static_cast<std::int64_t>(sizeof(BlockSetup)) +
                          s.nr * static_cast<std::int64_t>(sizeof(float));
+    std::int64_t narrow_parts = 0;  // the parts of a narrow column, listed per item
+    for (const Column& c : s.columns) narrow_parts = std::max(narrow_parts, c.narrow ? c.x_end - c.x_begin : 0);
+    bytes += narrow_parts * static_cast<std::int64_t>(sizeof(XBlock));
     if (s.dst_channels_first) {  // the staging of run_item
       std::int64_t width = 0;
       for (const Column& c : s.columns) width = std::max(width, c.x_end - c.x_begin);
@@ -627,6 +640,9 @@ class Engine final : public detail::ForwardOnlyImplementation {
     const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
     ItemContext ctx;
     const Column& column = s.columns[static_cast<std::size_t>(xb)];
+    thread_local std::vector<XBlock> narrow_parts;
+    if (column.narrow) list_parts(s.axes[2], column.x_begin, column.x_end, narrow_parts);
+    const std::vector<XBlock>& parts = column.narrow ? narrow_parts : column.parts;
     if (s.dst_channels_first) {
       // The item's outputs, channels_last: (image, row of the band, output column, channel), the image only with
       // tiles across the batch; written to the channels_first destination plane by plane once the item is done
@@ -666,7 +682,7 @@ class Engine final : public detail::ForwardOnlyImplementation {
         pass.opening = tap_group == 0 && chunk == 0;
         pass.last_chunk = chunk == chunks - 1;
         for (std::int64_t row = band * s.rows_per_item; row < row_end; ++row)
-          for (const XBlock& part : column.parts) run_row(p, s, ctx, part, row, row - band * s.rows_per_item, pass);
+          for (const XBlock& part : parts) run_row(p, s, ctx, part, row, row - band * s.rows_per_item, pass);
       }
     if (ctx.staged != nullptr) write_back(p, s, ctx, column, band * s.rows_per_item, row_end);
   }
