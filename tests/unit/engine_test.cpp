@@ -269,6 +269,30 @@ TEST(Engine, TransposedRowsLongerThanAColumnMatchReference) {
                  "gemm_simd", false, true);  // the channels_last ones would take subpixel_gemm
 }
 
+// Every implementation that takes `p` (forced), against the reference, 1 and 2 threads bitwise equal, within 16 MiB
+// of workspace at 2 threads; returns how many took it.
+int check_every_implementation(std::mt19937_64& rng, const Problem& p) {
+  int checked = 0;
+  for (const std::string& name : implementation_names()) {
+    if (name == "reference") continue;
+    try {
+      const Plan plan(p, PlanOptions{name});
+#ifdef _OPENMP
+      omp_set_num_threads(2);
+#endif
+      EXPECT_LE(plan.forward_workspace_bytes(), 16u << 20) << name << ": " << to_string(p);
+#ifdef _OPENMP
+      omp_set_num_threads(1);
+#endif
+    } catch (const Error&) {
+      continue;  // declined
+    }
+    check_problem(rng, p, name, false, true);
+    ++checked;
+  }
+  return checked;
+}
+
 // Extreme geometries: strides of thousands (a transposed convolution's phases, mostly without taps), with dilation,
 // padding, output padding, groups, kernels of 2806 and 40000 taps, output rows of 100000 pixels: every implementation
 // that takes each problem, against the reference, 1 and 2 threads, within 16 MiB of workspace at 2 threads. The
@@ -289,27 +313,63 @@ TEST(Engine, ExtremeGeometriesMatchReferenceInBoundedWorkspace) {
       "convT_mb1_g1_ic8_oc8_i9_k40000_s20000_d1_p0:0_op0_f32_clast_wtorch",
       "convT_mb1_g1_ic16_oc16_i5x5_k3x3_s100x100_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtorch",
       "convT_mb1_g4_ic4_oc4_i3x3x3_k2x2x2_s40x40x40_d1x1x1_p5:0x0:5x3:3_op0x0x1_f32_cfirst_wtorch"};
-  for (const char* text : problems) {
-    const Problem p = parse_problem(text);
-    for (const std::string& name : implementation_names()) {
-      if (name == "reference") continue;
-      try {
-        const Plan plan(p, PlanOptions{name});
-#ifdef _OPENMP
-        omp_set_num_threads(2);
-#endif
-        EXPECT_LE(plan.forward_workspace_bytes(), 16u << 20) << name << ": " << text;
-#ifdef _OPENMP
-        omp_set_num_threads(1);
-#endif
-      } catch (const Error&) {
-        continue;  // declined
-      }
-      check_problem(rng, p, name, false, true);
-      ++checked;
-    }
-  }
+  for (const char* text : problems) checked += check_every_implementation(rng, parse_problem(text));
   EXPECT_GE(checked, 10);
+}
+
+// Random extreme geometries (seeded): log-uniform strides up to 50000 for transposed convolutions (300 for
+// convolutions), dilations up to 3000, paddings past the kernel by up to 2000, kernels up to 3000 taps in 1D, inputs
+// of 1 to 5000 pixels, 1D to 3D, groups, both layouts and weight layouts; outputs and inputs up to 500000 elements,
+// at most 2000 products per output (so that float32's rounding stays within the tolerance) and a reference of at
+// most 3e7 multiply-adds. Every implementation that takes each one, as above. The sweep this samples (400 problems
+// per seed) found the bounds of the gemm, sub-pixel and scatter paths fixed with the problems above.
+TEST(Engine, RandomExtremeGeometriesMatchReferenceInBoundedWorkspace) {
+  std::mt19937_64 rng(47);
+  const auto log_uniform = [&](std::int64_t hi) {
+    const double e = std::uniform_real_distribution<double>(0, std::log(static_cast<double>(hi) + 1))(rng);
+    return std::clamp<std::int64_t>(static_cast<std::int64_t>(std::exp(e)), 1, hi);
+  };
+  int problems = 0, checked = 0;
+  for (int draw = 0; problems < 800 && draw < 300000; ++draw) {
+    Problem p;
+    p.op = uniform(rng, 0, 1) ? Op::conv : Op::conv_transpose;
+    p.spatial_dims = static_cast<int>(uniform(rng, 1, 3));
+    p.batch = uniform(rng, 1, 2);
+    p.groups = uniform(rng, 0, 2) == 0 ? uniform(rng, 1, 16) : 1;
+    p.in_channels = p.groups * (uniform(rng, 0, 1) ? uniform(rng, 1, 4) : uniform(rng, 1, 40));
+    p.out_channels = uniform(rng, 0, 3) == 0 ? p.in_channels : p.groups * uniform(rng, 1, 40);
+    const std::int64_t max_input = p.spatial_dims == 1 ? 5000 : p.spatial_dims == 2 ? 200 : 30;
+    for (int d = 0; d < p.spatial_dims; ++d) {
+      p.input[d] = log_uniform(max_input);
+      p.kernel[d] = uniform(rng, 0, 3) == 0 ? log_uniform(p.spatial_dims == 1 ? 3000 : 20) : uniform(rng, 1, 5);
+      p.stride[d] = log_uniform(p.op == Op::conv_transpose ? 50000 : 300);
+      p.dilation[d] = log_uniform(3000);
+      const std::int64_t extent = p.dilation[d] * (p.kernel[d] - 1) + 1;
+      p.pad_begin[d] = uniform(rng, 0, 2) == 0 ? 0 : uniform(rng, 0, extent + log_uniform(2000));
+      p.pad_end[d] = uniform(rng, 0, 2) == 0 ? 0 : uniform(rng, 0, extent + log_uniform(2000));
+      if (p.op == Op::conv_transpose && uniform(rng, 0, 2) == 0) {
+        p.output_padding[d] = uniform(rng, 0, std::max(p.stride[d], p.dilation[d]) - 1);
+      }
+    }
+    p.dtype = DType::f32;
+    p.layout = uniform(rng, 0, 1) ? Layout::channels_last : Layout::channels_first;
+    p.weight_layout = uniform(rng, 0, 1) ? WeightLayout::tf : WeightLayout::torch;
+    try {
+      validate(p);
+    } catch (const Error&) {
+      continue;
+    }
+    const std::int64_t dst = element_count(dst_shape(p), "dst"), src = element_count(src_shape(p), "src");
+    const std::int64_t weights = element_count(weights_shape(p), "weights");
+    const std::int64_t products = weights / p.out_channels * (p.op == Op::conv ? 1 : p.out_channels / p.groups);
+    const std::int64_t strided = p.op == Op::conv ? dst / p.out_channels : src / p.in_channels;
+    if (dst > 500000 || src > 500000 || products > 2000 || static_cast<double>(strided) * weights > 3e7) continue;
+    checked += check_every_implementation(rng, p);
+    ++problems;
+    if (HasFailure()) return;
+  }
+  EXPECT_EQ(problems, 800);
+  EXPECT_GE(checked, 850) << "too few problems taken by more than one implementation";
 }
 
 // Tiles across the batch (small images) whose images are a multiple of 4 KiB apart run on a copy of the source with
