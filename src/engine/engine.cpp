@@ -81,9 +81,12 @@ struct XBlock {
 //   threads (timed in turns, 5 processes), the same at 1 thread; the other transposed layers within -3..+7%.
 struct Column {
   std::int64_t x_begin = 0, x_end = 0;
-  std::vector<XBlock> parts;  // empty when narrow: more phases than kMaxColumnPhases (see choose_columns)
-  bool narrow = false;
+  std::vector<XBlock> parts;  // empty where listed per item (lists_parts_per_item)
 };
+
+// Columns of more than kMaxColumnPhases phases hold a pixel or two of each and list them when an item runs (see
+// choose_columns).
+bool lists_parts_per_item(const Axis& x) { return static_cast<std::int64_t>(x.sequences.size()) > kMaxColumnPhases; }
 
 enum class Kind { gemm, depthwise, dot };
 
@@ -253,7 +256,7 @@ void choose_passes(Kind kind, const Problem& p, State& s) {
   // threads to share.
   std::int64_t row_pixels = 0;
   for (const Column& c : s.columns) {
-    std::int64_t pixels = c.narrow ? c.x_end - c.x_begin : 0;
+    std::int64_t pixels = lists_parts_per_item(s.axes[2]) ? c.x_end - c.x_begin : 0;
     for (const XBlock& b : c.parts) pixels += b.j_end - b.j_begin;
     row_pixels = std::max(row_pixels, pixels);
   }
@@ -328,13 +331,12 @@ void choose_columns(State& s) {
   const auto phases = static_cast<std::int64_t>(x.sequences.size());
   // Far more phases than kMaxColumnPhases (a stride of thousands, its phases mostly without taps) would make a
   // column, and the staging of a channels_first item, as wide as the stride: 100 MB of workspace at stride 100000.
-  // Such columns hold a pixel or two of each of their phases, listed when an item runs (Column::narrow): kept in the
-  // plan, they took 24 bytes per output column (65 MB, and 50 ms to plan, for 2.7 million).
+  // Such columns hold a pixel or two of each of their phases, listed when an item runs (lists_parts_per_item): kept
+  // in the plan, they took 24 bytes per output column (65 MB, and 50 ms to plan, for 2.7 million).
   const std::int64_t width = kPixelsPerWorkItem * std::min(phases, kMaxColumnPhases);
   for (std::int64_t x0 = 0; x0 < x.output; x0 += width) {
     Column c{x0, std::min(x.output, x0 + width), {}};
-    c.narrow = phases > kMaxColumnPhases;
-    if (!c.narrow) list_parts(x, c.x_begin, c.x_end, c.parts);
+    if (!lists_parts_per_item(x)) list_parts(x, c.x_begin, c.x_end, c.parts);
     s.columns.push_back(std::move(c));
   }
 }
@@ -518,9 +520,11 @@ class Engine final : public detail::ForwardOnlyImplementation {
                          (s.kernel[0] + s.kernel[1]) * static_cast<std::int64_t>(sizeof(TapHit)) +
                          s.blocks_per_item * static_cast<std::int64_t>(sizeof(BlockSetup)) +
                          s.nr * static_cast<std::int64_t>(sizeof(float));
-    std::int64_t narrow_parts = 0;  // the parts of a narrow column, listed per item
-    for (const Column& c : s.columns) narrow_parts = std::max(narrow_parts, c.narrow ? c.x_end - c.x_begin : 0);
-    bytes += narrow_parts * static_cast<std::int64_t>(sizeof(XBlock));
+    if (lists_parts_per_item(s.axes[2])) {  // a column's parts, listed per item
+      std::int64_t width = 0;
+      for (const Column& c : s.columns) width = std::max(width, c.x_end - c.x_begin);
+      bytes += width * static_cast<std::int64_t>(sizeof(XBlock));
+    }
     if (s.dst_channels_first) {  // the staging of run_item
       std::int64_t width = 0;
       for (const Column& c : s.columns) width = std::max(width, c.x_end - c.x_begin);
@@ -640,9 +644,10 @@ class Engine final : public detail::ForwardOnlyImplementation {
     const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
     ItemContext ctx;
     const Column& column = s.columns[static_cast<std::size_t>(xb)];
-    thread_local std::vector<XBlock> narrow_parts;
-    if (column.narrow) list_parts(s.axes[2], column.x_begin, column.x_end, narrow_parts);
-    const std::vector<XBlock>& parts = column.narrow ? narrow_parts : column.parts;
+    thread_local std::vector<XBlock> listed_parts;
+    const bool listed = lists_parts_per_item(s.axes[2]);
+    if (listed) list_parts(s.axes[2], column.x_begin, column.x_end, listed_parts);
+    const std::vector<XBlock>& parts = listed ? listed_parts : column.parts;
     if (s.dst_channels_first) {
       // The item's outputs, channels_last: (image, row of the band, output column, channel), the image only with
       // tiles across the batch; written to the channels_first destination plane by plane once the item is done
