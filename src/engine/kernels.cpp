@@ -296,12 +296,15 @@ HWY_INLINE void PairProducts(const D d, const TileCall& call, V (&acc)[M][NV]) {
       if ((q & 15) == 0 && call.prefetch_next) {
         for (int r = 1; r <= M; ++r) hwy::Prefetch(rows[r] + next_tile + q);
       }
+#pragma GCC unroll 16
       for (int r = 0; r <= M; ++r) {
         const V av = hn::Set(d, rows[r][q]);
         if (r >= 1) {
+#pragma GCC unroll 8
           for (int v = 0; v < NV; ++v) acc[r - 1][v] = hn::MulAdd(av, w0[v], acc[r - 1][v]);
         }
         if (r < M) {
+#pragma GCC unroll 8
           for (int v = 0; v < LIVE; ++v) acc[r][v] = hn::MulAdd(av, w1[v], acc[r][v]);
         }
       }
@@ -317,8 +320,10 @@ HWY_NOINLINE void PairTile(const TileCall& call) {
   const size_t lanes = hn::Lanes(d);
   V acc[M][NV];
   const float* init = call.init != nullptr ? call.init : kZeros;
+#pragma GCC unroll 8
   for (int v = 0; v < NV; ++v) {
     const V start = hn::LoadU(d, init + v * lanes);
+#pragma GCC unroll 16
     for (int r = 0; r < M; ++r) acc[r][v] = start;
   }
   if (call.reverse) {
@@ -446,8 +451,11 @@ HWY_NOINLINE void DotTile(const TileCall& call) {
   const D d;
   const size_t lanes = hn::Lanes(d);
   V acc[M][NO];
-  for (int r = 0; r < M; ++r)
+#pragma GCC unroll 16
+  for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 8
     for (int o = 0; o < NO; ++o) acc[r][o] = hn::Zero(d);
+  }
   const std::int64_t full_blocks = call.k / static_cast<std::int64_t>(lanes);
   const size_t tail = static_cast<size_t>(call.k) % lanes;
   const std::int64_t blocks = full_blocks + (tail ? 1 : 0);
@@ -457,16 +465,20 @@ HWY_NOINLINE void DotTile(const TileCall& call) {
     for (std::int64_t blk = 0; blk < blocks; ++blk) {
       V wv[NO];
       for (int o = 0; o < NO; ++o) wv[o] = hn::LoadU(d, b + (blk * NO + o) * lanes);
+#pragma GCC unroll 16
       for (int r = 0; r < M; ++r) {
         const float* p = a + r * call.a_pixel_stride + blk * lanes;
         // The last block of a pixel's channels may be partial: load only what exists (fault-safe).
         const V av = blk < full_blocks ? hn::LoadU(d, p) : LoadPartial(d, p, tail);
+#pragma GCC unroll 8
         for (int o = 0; o < NO; ++o) acc[r][o] = hn::MulAdd(av, wv[o], acc[r][o]);
       }
     }
   }
+#pragma GCC unroll 16
   for (int r = 0; r < M; ++r) {
     float* out = call.c + r * call.c_pixel_stride;
+#pragma GCC unroll 8
     for (int o = 0; o < NO; ++o) {
       out[o * call.c_channel_stride] = (call.init ? call.init[o] : 0.0f) + hn::GetLane(hn::SumOfLanes(d, acc[r][o]));
     }
