@@ -26,8 +26,10 @@ HWY_NOINLINE void WeightGradTile(const WeightGradCall& call) {
   const size_t lanes = hn::Lanes(d);
   const size_t whole = static_cast<size_t>(call.nr_valid) / lanes, rest = static_cast<size_t>(call.nr_valid) % lanes;
   V acc[M][NV];
+#pragma GCC unroll 16
   for (int r = 0; r < M; ++r) {
     const float* row = call.c + r * call.c_stride;
+#pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       if (!call.accumulate || static_cast<size_t>(v) > whole) {
         acc[r][v] = hn::Zero(d);
@@ -43,16 +45,21 @@ HWY_NOINLINE void WeightGradTile(const WeightGradCall& call) {
 #pragma GCC unroll 2
     for (std::int64_t i = 0; i < length; ++i) {
       V bv[NV];
+#pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) bv[v] = LoadOnce(d, dense + i * d_step + v * lanes);
       const float* HWY_RESTRICT si = s + i * s_step;
+#pragma GCC unroll 16
       for (int r = 0; r < M; ++r) {
         const V av = hn::Set(d, si[r]);
+#pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) acc[r][v] = hn::MulAdd(av, bv[v], acc[r][v]);
       }
     }
   }
+#pragma GCC unroll 16
   for (int r = 0; r < M; ++r) {
     float* row = call.c + r * call.c_stride;
+#pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       if (static_cast<size_t>(v) < whole) hn::StoreU(acc[r][v], d, row + v * lanes);
       if (static_cast<size_t>(v) == whole && rest != 0) StorePartial(d, acc[r][v], row + v * lanes, rest);
