@@ -93,6 +93,9 @@ struct PlanarGemmCall {
   // a[t] that far). No `accumulate`.
   int parts = 1;
   const int* part_taps = nullptr;
+  // Two parts (no Winograd) with as many taps each, tap i of part 1 reading the input columns of tap i of part 0
+  // (a[part_taps[1] + i] == a[part_taps[0] + i]) with its own weights: both may be computed in one pass.
+  bool shared_parts = false;
   // Winograd F(n, r) along x (winograd_planar in planar_gemm.cpp), n = `winograd` (2 or 4; 0: none) pixels per
   // group from transformed rows, r = part_x_taps[p] (1 or 2) x taps in part p. Each part's taps come in runs of
   // n + r - 1, s = 0 .. n + r - 2 (a[t]: the transformed rows of one input row, see winograd_rows; b[t]: their

@@ -764,6 +764,8 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     PlanarGemmCall fused = call;
     fused.parts = s.parts;
     fused.part_taps = sc.part_taps.data();
+    fused.shared_parts = s.parts == 2 && t == 2 * sc.part_taps[1] &&
+                         std::equal(sc.a.begin(), sc.a.begin() + sc.part_taps[1], sc.a.begin() + sc.part_taps[1]);
     fused.ntaps = t;
     fused.c = dst_row + chunk.j_begin * s.parts;
     fused.count = std::min(s.out[2], chunk.j_end * s.parts) - chunk.j_begin * s.parts;

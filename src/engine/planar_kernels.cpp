@@ -743,6 +743,70 @@ HWY_INLINE void PlanarGemmPhasedTile(const D d, const PlanarGemmCall& call, std:
   }
 }
 
+// Two parts whose taps read the same input columns, each with its own weights (PlanarGemmCall::shared_parts: a
+// transposed convolution whose kernel equals its stride along x, U-Net's and 3D U-Net's up-samplings): R output
+// channels of both parts from one pass over the taps, each input vector loaded once for both, and the two parts
+// interleaved in registers into the destination. PlanarGemmPhasedTile computes each part on its own, through a
+// buffer on the stack, and interleaves them from there. Rows r0 .. r0 + R - 1 of a whole block, a whole tile.
+template <int M, int R, int NV>
+HWY_INLINE void PlanarSharedPartsTile(const D d, const PlanarGemmCall& call, std::int64_t x, int block, int r0) {
+  const size_t lanes = hn::Lanes(d);
+  V acc0[R][NV], acc1[R][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const V init = call.init != nullptr ? hn::Set(d, call.init[block * M + r0 + r]) : hn::Zero(d);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc0[r][v] = acc1[r][v] = init;
+  }
+  const int t0 = call.part_taps[0], t1 = call.part_taps[1];
+  const std::int64_t b_offset = block * call.b_block_stride + r0;
+  for (int i = 0; i < t1 - t0; ++i) {
+    const float* HWY_RESTRICT a = call.a[t0 + i] + x;
+    const float* HWY_RESTRICT b0 = call.b[t0 + i] + b_offset;
+    const float* HWY_RESTRICT b1 = call.b[t1 + i] + b_offset;
+    for (std::int64_t q = 0; q < call.k; ++q) {
+      V av[NV];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) av[v] = hn::LoadU(d, a + q * call.a_channel_stride + v * lanes);
+      const float* HWY_RESTRICT bq0 = b0 + q * call.b_stride;
+      const float* HWY_RESTRICT bq1 = b1 + q * call.b_stride;
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const V w0 = hn::Set(d, bq0[r]), w1 = hn::Set(d, bq1[r]);
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          acc0[r][v] = hn::MulAdd(w0, av[v], acc0[r][v]);
+          acc1[r][v] = hn::MulAdd(w1, av[v], acc1[r][v]);
+        }
+      }
+    }
+  }
+  float* const c = call.c + (block * M + r0) * call.c_channel_stride + 2 * x;
+  const bool stream = call.stream && (reinterpret_cast<std::uintptr_t>(c) | (call.c_channel_stride * sizeof(float))) %
+                                             (lanes * sizeof(float)) == 0;
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      float* out = c + r * call.c_channel_stride + 2 * v * lanes;
+      V first, second;
+      InterleaveTwo(d, acc0[r][v], acc1[r][v], first, second);
+      if (stream) {
+        hn::Stream(first, d, out);
+        hn::Stream(second, d, out + lanes);
+      } else {
+        hn::StoreU(first, d, out);
+        hn::StoreU(second, d, out + lanes);
+      }
+    }
+  }
+}
+
+// Whether a tile of M rows and NV vectors can be computed as two halves of shared parts (PlanarSharedPartsTile): the
+// parts interleaved in registers, and both halves' accumulators, their vectors and two weights in the registers.
+template <int M, int NV>
+constexpr bool kSharesParts = kInterleavesTwo && M % 2 == 0 && M * NV + NV + 2 <= kRegisters;
+
 // Output channels per planar tile: as TileRows, but 8 for two vectors (not 14, AVX-512), which suits the 32- and
 // 64-channel decoder layers with 32-pixel phases (3D U-Net) and measured 170 GFLOP/s from L1, the best of the four.
 // With 16 registers, three vectors get 4 rows (12 accumulators, 3 pixel vectors and a broadcast: every register; see
@@ -775,7 +839,16 @@ HWY_NOINLINE void PlanarGemm(const PlanarGemmCall& call) {
     const std::int64_t tile_outputs = NV * lanes * parts;
     for (std::int64_t x = 0; x * parts < call.count; x += NV * lanes) {
       const std::int64_t outputs = std::min(tile_outputs, call.count - x * parts);
-      for (int block = 0; block < call.blocks; ++block) PlanarGemmPhasedTile<M, NV>(d, call, x, outputs, block);
+      for (int block = 0; block < call.blocks; ++block) {
+        if constexpr (kSharesParts<M, NV>) {
+          if (call.shared_parts && outputs == tile_outputs && (block < call.blocks - 1 || call.m == M)) {
+            PlanarSharedPartsTile<M, M / 2, NV>(d, call, x, block, 0);
+            PlanarSharedPartsTile<M, M / 2, NV>(d, call, x, block, M / 2);
+            continue;
+          }
+        }
+        PlanarGemmPhasedTile<M, NV>(d, call, x, outputs, block);
+      }
     }
     return;
   }

@@ -1111,6 +1111,23 @@ TEST_P(EngineTarget, ChannelsFirstMatchesReference) {
                  "depthwise_simd");
 }
 
+// gemm_planar's transposed layers whose kernel equals the stride along x: both x phases read the same input columns,
+// computed in one pass and interleaved in registers (PlanarSharedPartsTile) where the target has the registers, in
+// whole tiles of whole blocks; partial tiles (70 and 1000 pixels per phase), a partial block (17 and 13 outputs),
+// 1D to 3D, a batch, both weight layouts, bias or none, and streamed outputs (4.2 MiB) into aligned and unaligned
+// destinations. With padding the phases read different columns (not shared).
+TEST_P(EngineTarget, PlanarSharedPartsMatchReference) {
+  check_problems({"convT_mb1_g1_ic24_oc17_i3x70_k2x2_s2x2_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtorch",
+                  "convT_mb2_g1_ic16_oc32_i3x4x64_k2x2x2_s2x2x2_d1x1x1_p0:0x0:0x0:0_op0x0x0_f32_cfirst_wtf",
+                  "convT_mb1_g1_ic9_oc13_i1000_k2_s2_d1_p0:0_op0_f32_cfirst_wtorch",
+                  "convT_mb1_g2_ic16_oc32_i2x96_k2x2_s2x2_d1x1_p0:0x0:0_op0x0_f32_cfirst_wtorch",
+                  "convT_mb1_g1_ic8_oc16_i2x66_k2x2_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"},
+                 "gemm_planar", false, true);
+  for (bool aligned : {true, false}) {
+    check_problems({"convT_mb1_g1_ic8_oc64_i8200_k2_s2_d1_p0:0_op0_f32_cfirst_wtorch"}, "gemm_planar", aligned, true);
+  }
+}
+
 // Outputs over 4 MiB are written with streaming stores by one-pass tiles, a transposed layer (one tap per phase) and
 // a depthwise one, channels_last, whose outputs are 8.1 and 4.1 MiB, and by the planar paths' interleaved rows
 // (gemm_planar's two fused phases: interleaved in registers on AVX2 and SSE, through a buffer elsewhere; whole
