@@ -218,37 +218,37 @@ HWY_INLINE void GemmProductsAndStore(const D d, const TileCall& call, V (&acc)[M
   StoreTile<M, NV>(d, call, acc);
 }
 
-// A tile from its bias (or zeros), in one direction, from its start to its stores.
-template <int M, int NV, bool kReverse>
-HWY_INLINE void GemmFreshTile(const D d, const TileCall& call, const float* init) {
+// Zeros for tiles without bias, read like a bias (NV vectors at most).
+HWY_ALIGN constexpr float kZeros[kMaxVectorsPerTile * HWY_MAX_BYTES / sizeof(float)] = {};
+
+// Every row of a tile starts from the call's bias (NV vectors), or from zeros.
+template <int M, int NV>
+HWY_INLINE void StartTile(const D d, const TileCall& call, V (&acc)[M][NV]) {
   const size_t lanes = hn::Lanes(d);
-  V acc[M][NV];
+  const float* init = call.init != nullptr ? call.init : kZeros;
 #pragma GCC unroll 8
   for (int v = 0; v < NV; ++v) {
     const V start = hn::LoadU(d, init + v * lanes);
 #pragma GCC unroll 16
     for (int r = 0; r < M; ++r) acc[r][v] = start;
   }
+}
+
+// A tile from its bias (or zeros), in one direction, from its start to its stores.
+template <int M, int NV, bool kReverse>
+HWY_INLINE void GemmFreshTile(const D d, const TileCall& call) {
+  V acc[M][NV];
+  StartTile<M, NV>(d, call, acc);
   GemmProducts<M, NV, kReverse>(d, call, acc);
   StoreTile<M, NV>(d, call, acc);
 }
-
-// Zeros for tiles without bias, read like a bias (NV vectors at most).
-HWY_ALIGN constexpr float kZeros[kMaxVectorsPerTile * HWY_MAX_BYTES / sizeof(float)] = {};
 
 // A tile without products (no taps, or no channels): its bias (or zeros), or with `accumulate` what it holds.
 template <int M, int NV>
 HWY_NOINLINE void GemmTileWithoutProducts(const D d, const TileCall& call) {
   if (call.accumulate) return;
-  const size_t lanes = hn::Lanes(d);
-  const float* init = call.init != nullptr ? call.init : kZeros;
   V acc[M][NV];
-#pragma GCC unroll 8
-  for (int v = 0; v < NV; ++v) {
-    const V start = hn::LoadU(d, init + v * lanes);
-#pragma GCC unroll 16
-    for (int r = 0; r < M; ++r) acc[r][v] = start;
-  }
+  StartTile<M, NV>(d, call, acc);
   StoreTile<M, NV>(d, call, acc);
 }
 
@@ -265,9 +265,8 @@ HWY_NOINLINE void GemmTile(const TileCall& call) {
     LoadTile<M, NV>(d, call, acc);
     return GemmProductsAndStore<M, NV>(d, call, acc);
   }
-  const float* init = call.init != nullptr ? call.init : kZeros;
-  if (call.reverse) return GemmFreshTile<M, NV, true>(d, call, init);
-  GemmFreshTile<M, NV, false>(d, call, init);
+  if (call.reverse) return GemmFreshTile<M, NV, true>(d, call);
+  GemmFreshTile<M, NV, false>(d, call);
 }
 
 // Pair tiles (KernelSet::gemm_pair): the taps come in pairs whose pixels are one apart, tap t reading the tile's
@@ -316,15 +315,8 @@ HWY_INLINE void PairProducts(const D d, const TileCall& call, V (&acc)[M][NV]) {
 template <int M, int NV, int LIVE>
 HWY_NOINLINE void PairTile(const TileCall& call) {
   const D d;
-  const size_t lanes = hn::Lanes(d);
   V acc[M][NV];
-  const float* init = call.init != nullptr ? call.init : kZeros;
-#pragma GCC unroll 8
-  for (int v = 0; v < NV; ++v) {
-    const V start = hn::LoadU(d, init + v * lanes);
-#pragma GCC unroll 16
-    for (int r = 0; r < M; ++r) acc[r][v] = start;
-  }
+  StartTile<M, NV>(d, call, acc);
   if (call.reverse) {
     PairProducts<M, NV, LIVE, true>(d, call, acc);
   } else {
