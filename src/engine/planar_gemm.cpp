@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cmath>
 #include <span>
+#include <utility>
 
 #include <hwy/cache_control.h>
 
@@ -587,12 +588,15 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
     {
       thread_local Scratch scratch;
       std::int64_t item = next_item.fetch_add(1, std::memory_order_relaxed);
+      if (item < items) list_row_taps(s, item_at(p, s, item).band, scratch, scratch.taps);
       while (item < items) {
         const std::int64_t following = next_item.fetch_add(1, std::memory_order_relaxed);
         const Item it = item_at(p, s, item);
         if (following < items) {
           const Item next = item_at(p, s, following);
+          list_row_taps(s, next.band, scratch, scratch.ahead);
           run_item(p, s, packed, args, it, &next, scratch);
+          std::swap(scratch.taps, scratch.ahead);  // the next item's, listed once
         } else {
           run_item(p, s, packed, args, it, nullptr, scratch);
         }
@@ -832,15 +836,12 @@ class PlanarGemm final : public detail::ForwardOnlyImplementation {
                             s.winograd_step);
   }
 
+  // One work item, whose row taps sc.taps holds (and sc.ahead those of `following`, if any: see forward).
   void run_item(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args, const Item& it,
                 const Item* following, Scratch& sc) const {
     const XChunk& chunk = *it.chunk;
-    list_row_taps(s, it.band, sc, sc.taps);
     AheadRows ahead;
-    if (following != nullptr) {
-      list_row_taps(s, following->band, sc, sc.ahead);
-      ahead = AheadRows(s, p, static_cast<const float*>(args.src), *following, sc.ahead);
-    }
+    if (following != nullptr) ahead = AheadRows(s, p, static_cast<const float*>(args.src), *following, sc.ahead);
     sc.panel.resize(static_cast<std::size_t>(panel_floats(s)));
     sc.transformed.resize(static_cast<std::size_t>(transformed_floats(s)));
     sc.phases.resize(static_cast<std::size_t>(phase_floats(s)));
