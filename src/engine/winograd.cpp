@@ -32,6 +32,7 @@
 #include <array>
 #include <string>
 #include <stdexcept>
+#include <tuple>
 #include <vector>
 
 #include "engine/kernels.hpp"
@@ -358,6 +359,36 @@ bool stages_images(const Problem& p) {
          image_source_bytes(p) <= kMaxStagedBytes;
 }
 
+// channels_first transposed convolutions whose images are not staged whole go tile row by tile row, as the
+// convolutions do: the source copied into channels_last a chunk of images at a time, each tile row's outputs (2 x 2
+// output rows of one phase along z and y, all phases along x) staged and transposed into the planes. Their tiles
+// are listed phase by phase within each row (prepare), so that each GEMM runs over a phase's tiles of the row: in
+// the order of their first outputs, the x phases alternated, every GEMM took one tile and ran 1.8x slower. Timed in
+// turns on Zen 4 (1 thread) against the path each took: the 3D ones of 64 -> 32 channels, kernel 3 at stride 2
+// (vol_up_k3: 1.73x fewer multiplications than the valid taps) 1.12x as fast as gemm_planar (1.14x at 2 threads),
+// 64 -> 64 with kernel 4 (2.37x fewer) 1.7x as fast as gemm_simd, 128 -> 64 with kernel 3 1.33x; a 2D 128 -> 128
+// one with kernel 4 at stride 2 (1.78x fewer) 1.20x as fast as winograd_planar. Slower: 2D 64 -> 64 with kernel 4
+// (0.96x of winograd_planar), CycleGAN's 128 -> 64 with kernel 3 (1.44x fewer; 0.96x), 3D 32 -> 32 with kernel 3
+// (0.97x of gemm_planar): the transforms and the staging cost more per multiplication where the GEMMs are short.
+constexpr std::int64_t kMinTileRowInputChannels = 64;
+std::optional<std::string> tile_rows_decline(const Problem& p, bool large_saving) {
+  if (!large_saving) {
+    char saving[16];
+    std::snprintf(saving, sizeof saving, "%g", kLargeSaving);
+    return std::string("channels_first transposed, not staged whole (image sources or outputs over 2 MiB), where it "
+                       "saves under ") + saving + "x the multiplications of the valid taps";
+  }
+  if (p.in_channels < kMinTileRowInputChannels) {
+    return "channels_first transposed, not staged whole, with fewer than " +
+           std::to_string(kMinTileRowInputChannels) + " input channels";
+  }
+  if (p.spatial_dims < 3 && std::min(p.in_channels, p.out_channels) < kMinChannelsMixedPhases) {
+    return "channels_first 1D or 2D transposed, not staged whole, with fewer than " +
+           std::to_string(kMinChannelsMixedPhases) + " channels";
+  }
+  return std::nullopt;
+}
+
 // channels_first: whether a convolution's output images are staged whole in channels_last (a chunk of images shared
 // by the threads, see shared_chunk_images) and transposed into their planes once every batch of tiles is done,
 // rather than tile row by tile row: its tiles then form batches as in channels_last. ASPP rate 6 (a 1.1 MiB output,
@@ -543,12 +574,6 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     if (p.layout == Layout::channels_first && !shares_staged_images(p) && staged_bytes(p) > kMaxStagedBytes) {
       return "channels_first with tile rows over 2 MiB of output (each thread stages one)";
     }
-    // Tile rows of a transposed convolution hold one phase along y (and z): each write-back transposes a few short
-    // rows into planes far apart. Timed in turns, 2.5x slower than the gemm path on a 128 -> 128 channel 4x4
-    // stride-2 layer with 128x128 outputs, 3.5-4.4x with a 3x3 kernel.
-    if (p.layout == Layout::channels_first && p.op == Op::conv_transpose && !stages_images(p)) {
-      return "channels_first transposed with image sources or outputs over 2 MiB (not staged whole)";
-    }
     // channels_first problems whose work items are whole images (staged whole, or a 1D convolution's one tile row)
     // leave threads idle with fewer images than threads: at 2 threads a 1D 128 -> 128 channel convolution of one
     // 4096-pixel image ran 1.47x slower than on gemm_planar (1.36x faster at 1 thread), a 1D 64 -> 128 one of 2 taps
@@ -577,8 +602,12 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       }
       elements *= a.active ? most : 1;
     }
-    if (p.layout == Layout::channels_first && one_tap_phases &&
-        std::min(p.in_channels, p.out_channels) < kMinChannelsMixedPhases) {
+    const Products products = count_products(axes, nx);
+    const bool large_saving = products.valid >= kLargeSaving * products.winograd;
+    if (p.layout == Layout::channels_first && p.op == Op::conv_transpose && !stages_images(p)) {
+      if (auto reason = tile_rows_decline(p, large_saving)) return reason;
+    } else if (p.layout == Layout::channels_first && one_tap_phases &&
+               std::min(p.in_channels, p.out_channels) < kMinChannelsMixedPhases) {
       return "channels_first stride phases of 1 and 2 taps with fewer than " +
              std::to_string(kMinChannelsMixedPhases) + " channels";
     }
@@ -593,12 +622,11 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       if (p.op == Op::conv_transpose) kernels *= static_cast<double>(a.classes.size());
     }
     if (count_tiles(axes, nx) < kMinTilesPerKernel * kernels) return "too few tiles per transformed kernel in an image";
-    const Products products = count_products(axes, nx);
     const double min_ratio = has_padded_ends(axes) ? kMinMultiplicationRatioPaddedEnds : kMinMultiplicationRatio;
     if (products.valid < min_ratio * products.winograd) {
       return "saves too few multiplications over skipping the padded taps";
     }
-    if (channels < kMinChannels && products.valid < kLargeSaving * products.winograd) {
+    if (channels < kMinChannels && !large_saving) {
       char saving[16];
       std::snprintf(saving, sizeof saving, "%g", kLargeSaving);
       return "fewer than " + std::to_string(kMinChannels) + " channels where it saves under " + saving +
@@ -671,6 +699,14 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       s->copies_items = p.spatial_dims == 1 && image_source_bytes(p) <= kMaxStagedBytes;
       s->images = s->copies_items ? p.batch : chunk_images(p);
       sort_by_first_output(*s);
+      // A transposed convolution's tile row lists its tiles phase by phase (see tile_rows_decline). Items that copy
+      // their image (copies_items) write back in the order of first outputs.
+      if (phases && !s->copies_items) {
+        std::stable_sort(s->tiles.begin(), s->tiles.end(), [&](const Tile& a, const Tile& b) {
+          const auto oa = s->first_output(a), ob = s->first_output(b);
+          return std::tie(oa[0], oa[1], a.kernel) < std::tie(ob[0], ob[1], b.kernel);
+        });
+      }
       for (std::int64_t t = 0; t < static_cast<std::int64_t>(s->tiles.size()); ++t) {
         const auto o = s->first_output(s->tiles[static_cast<std::size_t>(t)]);
         if (s->tile_rows.empty() || s->tile_rows.back().oz != o[0] || s->tile_rows.back().oy != o[1]) {

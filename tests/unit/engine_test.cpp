@@ -826,6 +826,14 @@ TEST(Engine, WinogradMixedPhasesMatchReference) {
                   "convT_mb1_g1_ic128_oc128_i8x8x8_k3x4x3_s2x2x2_d1x1x1_p1:0x1:1x1:1_op0x0x1_f32_clast_wtorch"});
 }
 
+// channels_first transposed layers whose images are not staged whole (outputs over 2 MiB): tile row by tile row,
+// each row's tiles listed phase by phase; 3D phases of 1 and 2 taps with odd sizes, output padding on some axes and
+// a batch; 2D phases of 2 taps with asymmetric padding; both weight layouts.
+TEST(Engine, WinogradTransposedTileRowsMatchReference) {
+  check_winograd({"convT_mb2_g1_ic64_oc32_i16x15x18_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x0x1_f32_cfirst_wtorch",
+                  "convT_mb1_g1_ic128_oc128_i33x35_k4x4_s2x2_d1x1_p1:1x2:1_op0x1_f32_cfirst_wtf"});
+}
+
 // Winograd beyond 2D 3x3 convolutions (its own test so that ctest runs the two halves in parallel).
 TEST(Engine, WinogradOtherShapesMatchReference) {
   check_winograd({// 1D and 3D: odd sizes, asymmetric padding, dilation on some axes, a batch, both weight layouts
@@ -1276,13 +1284,29 @@ TEST(Engine, ChoosesDepthwiseAndGemmWithReasons) {
                                                     "channels");
   const Plan wider(parse_problem("convT_mb1_g1_ic256_oc128_i64x64_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_clast_wtorch"));
   EXPECT_EQ(wider.implementation_name(), "winograd");
-  // channels_first transposed layers whose image outputs exceed the whole-image staging (the tile rows of one
-  // phase had run 2.5-4.4x slower than the gemm path) go to the planar paths, this one with Winograd along x.
+  // channels_first transposed layers whose image outputs exceed the whole-image staging go tile row by tile row
+  // where Winograd saves 1.6x or more (kernel 4 at stride 2 in 2D, 1.78x) from 64 input channels, in 1D and 2D from
+  // 128 on both sides; the others to the planar paths.
   const Plan large_first(
       parse_problem("convT_mb1_g1_ic128_oc128_i64x64_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"));
-  EXPECT_EQ(large_first.implementation_name(), "winograd_planar");
-  EXPECT_EQ(large_first.candidates()[0].declined_because,
-            "channels_first transposed with image sources or outputs over 2 MiB (not staged whole)");
+  EXPECT_EQ(large_first.implementation_name(), "winograd");
+  const Plan vol_first(
+      parse_problem("convT_mb1_g1_ic64_oc32_i32x32x32_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtorch"));
+  EXPECT_EQ(vol_first.implementation_name(), "winograd");
+  const Plan narrow_first(
+      parse_problem("convT_mb1_g1_ic64_oc64_i128x128_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"));
+  EXPECT_EQ(narrow_first.implementation_name(), "winograd_planar");
+  EXPECT_EQ(narrow_first.candidates()[0].declined_because,
+            "channels_first 1D or 2D transposed, not staged whole, with fewer than 128 channels");
+  const Plan cyclegan_first(
+      parse_problem("convT_mb1_g1_ic128_oc64_i128x128_k3x3_s2x2_d1x1_p1:1x1:1_op1x1_f32_cfirst_wtorch"));
+  EXPECT_EQ(cyclegan_first.candidates()[0].declined_because,
+            "channels_first transposed, not staged whole (image sources or outputs over 2 MiB), where it saves under "
+            "1.6x the multiplications of the valid taps");
+  const Plan vol32_first(
+      parse_problem("convT_mb1_g1_ic32_oc32_i32x32x32_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtorch"));
+  EXPECT_EQ(vol32_first.candidates()[0].declined_because,
+            "channels_first transposed, not staged whole, with fewer than 64 input channels");
   // Strides up to 2^62 are valid: the shape test must not multiply them (it did, an overflow UBSan caught through
   // the command-line tests).
   const Plan huge_stride(parse_problem("conv_mb1_g1_ic64_oc64_i9_k3_s4611686018427387904_d1_p0:0_f32_clast_wtorch"));
