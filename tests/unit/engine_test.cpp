@@ -60,10 +60,12 @@ Case random_case(std::mt19937_64& rng, int index) {
 // `aligned`: the output starts on a 64-byte boundary (where vector stores may stream); otherwise it is where the
 // allocator put it (16 bytes past a page for large outputs).
 std::vector<float> run_plan(const Case& c, [[maybe_unused]] int threads, std::string* implementation,
-                            bool aligned = false, const std::string& forced = "") {
+                            bool aligned = false, const std::string& forced = "",
+                            [[maybe_unused]] int plan_threads = 1) {
   const Problem& p = c.problem;
 #ifdef _OPENMP
-  omp_set_num_threads(1);  // plans made for one thread, whatever ran before (their choice may depend on the threads)
+  // Plans made for one thread unless told, whatever ran before (their choice may depend on the threads).
+  omp_set_num_threads(plan_threads);
 #endif
   const Plan plan(p, PlanOptions{forced});
   *implementation = plan.implementation_name();
@@ -803,7 +805,8 @@ TEST(Engine, WinogradDeclinesFewerImagesThanThreads) {
   const std::string reason = "channels_first with fewer images than threads (a work item per image)";
   EXPECT_EQ(winograd_reason("conv_mb1_g1_ic128_oc128_i4096_k3_s1_d4_p4:4_f32_cfirst_wtorch"), reason);
   EXPECT_EQ(winograd_reason("conv_mb1_g1_ic64_oc128_i4096_k2_s1_d64_p64:0_f32_cfirst_wtorch"), reason);
-  EXPECT_EQ(winograd_reason("convT_mb1_g1_ic64_oc64_i16x24_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"), reason);
+  // ... except transposed ones staged whole, whose threads then share each image (shares_staged_images)
+  EXPECT_EQ(winograd_reason("convT_mb1_g1_ic64_oc64_i16x24_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"), "");
   EXPECT_EQ(winograd_reason("conv_mb2_g1_ic128_oc128_i4096_k3_s1_d4_p4:4_f32_cfirst_wtorch"), "");
   EXPECT_EQ(winograd_reason("conv_mb1_g1_ic128_oc128_i4096_k3_s1_d4_p4:4_f32_clast_wtorch"), "");
   EXPECT_EQ(winograd_reason("conv_mb1_g1_ic64_oc64_i70x120_k3x3_s1x1_d2x3_p2:2x3:3_f32_cfirst_wtorch"), "");
@@ -824,6 +827,33 @@ TEST(Engine, WinogradMixedPhasesMatchReference) {
                   "convT_mb1_g1_ic128_oc128_i8x9_k5x4_s3x2_d1x1_p2:1x1:2_op1x0_f32_clast_wtf",
                   "convT_mb1_g1_ic128_oc128_i8x6x6_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtorch",
                   "convT_mb1_g1_ic128_oc128_i8x8x8_k3x4x3_s2x2x2_d1x1x1_p1:0x1:1x1:1_op0x0x1_f32_clast_wtorch"});
+}
+
+// channels_first transposed layers staged whole with fewer images than threads (plans made for 2 threads): the
+// threads share each image's batches of tiles and transposes (shares_staged_images); 1D, 2D and 3D, phases of 1 and
+// 2 taps and of 2, output padding, both weight layouts; run at 1 and 2 threads, bitwise equal.
+TEST(Engine, WinogradSharedTransposedImagesMatchReference) {
+#ifdef _OPENMP
+  std::mt19937_64 rng(37);
+  for (const char* text : {"convT_mb1_g1_ic64_oc64_i16x24_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
+                           "convT_mb1_g1_ic128_oc64_i99_k6_s3_d1_p4:2_op2_f32_cfirst_wtf",
+                           "convT_mb1_g1_ic128_oc128_i8x6x6_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtorch"}) {
+    Case c;
+    c.problem = parse_problem(text);
+    auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+    c.src = to_float(random_values(rng, src_shape(c.problem)));
+    c.weights = to_float(random_values(rng, weights_shape(c.problem)));
+    c.bias = to_float(random_values(rng, bias_shape(c.problem)));
+    std::string impl1, impl2;
+    const auto one = run_plan(c, 1, &impl1, false, "", 2);
+    const auto two = run_plan(c, 2, &impl2, false, "", 2);
+    EXPECT_EQ(impl2, "winograd") << text;
+    check_against_reference(c, two, impl2);
+    EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << "1 and 2 threads differ: " << text;
+  }
+#else
+  GTEST_SKIP() << "one thread without OpenMP";
+#endif
 }
 
 // channels_first transposed layers whose images are not staged whole (outputs over 2 MiB): tile row by tile row,
