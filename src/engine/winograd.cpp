@@ -453,6 +453,11 @@ struct KernelShape {
   std::array<int, 3> taps{0, 0, 0};
   int elements = 1;
   std::int64_t offset = 0;
+  // Patch elements per axis, and how far the last is from the first in inputs, or the axis's input size where that
+  // is as far or farther (no patch of the kernel fits inside the image along it).
+  std::array<std::int64_t, 3> extent{1, 1, 1}, span{0, 0, 0};
+  // Floats from a patch's first pixel to element e's, in an image in channels_last (patches inside the image).
+  std::array<std::int64_t, kMaxPatchElements> element_offset{};
   KernelSet::WinogradInputFn input = nullptr;
   KernelSet::WinogradOutputFn output = nullptr;
 };
@@ -495,6 +500,11 @@ struct State final : PlanState {
   }
   std::array<std::int64_t, 3> first_output(const Tile& t) const {
     return {output(t, 0, 0), output(t, 1, 0), output(t, 2, 0)};
+  }
+  // Floats between a tile's consecutive outputs along z, y and x in a channels_last image of oc channels.
+  std::array<std::int64_t, 3> image_out_steps(std::int64_t oc) const {
+    return {axes[0].out_step * axes[1].out * axes[2].out * oc, axes[1].out_step * axes[2].out * oc,
+            axes[2].out_step * oc};
   }
 };
 
@@ -665,8 +675,19 @@ class Winograd final : public detail::ForwardOnlyImplementation {
                        static_cast<std::size_t>(kernel % nx)};
       for (std::size_t a = 0; a < 3; ++a) {
         shape.taps[a] = ax[a].active ? ax[a].classes[shape.classes[a]].code() : 0;
-        shape.elements *= s->extent(a, shape.taps[a]);
+        shape.extent[a] = s->extent(a, shape.taps[a]);
+        shape.elements *= static_cast<int>(shape.extent[a]);
+        // Without multiplying a step past the image (dilations up to 2^62).
+        shape.span[a] = ax[a].in_step >= ax[a].in ? (shape.extent[a] > 1 ? ax[a].in : 0)
+                                                  : (shape.extent[a] - 1) * ax[a].in_step;
       }
+      const bool fits = shape.span[0] < ax[0].in && shape.span[1] < ax[1].in && shape.span[2] < ax[2].in;
+      for (std::int64_t ez = 0, e = 0; fits && ez < shape.extent[0]; ++ez)
+        for (std::int64_t ey = 0; ey < shape.extent[1]; ++ey)
+          for (std::int64_t ex = 0; ex < shape.extent[2]; ++ex, ++e) {
+            shape.element_offset[static_cast<std::size_t>(e)] =
+                ((ez * ax[0].in_step * ax[1].in + ey * ax[1].in_step) * ax[2].in + ex * ax[2].in_step) * p.in_channels;
+          }
       shape.offset = offset;
       offset += shape.elements * p.in_channels * p.out_channels;
       const auto [z, y, x] = shape.taps;
@@ -898,7 +919,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
           [&](std::int64_t, std::int64_t z, std::int64_t y, std::int64_t x) {
             return dst + ((z * ax[1].out + y) * ax[2].out + x) * p.out_channels;
           },
-          s.stream_outputs);
+          s.image_out_steps(p.out_channels), s.stream_outputs);
       if (s.stream_outputs) hwy::FlushStream();  // streamed stores are visible before the threads join
     }
   }
@@ -929,7 +950,8 @@ class Winograd final : public detail::ForwardOnlyImplementation {
                   std::min(s.tiles_per_batch, tiles - first),
                   [&](std::int64_t, std::int64_t z, std::int64_t y, std::int64_t x) {
                     return stage + (i * out_pixels + (z * ax[1].out + y) * ax[2].out + x) * oc;
-                  });
+                  },
+                  s.image_out_steps(oc));
       }
 #pragma omp parallel for schedule(static)
       for (std::int64_t item = 0; item < s.images * slices; ++item) {
@@ -970,7 +992,8 @@ class Winograd final : public detail::ForwardOnlyImplementation {
           run_batch(p, s, packed, args.bias, image_last.data(), first, std::min(s.tiles_per_batch, tiles - first),
                     [&](std::int64_t, std::int64_t z, std::int64_t y, std::int64_t x) {
                       return staged.data() + ((z * ax[1].out + y) * ax[2].out + x) * oc;
-                    });
+                    },
+                    s.image_out_steps(oc));
         }
         s.kernels.transpose(staged.data(), oc, static_cast<float*>(args.dst) + n * oc * out_pixels, out_pixels, oc,
                             out_pixels, s.stream);
@@ -1019,6 +1042,8 @@ class Winograd final : public detail::ForwardOnlyImplementation {
                                   dst + (z * ax[1].out + y) * ax[2].out + x0, out_pixels, oc, x1 - x0, s.stream);
             }
         };
+        // A staged tile row holds ny rows per output plane: z steps skip them.
+        const std::array<std::int64_t, 3> row_out_steps{ny * ax[2].out * oc, ax[2].out * oc, ax[2].out_step * oc};
         std::int64_t done_row = g0, done_x = 0;  // written back: rows before done_row, done_row's columns < done_x
         for (std::int64_t first = begin; first < end; first += s.tiles_per_batch) {
           const std::int64_t next = std::min(end, first + s.tiles_per_batch);
@@ -1029,7 +1054,8 @@ class Winograd final : public detail::ForwardOnlyImplementation {
                       const std::int64_t staged_row =
                           (z - row.oz) / ax[0].out_step * ny + (y - row.oy) / ax[1].out_step;
                       return staged.data() + (r - g0) * row_floats + (staged_row * ax[2].out + x) * oc;
-                    });
+                    },
+                    row_out_steps);
           if (next == end || !s.copies_items) continue;
           // Tiles are sorted by their first output: every output of the next tile's row left of its first one is
           // done, and so is every row before it.
@@ -1047,11 +1073,13 @@ class Winograd final : public detail::ForwardOnlyImplementation {
 
  private:
   // Tiles [first, first + count) of one image: src is the image in channels_last, out_at(t, z, y, x) where output
-  // pixel (z, y, x) of tile t (an index into State::tiles) goes (oc consecutive floats). The tiles of one batch may
-  // use different kernels (phases).
+  // pixel (z, y, x) of tile t (an index into State::tiles) goes (oc consecutive floats), out_steps the floats from
+  // there to the tile's next output along z, y and x (a step of its class: every destination is a grid). The tiles
+  // of one batch may use different kernels (phases).
   template <class OutAt>
   void run_batch(const Problem& p, const State& s, const Packed& packed, const void* bias_data, const float* src,
-                 std::int64_t first, std::int64_t count, const OutAt& out_at, bool stream = false) const {
+                 std::int64_t first, std::int64_t count, const OutAt& out_at, const std::array<std::int64_t, 3>& out_steps,
+                 bool stream = false) const {
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
     const auto& ax = s.axes;
 
@@ -1068,14 +1096,21 @@ class Winograd final : public detail::ForwardOnlyImplementation {
 
     // Tile t's patch: the pixels of its elements (null in padding), into patches[t].
     const auto find_patch = [&](std::int64_t t, const KernelShape& shape, const Tile& tile) {
-      std::array<std::int64_t, 3> extent{}, i0{};  // patch elements per axis, input index of the first
+      const std::array<std::int64_t, 3>& extent = shape.extent;
+      std::array<std::int64_t, 3> i0{};  // input index of the patch's first element per axis
+      bool inside = true;
       for (std::size_t a = 0; a < 3; ++a) {
-        extent[a] = s.extent(a, shape.taps[a]);
         const AxisClass& k = ax[a].classes[static_cast<std::size_t>(tile.cls[a])];
         // Padded ends: the patch starts at F(2, 3)'s second input (its third element, F(2, 3)'s fourth, is padding).
         i0[a] = k.in_first + (tile.j[a] + (k.padded_ends ? 1 : 0)) * ax[a].in_step;
+        inside = inside && i0[a] >= 0 && i0[a] + shape.span[a] < ax[a].in;
       }
       const float** patch = patches.data() + t * s.max_elements;
+      if (inside) {  // most tiles: every element's pixel at its offset from the first
+        const float* first_pixel = src + ((i0[0] * ax[1].in + i0[1]) * ax[2].in + i0[2]) * ic;
+        for (int e = 0; e < shape.elements; ++e) patch[e] = first_pixel + shape.element_offset[static_cast<std::size_t>(e)];
+        return;
+      }
       int e = 0;  // patch elements row-major
       for (std::int64_t ez = 0; ez < extent[0]; ++ez) {
         const std::int64_t iz = i0[0] + ez * ax[0].in_step;
@@ -1150,14 +1185,14 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       for (std::size_t a = 0; a < 3; ++a) {
         left[a] = ax[a].classes[static_cast<std::size_t>(tile.cls[a])].count - tile.j[a];
       }
+      float* const first_output = out_at(first + t, s.output(tile, 0, 0), s.output(tile, 1, 0), s.output(tile, 2, 0));
       int j = 0;  // outputs row-major
       for (std::int64_t kz = 0; kz < outs[0]; ++kz)
         for (std::int64_t ky = 0; ky < outs[1]; ++ky)
           for (std::int64_t kx = 0; kx < outs[2]; ++kx, ++j) {
             const bool inside = kz < left[0] && ky < left[1] && kx < left[2];
             outputs[static_cast<std::size_t>(j)] =
-                inside ? out_at(first + t, s.output(tile, 0, kz), s.output(tile, 1, ky), s.output(tile, 2, kx))
-                       : nullptr;
+                inside ? first_output + kz * out_steps[0] + ky * out_steps[1] + kx * out_steps[2] : nullptr;
           }
       s.shapes[static_cast<std::size_t>(tile.kernel)].output(m_buf.data() + t * oc, m_plane, oc, bias,
                                                              outputs.data(), stream);
