@@ -32,7 +32,6 @@
 #include <array>
 #include <string>
 #include <stdexcept>
-#include <tuple>
 #include <vector>
 
 #include "engine/kernels.hpp"
@@ -509,9 +508,28 @@ struct State final : PlanState {
 };
 
 // The tiles in raster order of their first outputs (z, y, x).
-void sort_by_first_output(State& s) {
-  std::sort(s.tiles.begin(), s.tiles.end(),
-            [&](const Tile& a, const Tile& b) { return s.first_output(a) < s.first_output(b); });
+// `phases_within_rows`: by first output row (z, y), then as prepare lists them (kernel, i.e. a transposed
+// convolution's phase, then x) rather than by x. A counting sort over the output rows: std::sort on the first
+// outputs had taken 4 ms to plan the 32768 tiles of vol_up_k3.
+void sort_by_first_output(State& s, bool phases_within_rows = false) {
+  const auto rows = static_cast<std::size_t>(s.axes[0].out * s.axes[1].out);
+  std::vector<std::int64_t> row_end(rows + 1, 0);  // after the counts: where each row's tiles begin, then end
+  std::vector<std::size_t> row_of(s.tiles.size());
+  for (std::size_t i = 0; i < s.tiles.size(); ++i) {
+    const auto o = s.first_output(s.tiles[i]);
+    row_of[i] = static_cast<std::size_t>(o[0] * s.axes[1].out + o[1]);
+    ++row_end[row_of[i] + 1];
+  }
+  for (std::size_t r = 0; r < rows; ++r) row_end[r + 1] += row_end[r];
+  std::vector<Tile> sorted(s.tiles.size());
+  for (std::size_t i = 0; i < s.tiles.size(); ++i) sorted[static_cast<std::size_t>(row_end[row_of[i]]++)] = s.tiles[i];
+  if (!phases_within_rows) {
+    for (std::size_t r = 0, begin = 0; r < rows; begin = static_cast<std::size_t>(row_end[r++])) {
+      std::sort(sorted.begin() + static_cast<std::ptrdiff_t>(begin), sorted.begin() + row_end[r],
+                [&](const Tile& a, const Tile& b) { return s.output(a, 2, 0) < s.output(b, 2, 0); });
+    }
+  }
+  s.tiles = std::move(sorted);
 }
 
 struct Packed final : PackedData {
@@ -696,6 +714,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       s->max_elements = std::max(s->max_elements, shape.elements);
       s->shapes.push_back(shape);
     }
+    s->tiles.reserve(static_cast<std::size_t>(count_tiles(ax, s->x_outs)));
     for (std::int32_t cz = 0; cz < static_cast<std::int32_t>(ax[0].classes.size()); ++cz)
       for (std::int32_t cy = 0; cy < ny; ++cy)
         for (std::int32_t cx = 0; cx < nx; ++cx) {
@@ -723,15 +742,9 @@ class Winograd final : public detail::ForwardOnlyImplementation {
     } else if (p.layout == Layout::channels_first) {
       s->copies_items = p.spatial_dims == 1 && image_source_bytes(p) <= kMaxStagedBytes;
       s->images = s->copies_items ? p.batch : chunk_images(p);
-      sort_by_first_output(*s);
       // A transposed convolution's tile row lists its tiles phase by phase (see tile_rows_decline). Items that copy
       // their image (copies_items) write back in the order of first outputs.
-      if (phases && !s->copies_items) {
-        std::stable_sort(s->tiles.begin(), s->tiles.end(), [&](const Tile& a, const Tile& b) {
-          const auto oa = s->first_output(a), ob = s->first_output(b);
-          return std::tie(oa[0], oa[1], a.kernel) < std::tie(ob[0], ob[1], b.kernel);
-        });
-      }
+      sort_by_first_output(*s, phases && !s->copies_items);
       for (std::int64_t t = 0; t < static_cast<std::int64_t>(s->tiles.size()); ++t) {
         const auto o = s->first_output(s->tiles[static_cast<std::size_t>(t)]);
         if (s->tile_rows.empty() || s->tile_rows.back().oz != o[0] || s->tile_rows.back().oy != o[1]) {
