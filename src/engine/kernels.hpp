@@ -87,6 +87,9 @@ struct PlanarGemmCall {
   std::int64_t count = 0;
   // Whole vectors at vector-aligned addresses written with non-temporal stores (the caller issues a store fence).
   bool stream = false;
+  // Channels ahead whose pixel vectors the tiles prefetch (0: none): for `a` read in place, channel rows a power of
+  // two apart that share L1 sets (see scatter.cpp's reads_source).
+  std::int64_t prefetch_channels = 0;
   // parts > 1 (2 to 4): a transposed convolution's phases along x, interleaved as they are stored. Part p has
   // taps [part_taps[p], part_taps[p + 1]) of a and b, and its pixel j goes to c[j * parts + p] of each row;
   // `count` is then the number of interleaved outputs, and every part computes ceil(count / parts) pixels (reading

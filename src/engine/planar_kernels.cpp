@@ -504,6 +504,9 @@ HWY_INLINE void PlanarGemmSums(const D d, const PlanarGemmCall& call, std::int64
     for (std::int64_t q = 0; q < call.k; ++q) {
       V av[NV];
       for (int v = 0; v < NV; ++v) av[v] = hn::LoadU(d, a + q * call.a_channel_stride + v * lanes);
+      if (call.prefetch_channels > 0 && q + call.prefetch_channels < call.k) {
+        for (int v = 0; v < NV; ++v) hwy::Prefetch(a + (q + call.prefetch_channels) * call.a_channel_stride + v * lanes);
+      }
       const float* HWY_RESTRICT bq = b + q * call.b_stride;
       for (int r = 0; r < M; ++r) {
         const V bv = hn::Set(d, bq[r]);
