@@ -505,7 +505,8 @@ HWY_INLINE void PlanarGemmSums(const D d, const PlanarGemmCall& call, std::int64
       V av[NV];
       for (int v = 0; v < NV; ++v) av[v] = hn::LoadU(d, a + q * call.a_channel_stride + v * lanes);
       if (call.prefetch_channels > 0 && q + call.prefetch_channels < call.k) {
-        for (int v = 0; v < NV; ++v) hwy::Prefetch(a + (q + call.prefetch_channels) * call.a_channel_stride + v * lanes);
+        const float* ahead = a + (q + call.prefetch_channels) * call.a_channel_stride;
+        for (int v = 0; v < NV; ++v) hwy::Prefetch(ahead + v * lanes);
       }
       const float* HWY_RESTRICT bq = b + q * call.b_stride;
       for (int r = 0; r < M; ++r) {

@@ -1091,8 +1091,8 @@ class Winograd final : public detail::ForwardOnlyImplementation {
   // of one batch may use different kernels (phases).
   template <class OutAt>
   void run_batch(const Problem& p, const State& s, const Packed& packed, const void* bias_data, const float* src,
-                 std::int64_t first, std::int64_t count, const OutAt& out_at, const std::array<std::int64_t, 3>& out_steps,
-                 bool stream = false) const {
+                 std::int64_t first, std::int64_t count, const OutAt& out_at,
+                 const std::array<std::int64_t, 3>& out_steps, bool stream = false) const {
     const std::int64_t ic = p.in_channels, oc = p.out_channels;
     const auto& ax = s.axes;
 
@@ -1121,7 +1121,9 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       const float** patch = patches.data() + t * s.max_elements;
       if (inside) {  // most tiles: every element's pixel at its offset from the first
         const float* first_pixel = src + ((i0[0] * ax[1].in + i0[1]) * ax[2].in + i0[2]) * ic;
-        for (int e = 0; e < shape.elements; ++e) patch[e] = first_pixel + shape.element_offset[static_cast<std::size_t>(e)];
+        for (int e = 0; e < shape.elements; ++e) {
+          patch[e] = first_pixel + shape.element_offset[static_cast<std::size_t>(e)];
+        }
         return;
       }
       int e = 0;  // patch elements row-major

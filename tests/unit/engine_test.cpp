@@ -126,8 +126,9 @@ TEST_P(EngineTarget, MatchesReferenceOnRandomProblemsWithOneAndTwoThreads) {
 
 // One problem with random values (from rng) must take `expected`: against the reference, 1 and 2 threads bitwise
 // equal. `forced`: run it on `expected` even where the planner would choose another implementation.
+// `plan_threads`: the threads its plan is made for (whose choice may depend on them).
 void check_problem(std::mt19937_64& rng, const Problem& p, const std::string& expected, bool aligned = false,
-                   bool forced = false) {
+                   bool forced = false, int plan_threads = 1) {
   Case c;
   c.problem = p;
   auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
@@ -136,10 +137,10 @@ void check_problem(std::mt19937_64& rng, const Problem& p, const std::string& ex
   c.bias = to_float(random_values(rng, bias_shape(p)));
   std::string impl1, impl2;
   const std::string force = forced ? expected : "";
-  const auto one = run_plan(c, 1, &impl1, aligned, force);
+  const auto one = run_plan(c, 1, &impl1, aligned, force, plan_threads);
   EXPECT_EQ(impl1, expected) << to_string(p);
   check_against_reference(c, one, impl1);
-  const auto two = run_plan(c, 2, &impl2, aligned, force);
+  const auto two = run_plan(c, 2, &impl2, aligned, force, plan_threads);
   EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << to_string(p);
 }
 
@@ -837,19 +838,9 @@ TEST(Engine, WinogradSharedTransposedImagesMatchReference) {
   std::mt19937_64 rng(37);
   for (const char* text : {"convT_mb1_g1_ic64_oc64_i16x24_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
                            "convT_mb1_g1_ic128_oc64_i99_k6_s3_d1_p4:2_op2_f32_cfirst_wtf",
-                           "convT_mb1_g1_ic128_oc128_i8x6x6_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtorch"}) {
-    Case c;
-    c.problem = parse_problem(text);
-    auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
-    c.src = to_float(random_values(rng, src_shape(c.problem)));
-    c.weights = to_float(random_values(rng, weights_shape(c.problem)));
-    c.bias = to_float(random_values(rng, bias_shape(c.problem)));
-    std::string impl1, impl2;
-    const auto one = run_plan(c, 1, &impl1, false, "", 2);
-    const auto two = run_plan(c, 2, &impl2, false, "", 2);
-    EXPECT_EQ(impl2, "winograd") << text;
-    check_against_reference(c, two, impl2);
-    EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << "1 and 2 threads differ: " << text;
+                           "convT_mb1_g1_ic128_oc128_i8x6x6_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_"
+                           "cfirst_wtorch"}) {
+    check_problem(rng, parse_problem(text), "winograd", false, false, 2);
   }
 #else
   GTEST_SKIP() << "one thread without OpenMP";
