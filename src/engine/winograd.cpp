@@ -370,12 +370,18 @@ bool stages_images(const Problem& p) {
 // (0.96x of winograd_planar), CycleGAN's 128 -> 64 with kernel 3 (1.44x fewer; 0.96x), 3D 32 -> 32 with kernel 3
 // (0.97x of gemm_planar): the transforms and the staging cost more per multiplication where the GEMMs are short.
 constexpr std::int64_t kMinTileRowInputChannels = 64;
+
+// The end of a reason to decline where Winograd saves under kLargeSaving times the valid taps' multiplications.
+std::string under_large_saving() {
+  char saving[16];
+  std::snprintf(saving, sizeof saving, "%g", kLargeSaving);
+  return std::string("saves under ") + saving + "x the multiplications of the valid taps";
+}
+
 std::optional<std::string> tile_rows_decline(const Problem& p, bool large_saving) {
   if (!large_saving) {
-    char saving[16];
-    std::snprintf(saving, sizeof saving, "%g", kLargeSaving);
-    return std::string("channels_first transposed, not staged whole (image sources or outputs over 2 MiB), where it "
-                       "saves under ") + saving + "x the multiplications of the valid taps";
+    return "channels_first transposed, not staged whole (image sources or outputs over 2 MiB), where it " +
+           under_large_saving();
   }
   if (p.in_channels < kMinTileRowInputChannels) {
     return "channels_first transposed, not staged whole, with fewer than " +
@@ -659,10 +665,7 @@ class Winograd final : public detail::ForwardOnlyImplementation {
       return "saves too few multiplications over skipping the padded taps";
     }
     if (channels < kMinChannels && !large_saving) {
-      char saving[16];
-      std::snprintf(saving, sizeof saving, "%g", kLargeSaving);
-      return "fewer than " + std::to_string(kMinChannels) + " channels where it saves under " + saving +
-             "x the multiplications of the valid taps";
+      return "fewer than " + std::to_string(kMinChannels) + " channels where it " + under_large_saving();
     }
     return std::nullopt;
   }

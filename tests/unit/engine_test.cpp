@@ -644,6 +644,8 @@ TEST(Engine, ScatterMatchesReference) {
   check_problems({"convT_mb1_g1_ic56_oc1_i37x29_k9x9_s3x3_d1x1_p4:4x4:4_op2x2_f32_cfirst_wtorch",
                   "convT_mb2_g1_ic64_oc3_i13x11_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtf",
                   "convT_mb2_g1_ic64_oc3_i13x11_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch",
+                  // pairs of 32-pixel rows read in place, the tiles prefetching 8 channels ahead (DCGAN's last layer)
+                  "convT_mb2_g1_ic64_oc3_i7x32_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch",
                   "convT_mb1_g1_ic21_oc2_i9x10_k3x2_s5x4_d2x3_p2:0x1:3_op1x2_f32_cfirst_wtorch",
                   "convT_mb1_g1_ic33_oc4_i301_k16_s8_d1_p4:4_op0_f32_cfirst_wtf",
                   // channels_first: rows over 512 pixels (GEMM chunks); a stride along y past the kernel's reach
