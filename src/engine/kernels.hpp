@@ -154,6 +154,9 @@ constexpr int winograd_axis_elements(int taps, int n) { return taps == kWinograd
 inline constexpr int kMaxWinogradGroup = 4;
 // Taps of a planar_lane_row_pairs call at most: both rows' weights stay in registers.
 inline constexpr int kMaxPairedLaneTaps = 4;
+// Vectors of outputs that a depthwise_flat call computes together (independent chains of multiply-adds), and so the
+// vectors that one entry of its mask table covers.
+inline constexpr int kFlatGroupVectors = 4;
 
 struct KernelSet {
   std::string target;  // Highway's target name, e.g. "AVX3", "AVX2", "EMU128"
@@ -224,6 +227,15 @@ struct KernelSet {
   void (*planar_lane_rows)(const float* const* in, std::int64_t in_row_stride, const float* w, int taps, float init,
                            float* out, std::int64_t out_row_stride, std::int64_t rows, std::int64_t count,
                            bool stream) = nullptr;
+  // Planar depthwise over a whole plane whose input and output have the same extents (stride 1 along every axis,
+  // "same" padding), flattened: for o < count,
+  //   out[o] = init + sum over taps t whose mask has o of w[t] * in[o + offsets[t]]
+  // Output vectors go in groups of kFlatGroupVectors; `masks` holds, per group and tap, one mask of (lanes + 7) / 8
+  // bytes per vector (bit l of vector u: output group * kFlatGroupVectors * lanes + u * lanes + l reads inside the
+  // input; never set at or past count). Only masked lanes are read (masked loads, which suppress faults), so no
+  // padded copy is needed. Null on targets without masked loads (AVX2 and AVX-512 have them).
+  void (*depthwise_flat)(const float* in, const float* w, const std::int64_t* offsets, int taps,
+                         const std::uint8_t* masks, std::int64_t count, float init, float* out) = nullptr;
   // Pairs of rows that read the same input rows with different weights (planar.cpp's paired y phases): for r < rows,
   //   out_a[r * out_row_stride + x] = init + sum over t < taps of
   //                                   w_a[t * lanes + x % lanes] * in[t][r * in_row_stride + x]

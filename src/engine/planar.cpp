@@ -44,6 +44,8 @@ constexpr std::int64_t kMinItems = 32;
 constexpr double kStreamBytes = 4.0 * 1024 * 1024;
 // Per thread, the zero-padded input rows of a work item at most (see declines).
 constexpr std::int64_t kMaxSlotBytes = 2 * 1024 * 1024;
+// Flat planes' mask tables at most (see plan_flat): a plane of 65536 pixels with 9 taps holds 72 KiB.
+constexpr std::int64_t kMaxFlatMaskBytes = 256 * 1024;
 
 // Rows [j0, j1) of a y sequence within one of its segments (the rows' valid y taps), in a work item.
 struct YRun {
@@ -72,6 +74,11 @@ struct State final : PlanState {
   std::vector<std::int64_t> shifts;      // the distinct offsets of the parts' taps past their phase_base
   std::vector<int> lane_taps;            // [shift][part]: the part's tap at that shift (its index), or -1: none
   std::int64_t expanded_len = 0;         // floats per expanded row
+  // Flat planes (see plan_flat): every kernel tap's offset in the flattened input plane, and the masks of
+  // KernelSet::depthwise_flat.
+  bool flat = false;
+  std::vector<std::int64_t> flat_offsets;
+  std::vector<std::uint8_t> flat_masks;
 };
 
 struct Packed final : PackedData {
@@ -96,7 +103,10 @@ class Planar final : public detail::ForwardOnlyImplementation {
       return "more than " + std::to_string(kMaxPhases) + " phases along the last axis (stride)";
     }
     // The slots hold a range of input rows per z tap: with a large dilation along y most of them are never read.
-    if (slot_bytes(*make_state(p)) > kMaxSlotBytes) return "input rows of a work item over 2 MiB (dilation along y)";
+    const auto state = make_state(p);
+    if (!state->flat && slot_bytes(*state) > kMaxSlotBytes) {
+      return "input rows of a work item over 2 MiB (dilation along y)";
+    }
     return std::nullopt;
   }
 
@@ -160,6 +170,56 @@ class Planar final : public detail::ForwardOnlyImplementation {
     s.expanded = true;
   }
 
+  // Flat planes: where every axis has one sequence reading its input at the output's own position plus a tap offset
+  // (stride 1) and the input and output extents agree ("same" padding), output pixel o of a plane reads input pixel
+  // o + offset(tap) of the flattened plane wherever the tap lands inside the input. A whole plane is then one kernel
+  // call over vectors of consecutive pixels that run across row ends, each tap a masked load, with no zero-padded
+  // copy and no per-row setup. dw_atrous_r12 (2048 planes of 33 x 33, rows of two vectors and one pixel) had spent
+  // half its time copying rows into slots and gathering each row run's taps, and a third of its multiply-adds on
+  // the rows' one-pixel last vectors. Planes whose mask table outgrows kMaxFlatMaskBytes keep the rows.
+  static void plan_flat(State& s) {
+    if (s.kernels.depthwise_flat == nullptr) return;
+    for (int a = 0; a < 3; ++a) {
+      const Axis& axis = s.axes[static_cast<std::size_t>(a)];
+      if (axis.sequences.size() != 1 || axis.input != axis.output) return;
+      const AxisSequence& seq = axis.sequences[0];
+      if (seq.out_first != 0 || seq.out_step != 1 || seq.in_step != 1) return;
+      if (static_cast<std::int64_t>(seq.taps.size()) != s.kernel[static_cast<std::size_t>(a)]) return;
+    }
+    const std::int64_t plane = s.out[0] * s.out[1] * s.out[2];
+    const std::int64_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2];
+    const std::int64_t lanes = s.kernels.lanes, mask_bytes = (lanes + 7) / 8;
+    const std::int64_t group = kFlatGroupVectors * lanes;
+    const std::int64_t groups = (plane + group - 1) / group;
+    if (groups * taps * kFlatGroupVectors * mask_bytes > kMaxFlatMaskBytes) return;
+    // The axis offset of kernel tap k: where output pixel j's tap k reads, minus j.
+    std::array<std::vector<std::int64_t>, 3> offset;
+    for (std::size_t a = 0; a < 3; ++a) {
+      const AxisSequence& seq = s.axes[a].sequences[0];
+      offset[a].assign(static_cast<std::size_t>(s.kernel[a]), 0);
+      for (const AxisTap& tap : seq.taps) offset[a][static_cast<std::size_t>(tap.kernel_index)] = seq.in_first + tap.in_offset;
+    }
+    s.flat_offsets.clear();
+    s.flat_masks.assign(static_cast<std::size_t>(groups * taps * kFlatGroupVectors * mask_bytes), 0);
+    std::int64_t t = 0;
+    for (std::int64_t kz = 0; kz < s.kernel[0]; ++kz)
+      for (std::int64_t ky = 0; ky < s.kernel[1]; ++ky)
+        for (std::int64_t kx = 0; kx < s.kernel[2]; ++kx, ++t) {
+          const std::int64_t dz = offset[0][static_cast<std::size_t>(kz)], dy = offset[1][static_cast<std::size_t>(ky)];
+          const std::int64_t dx = offset[2][static_cast<std::size_t>(kx)];
+          s.flat_offsets.push_back((dz * s.in[1] + dy) * s.in[2] + dx);
+          for (std::int64_t o = 0; o < plane; ++o) {
+            const std::int64_t x = o % s.out[2], y = o / s.out[2] % s.out[1], z = o / (s.out[1] * s.out[2]);
+            const auto inside = [](std::int64_t i, std::int64_t n) { return i >= 0 && i < n; };
+            if (!inside(z + dz, s.in[0]) || !inside(y + dy, s.in[1]) || !inside(x + dx, s.in[2])) continue;
+            const std::int64_t g = o / group, u = o % group / lanes, l = o % lanes;
+            const std::int64_t byte = ((g * taps + t) * kFlatGroupVectors + u) * mask_bytes + l / 8;
+            s.flat_masks[static_cast<std::size_t>(byte)] |= static_cast<std::uint8_t>(1u << (l % 8));
+          }
+        }
+    s.flat = true;
+  }
+
   static std::shared_ptr<State> make_state(const Problem& p) {
     auto s = std::make_shared<State>();
     s->kernels = best_kernels();
@@ -202,6 +262,10 @@ class Planar final : public detail::ForwardOnlyImplementation {
       s->max_y_rows = std::max(s->max_y_rows, y_hi - y_lo);
     }
     plan_expanded(*s);
+    plan_flat(*s);
+    if (s->flat) {  // items are whole planes
+      s->chunk_len = s->out[2], s->chunks = 1, s->rows_per_item = s->out[1];
+    }
     s->stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
     return s;
   }
@@ -256,15 +320,16 @@ class Planar final : public detail::ForwardOnlyImplementation {
   // 0.76-0.91 ms in groups (the benchmark, in turns; 1 thread unchanged). Items stay independent, so the result
   // does not depend on the grouping.
   static int items_per_grab(const State& s, std::int64_t items) {
-    const std::int64_t pixels =
-        s.rows_per_item * s.chunk_len * static_cast<std::int64_t>(s.axes[2].sequences.size());
+    const std::int64_t pixels = (s.flat ? s.out[0] : 1) * s.rows_per_item * s.chunk_len *
+                                static_cast<std::int64_t>(s.axes[2].sequences.size());
     const std::int64_t most = std::max<std::int64_t>(1, items / kMinItems);
     return static_cast<int>(std::clamp<std::int64_t>(kPixelsPerItem / std::max<std::int64_t>(pixels, 1), 1, most));
   }
 
-  // Per thread: the Scratch of a work item.
+  // Per thread: the Scratch of a work item (flat planes need none: their masks are the plan's).
   std::size_t forward_workspace_bytes(const Problem&, const PlanState* state, int threads) const override {
     const auto& s = static_cast<const State&>(*state);
+    if (s.flat) return 0;
     const std::int64_t bytes =
         slot_bytes(s) +
         s.max_call_taps * static_cast<std::int64_t>(sizeof(const float*) + 2 * s.kernels.lanes * sizeof(float)) +
@@ -276,6 +341,7 @@ class Planar final : public detail::ForwardOnlyImplementation {
   void forward(const Problem& p, const ForwardArgs& args) const override {
     const auto& s = static_cast<const State&>(*args.state);
     const auto& packed = static_cast<const Packed&>(*args.weights);
+    if (s.flat) return forward_flat(p, s, packed, args);
     const std::int64_t bands = (s.out[1] + s.rows_per_item - 1) / s.rows_per_item;
     const std::int64_t per_plane = s.out[0] * bands * s.chunks;
     const std::int64_t items = p.batch * p.groups * per_plane;
@@ -302,6 +368,22 @@ class Planar final : public detail::ForwardOnlyImplementation {
   }
 
  private:
+  // Flat planes (plan_flat): a kernel call per plane, planes handed out in groups as items_per_grab's.
+  static void forward_flat(const Problem& p, const State& s, const Packed& packed, const ForwardArgs& args) {
+    const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
+    const std::int64_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2];
+    const std::int64_t planes = p.batch * p.groups;
+    [[maybe_unused]] const int grain = items_per_grab(s, planes);  // unused without OpenMP (the TSan build)
+#pragma omp parallel for schedule(dynamic, grain)
+    for (std::int64_t plane = 0; plane < planes; ++plane) {  // plane = n * channels + c
+      const std::int64_t c = plane % p.groups;
+      const float init = args.bias != nullptr ? static_cast<const float*>(args.bias)[c] : 0.0f;
+      s.kernels.depthwise_flat(static_cast<const float*>(args.src) + plane * in_plane, packed.weights.data() + c * taps,
+                               s.flat_offsets.data(), static_cast<int>(taps), s.flat_masks.data(), out_plane, init,
+                               static_cast<float*>(args.dst) + plane * out_plane);
+    }
+  }
+
   // Per-thread buffers, sized once per work item.
   struct Scratch {
     std::vector<TapHit> z_taps;

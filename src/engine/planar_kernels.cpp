@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <numeric>
 
 #include "engine/kernels.hpp"
@@ -1104,11 +1105,60 @@ void WinogradRows(const float* from, std::int64_t from_stride, std::int64_t rows
   }
 }
 
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
+// KernelSet::depthwise_flat. A group's taps whose masks are all empty (taps in padding for all its outputs) are
+// skipped without a load.
+void DepthwiseFlat(const float* in, const float* w, const std::int64_t* offsets, int taps, const std::uint8_t* masks,
+                   std::int64_t count, float init, float* out) {
+  const D d;
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  constexpr int U = kFlatGroupVectors;
+  constexpr std::size_t kMaskBytes = (hn::MaxLanes(D()) + 7) / 8;
+  static_assert(U * kMaskBytes <= sizeof(std::uint64_t), "a group's masks of one tap are read as one word");
+  constexpr std::uint64_t kAllLanes = U * kMaskBytes == 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * U * kMaskBytes)) - 1;
+  const std::uint8_t* m = masks;
+  for (std::int64_t o0 = 0; o0 < count; o0 += U * lanes) {
+    V acc[U];
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) acc[u] = hn::Set(d, init);
+    for (int t = 0; t < taps; ++t, m += U * kMaskBytes) {
+      std::uint64_t any = 0;
+      std::memcpy(&any, m, U * kMaskBytes);
+      if (any == 0) continue;
+      const V wv = hn::Set(d, w[t]);
+      const float* p = in + o0 + offsets[t];
+      if (any == kAllLanes) {  // inside the input for every output of the group: plain loads
+#pragma GCC unroll 4
+        for (int u = 0; u < U; ++u) acc[u] = hn::MulAdd(hn::LoadU(d, p + u * lanes), wv, acc[u]);
+        continue;
+      }
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) {
+        const auto mask = hn::LoadMaskBits(d, m + u * kMaskBytes);
+        acc[u] = hn::MulAdd(hn::MaskedLoad(mask, d, p + u * lanes), wv, acc[u]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) {
+      const std::int64_t o = o0 + u * lanes;
+      if (o + lanes <= count) {
+        hn::StoreU(acc[u], d, out + o);
+      } else if (o < count) {
+        StorePartial(d, acc[u], out + o, static_cast<size_t>(count - o));
+      }
+    }
+  }
+}
+#endif
+
 void FillPlanarKernels(KernelSet* set) {
   set->planar_target = hwy::TargetName(HWY_TARGET);
   set->planar_rows = PlanarRows;
   set->planar_lane_rows = PlanarLaneRows;
   set->planar_lane_row_pairs = PlanarLaneRowPairs;
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
+  set->depthwise_flat = DepthwiseFlat;
+#endif
   for (int v = 1; v <= kMaxVectorsPerTile; ++v) set->planar_mr[v] = PlanarRows(v);
   set->planar_gemm[1] = PlanarGemm<1>, set->planar_gemm[2] = PlanarGemm<2>;
   set->planar_gemm[3] = PlanarGemm<3>, set->planar_gemm[4] = PlanarGemm<4>;

@@ -406,9 +406,9 @@ TEST(Engine, PlanarDepthwiseMatchesReference) {
                   "convT_mb1_g5_ic5_oc5_i4x5x6_k3x3x3_s2x2x2_d1x1x1_p1:1x1:1x1:1_op1x1x1_f32_cfirst_wtf",
                   "convT_mb1_g2_ic2_oc2_i2500_k4_s2_d1_p1:1_op1_f32_cfirst_wtorch",
                   "conv_mb1_g3_ic3_oc3_i9001_k5_s1_d3_p6:2_f32_cfirst_wtf",
-                  // Short rows in blocks of rows (33 pixels: a partial third vector; 17; segments of 12, 9 and 12
-                  // rows, of 3 and 26).
-                  "conv_mb1_g5_ic5_oc5_i33x33_k3x3_s1x1_d12x12_p12:12x12:12_f32_cfirst_wtorch",
+                  // Short rows in blocks of rows (34 pixels: a partial third vector; 17; segments of 12, 9 and 12
+                  // rows, of 3 and 26). Rows, not flat planes: the output is a pixel wider than the input.
+                  "conv_mb1_g5_ic5_oc5_i33x33_k3x3_s1x1_d12x12_p12:12x12:13_f32_cfirst_wtorch",
                   "conv_mb2_g3_ic3_oc3_i29x17_k2x3_s1x1_d3x5_p0:2x6:3_f32_cfirst_wtf"},
                  "depthwise_planar");
 }
@@ -1030,6 +1030,54 @@ Problem short_row_problem(std::mt19937_64& rng, int i) {
 }
 TEST_P(EngineTarget, PlanarDepthwiseShortRowsOnRandomProblems) {
   check_random_problems(53, short_row_problem, "depthwise_planar");
+}
+
+// Flat planes on random shapes: channels_first depthwise layers whose output has the input's extents (stride 1,
+// padding on each axis summing to the kernel's span), computed a whole plane per call as one run of vectors across
+// the rows with masked loads: dilation up to 13 with the padding split anywhere (up to the whole span on one side,
+// past the kernel), transposed ones (stride 1), planes from 1 pixel to a few thousand (groups of vectors cut short
+// at the end), 1D to 3D, batches, bias, 1 and 2 threads. Targets with masked loads (AVX2, AVX-512) must take the flat
+// planes (no workspace), the others the rows.
+Problem flat_plane_problem(std::mt19937_64& rng, int i) {
+  Problem p;
+  p.op = i % 3 == 2 ? Op::conv_transpose : Op::conv;
+  p.spatial_dims = 1 + i % 3;
+  p.batch = testing::uniform(rng, 1, 2);
+  p.groups = p.in_channels = p.out_channels = testing::uniform(rng, 1, 9);
+  p.layout = Layout::channels_first;
+  p.weight_layout = i % 2 ? WeightLayout::tf : WeightLayout::torch;
+  for (int d = 0; d < p.spatial_dims; ++d) {
+    const bool x = d == p.spatial_dims - 1;
+    p.kernel[d] = testing::uniform(rng, 1, p.spatial_dims == 3 ? 3 : 5);
+    p.dilation[d] = testing::uniform(rng, 1, p.spatial_dims == 3 ? 3 : 13);
+    p.input[d] = testing::uniform(rng, 1, p.spatial_dims == 1 ? 300 : (x ? 70 : (p.spatial_dims == 3 ? 9 : 40)));
+    const std::int64_t span = p.dilation[d] * (p.kernel[d] - 1);
+    p.pad_begin[d] = testing::uniform(rng, 0, span);
+    p.pad_end[d] = span - p.pad_begin[d];
+  }
+  return p;
+}
+TEST_P(EngineTarget, PlanarDepthwiseFlatPlanesOnRandomProblems) {
+  check_random_problems(59, flat_plane_problem, "depthwise_planar");
+  const bool masked_loads = GetParam() == "AVX2" || GetParam() == "AVX3" || GetParam() == "AVX3_DL";
+  std::mt19937_64 rng(59);
+  for (int i = 0; i < 20; ++i) {
+    const Problem p = flat_plane_problem(rng, i);
+    EXPECT_EQ(Plan(p).forward_workspace_bytes() == 0, masked_loads) << to_string(p);
+  }
+}
+
+// Planes whose flat mask table would pass 256 KiB (512 x 512 pixels, 9 taps) keep the rows; a 1D plane of 200000
+// pixels with 3 taps fits it.
+TEST(Engine, PlanarDepthwiseLargePlanesFlatWithinTheMaskTable) {
+  const char* rows = "conv_mb1_g2_ic2_oc2_i512x512_k3x3_s1x1_d1x2_p1:1x2:2_f32_cfirst_wtorch";
+  const char* flat = "conv_mb1_g2_ic2_oc2_i200000_k3_s1_d4_p5:3_f32_cfirst_wtf";
+  check_problems({rows, flat}, "depthwise_planar");
+  EXPECT_GT(Plan(parse_problem(rows)).forward_workspace_bytes(), 0U);
+  const std::string target = engine::best_kernels().target;
+  if (target == "AVX2" || target == "AVX3" || target == "AVX3_DL") {
+    EXPECT_EQ(Plan(parse_problem(flat)).forward_workspace_bytes(), 0U);
+  }
 }
 
 // Tap pairs on random shapes: channels_last depthwise layers whose x taps lie one pixel apart (stride-1
