@@ -1068,15 +1068,22 @@ TEST_P(EngineTarget, PlanarDepthwiseFlatPlanesOnRandomProblems) {
 }
 
 // Planes whose flat mask table would pass 256 KiB (512 x 512 pixels, 9 taps) keep the rows; a 1D plane of 200000
-// pixels with 3 taps fits it.
+// pixels with 3 taps fits it. Outputs over 4 MiB stream their whole vectors from grids shifted to each plane's
+// alignment (1100 planes of 33 x 33 pixels and of 9 x 11 x 13, each starting at another offset within a vector),
+// writing the planes' first and last vectors in part, with the output vector-aligned or not.
 TEST(Engine, PlanarDepthwiseLargePlanesFlatWithinTheMaskTable) {
   const char* rows = "conv_mb1_g2_ic2_oc2_i512x512_k3x3_s1x1_d1x2_p1:1x2:2_f32_cfirst_wtorch";
   const char* flat = "conv_mb1_g2_ic2_oc2_i200000_k3_s1_d4_p5:3_f32_cfirst_wtf";
-  check_problems({rows, flat}, "depthwise_planar");
+  const char* streamed = "conv_mb1_g1100_ic1100_oc1100_i33x33_k3x3_s1x1_d12x12_p12:12x12:12_f32_cfirst_wtorch";
+  const char* streamed_3d = "conv_mb2_g550_ic550_oc550_i9x11x13_k3x3x3_s1x1x1_d2x1x3_p4:0x1:1x3:3_f32_cfirst_wtf";
+  check_problems({rows, flat, streamed, streamed_3d}, "depthwise_planar");
+  check_problems({streamed, streamed_3d}, "depthwise_planar", true);
   EXPECT_GT(Plan(parse_problem(rows)).forward_workspace_bytes(), 0U);
   const std::string target = engine::best_kernels().target;
   if (target == "AVX2" || target == "AVX3" || target == "AVX3_DL") {
-    EXPECT_EQ(Plan(parse_problem(flat)).forward_workspace_bytes(), 0U);
+    for (const char* text : {flat, streamed, streamed_3d}) {
+      EXPECT_EQ(Plan(parse_problem(text)).forward_workspace_bytes(), 0U) << text;
+    }
   }
 }
 
