@@ -230,15 +230,12 @@ struct KernelSet {
   // Planar depthwise over a whole plane whose input and output have the same extents (stride 1 along every axis,
   // "same" padding), flattened: for o < count,
   //   out[o] = init + sum over taps t whose mask has o of w[t] * in[o + offsets[t]]
-  // Vectors of outputs start at o = -shift (0 <= shift < lanes) and go in groups of kFlatGroupVectors; `masks` holds,
-  // per group and tap, one mask of (lanes + 7) / 8 bytes per vector (bit l of vector u: output
-  // group * kFlatGroupVectors * lanes + u * lanes + l - shift reads inside the input; never set outside [0, count)).
-  // Only masked lanes are read (masked loads, which suppress faults), so no padded copy is needed. `stream`: whole
-  // vectors written with non-temporal stores (out - shift vector-aligned; the caller issues a store fence
-  // afterwards). Null on targets without masked loads and stores (AVX2 and AVX-512 have them).
+  // Output vectors go in groups of kFlatGroupVectors; `masks` holds, per group and tap, one mask of (lanes + 7) / 8
+  // bytes per vector (bit l of vector u: output group * kFlatGroupVectors * lanes + u * lanes + l reads inside the
+  // input; never set at or past count). Only masked lanes are read (masked loads, which suppress faults), so no
+  // padded copy is needed. Null on targets without masked loads (AVX2 and AVX-512 have them).
   void (*depthwise_flat)(const float* in, const float* w, const std::int64_t* offsets, int taps,
-                         const std::uint8_t* masks, std::int64_t count, std::int64_t shift, float init, float* out,
-                         bool stream) = nullptr;
+                         const std::uint8_t* masks, std::int64_t count, float init, float* out) = nullptr;
   // Pairs of rows that read the same input rows with different weights (planar.cpp's paired y phases): for r < rows,
   //   out_a[r * out_row_stride + x] = init + sum over t < taps of
   //                                   w_a[t * lanes + x % lanes] * in[t][r * in_row_stride + x]

@@ -76,12 +76,8 @@ struct State final : PlanState {
   std::int64_t expanded_len = 0;         // floats per expanded row
   // Flat planes (see plan_flat): every kernel tap's offset in the flattened input plane, and the masks of
   // KernelSet::depthwise_flat.
-  // With streamed outputs, a table per shift of the vector grid (flat_shifts of them, starting at flat_tables[shift]
-  // in flat_masks), so that whole vectors land on vector-aligned addresses whatever the plane's offset.
   bool flat = false;
   std::vector<std::int64_t> flat_offsets;
-  std::int64_t flat_shifts = 1;
-  std::vector<std::int64_t> flat_tables;
   std::vector<std::uint8_t> flat_masks;
 };
 
@@ -180,7 +176,9 @@ class Planar final : public detail::ForwardOnlyImplementation {
   // call over vectors of consecutive pixels that run across row ends, each tap a masked load, with no zero-padded
   // copy and no per-row setup. dw_atrous_r12 (2048 planes of 33 x 33, rows of two vectors and one pixel) had spent
   // half its time copying rows into slots and gathering each row run's taps, and a third of its multiply-adds on
-  // the rows' one-pixel last vectors. Planes whose mask table outgrows kMaxFlatMaskBytes keep the rows.
+  // the rows' one-pixel last vectors. Planes whose mask table outgrows kMaxFlatMaskBytes keep the rows. Outputs are
+  // stored plainly even where large: streaming the whole vectors (a mask table per alignment of a plane's start)
+  // measured 0.92-1.0x at 1 thread and within noise at 2 on dw_atrous_r12, caches evicted between runs.
   static void plan_flat(State& s) {
     if (s.kernels.depthwise_flat == nullptr) return;
     for (int a = 0; a < 3; ++a) {
@@ -194,56 +192,31 @@ class Planar final : public detail::ForwardOnlyImplementation {
     const std::int64_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2];
     const std::int64_t lanes = s.kernels.lanes, mask_bytes = (lanes + 7) / 8;
     const std::int64_t group = kFlatGroupVectors * lanes;
-    // With streamed outputs, a table per shift of the vectors (see KernelSet::depthwise_flat), if they fit.
-    const auto table_bytes = [&](std::int64_t shift) {
-      return (plane + shift + group - 1) / group * taps * kFlatGroupVectors * mask_bytes;
-    };
-    if (table_bytes(0) > kMaxFlatMaskBytes) return;
-    s.flat_shifts = s.stream && lanes * table_bytes(lanes - 1) <= kMaxFlatMaskBytes ? lanes : 1;
+    const std::int64_t groups = (plane + group - 1) / group;
+    if (groups * taps * kFlatGroupVectors * mask_bytes > kMaxFlatMaskBytes) return;
     // The axis offset of kernel tap k: where output pixel j's tap k reads, minus j.
     std::array<std::vector<std::int64_t>, 3> offset;
     for (std::size_t a = 0; a < 3; ++a) {
       const AxisSequence& seq = s.axes[a].sequences[0];
       offset[a].assign(static_cast<std::size_t>(s.kernel[a]), 0);
-      for (const AxisTap& tap : seq.taps) {
-        offset[a][static_cast<std::size_t>(tap.kernel_index)] = seq.in_first + tap.in_offset;
-      }
+      for (const AxisTap& tap : seq.taps) offset[a][static_cast<std::size_t>(tap.kernel_index)] = seq.in_first + tap.in_offset;
     }
     s.flat_offsets.clear();
-    s.flat_tables.clear();
-    s.flat_masks.clear();
-    for (std::int64_t shift = 0; shift < s.flat_shifts; ++shift) {
-      s.flat_tables.push_back(static_cast<std::int64_t>(s.flat_masks.size()));
-      s.flat_masks.resize(s.flat_masks.size() + static_cast<std::size_t>(table_bytes(shift)), 0);
-    }
-    const auto inside = [](std::int64_t i, std::int64_t n) { return i >= 0 && i < n; };
-    std::vector<bool> valid;  // per output pixel: whether the tap reads inside the input
+    s.flat_masks.assign(static_cast<std::size_t>(groups * taps * kFlatGroupVectors * mask_bytes), 0);
     std::int64_t t = 0;
     for (std::int64_t kz = 0; kz < s.kernel[0]; ++kz)
       for (std::int64_t ky = 0; ky < s.kernel[1]; ++ky)
         for (std::int64_t kx = 0; kx < s.kernel[2]; ++kx, ++t) {
-          const std::int64_t dz = offset[0][static_cast<std::size_t>(kz)];
-          const std::int64_t dy = offset[1][static_cast<std::size_t>(ky)];
+          const std::int64_t dz = offset[0][static_cast<std::size_t>(kz)], dy = offset[1][static_cast<std::size_t>(ky)];
           const std::int64_t dx = offset[2][static_cast<std::size_t>(kx)];
           s.flat_offsets.push_back((dz * s.in[1] + dy) * s.in[2] + dx);
-          valid.clear();
-          for (std::int64_t z = 0; z < s.out[0]; ++z)
-            for (std::int64_t y = 0; y < s.out[1]; ++y)
-              for (std::int64_t x = 0; x < s.out[2]; ++x) {
-                valid.push_back(inside(z + dz, s.in[0]) && inside(y + dy, s.in[1]) && inside(x + dx, s.in[2]));
-              }
-          for (std::int64_t shift = 0; shift < s.flat_shifts; ++shift) {
-            std::uint8_t* table = s.flat_masks.data() + s.flat_tables[static_cast<std::size_t>(shift)];
-            // Output o is lane l of vector u of group g in the grid shifted by `shift`: v = o + shift.
-            std::int64_t g = shift / group, u = shift % group / lanes, l = shift % lanes;
-            for (std::int64_t o = 0; o < plane; ++o) {
-              if (valid[static_cast<std::size_t>(o)]) {
-                table[((g * taps + t) * kFlatGroupVectors + u) * mask_bytes + l / 8] |=
-                    static_cast<std::uint8_t>(1u << (l % 8));
-              }
-              if (++l == lanes) l = 0, ++u;
-              if (u == kFlatGroupVectors) u = 0, ++g;
-            }
+          for (std::int64_t o = 0; o < plane; ++o) {
+            const std::int64_t x = o % s.out[2], y = o / s.out[2] % s.out[1], z = o / (s.out[1] * s.out[2]);
+            const auto inside = [](std::int64_t i, std::int64_t n) { return i >= 0 && i < n; };
+            if (!inside(z + dz, s.in[0]) || !inside(y + dy, s.in[1]) || !inside(x + dx, s.in[2])) continue;
+            const std::int64_t g = o / group, u = o % group / lanes, l = o % lanes;
+            const std::int64_t byte = ((g * taps + t) * kFlatGroupVectors + u) * mask_bytes + l / 8;
+            s.flat_masks[static_cast<std::size_t>(byte)] |= static_cast<std::uint8_t>(1u << (l % 8));
           }
         }
     s.flat = true;
@@ -291,11 +264,11 @@ class Planar final : public detail::ForwardOnlyImplementation {
       s->max_y_rows = std::max(s->max_y_rows, y_hi - y_lo);
     }
     plan_expanded(*s);
-    s->stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
     plan_flat(*s);
     if (s->flat) {  // items are whole planes
       s->chunk_len = s->out[2], s->chunks = 1, s->rows_per_item = s->out[1];
     }
+    s->stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
     return s;
   }
 
@@ -402,24 +375,15 @@ class Planar final : public detail::ForwardOnlyImplementation {
     const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
     const std::int64_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2];
     const std::int64_t planes = p.batch * p.groups;
-    const bool stream = s.flat_shifts > 1;
     [[maybe_unused]] const int grain = items_per_grab(s, planes);  // unused without OpenMP (the TSan build)
 #pragma omp parallel for schedule(dynamic, grain)
     for (std::int64_t plane = 0; plane < planes; ++plane) {  // plane = n * channels + c
       const std::int64_t c = plane % p.groups;
       const float init = args.bias != nullptr ? static_cast<const float*>(args.bias)[c] : 0.0f;
-      float* const out = static_cast<float*>(args.dst) + plane * out_plane;
-      // The shift that puts the grid's vectors on vector-aligned addresses (floats are 4-byte aligned).
-      const std::int64_t shift =
-          stream ? static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(out) / sizeof(float) %
-                                             static_cast<std::uintptr_t>(s.kernels.lanes))
-                 : 0;
       s.kernels.depthwise_flat(static_cast<const float*>(args.src) + plane * in_plane, packed.weights.data() + c * taps,
-                               s.flat_offsets.data(), static_cast<int>(taps),
-                               s.flat_masks.data() + s.flat_tables[static_cast<std::size_t>(shift)], out_plane, shift,
-                               init, out, stream);
+                               s.flat_offsets.data(), static_cast<int>(taps), s.flat_masks.data(), out_plane, init,
+                               static_cast<float*>(args.dst) + plane * out_plane);
     }
-    if (stream) hwy::FlushStream();
   }
 
   // Per-thread buffers, sized once per work item.

@@ -1109,16 +1109,15 @@ void WinogradRows(const float* from, std::int64_t from_stride, std::int64_t rows
 // KernelSet::depthwise_flat. A group's taps whose masks are all empty (taps in padding for all its outputs) are
 // skipped without a load.
 void DepthwiseFlat(const float* in, const float* w, const std::int64_t* offsets, int taps, const std::uint8_t* masks,
-                   std::int64_t count, std::int64_t shift, float init, float* out, bool stream) {
+                   std::int64_t count, float init, float* out) {
   const D d;
   const auto lanes = static_cast<std::int64_t>(hn::Lanes(d));
   constexpr int U = kFlatGroupVectors;
   constexpr std::size_t kMaskBytes = (hn::MaxLanes(D()) + 7) / 8;
   static_assert(U * kMaskBytes <= sizeof(std::uint64_t), "a group's masks of one tap are read as one word");
-  constexpr std::uint64_t kAllLanes =
-      U * kMaskBytes == 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * U * kMaskBytes)) - 1;
+  constexpr std::uint64_t kAllLanes = U * kMaskBytes == 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * U * kMaskBytes)) - 1;
   const std::uint8_t* m = masks;
-  for (std::int64_t o0 = -shift; o0 < count; o0 += U * lanes) {
+  for (std::int64_t o0 = 0; o0 < count; o0 += U * lanes) {
     V acc[U];
 #pragma GCC unroll 4
     for (int u = 0; u < U; ++u) acc[u] = hn::Set(d, init);
@@ -1142,16 +1141,10 @@ void DepthwiseFlat(const float* in, const float* w, const std::int64_t* offsets,
 #pragma GCC unroll 4
     for (int u = 0; u < U; ++u) {
       const std::int64_t o = o0 + u * lanes;
-      const std::int64_t lo = std::max<std::int64_t>(0, -o), hi = std::min(lanes, count - o);
-      if (lo == 0 && hi == lanes) {
-        if (stream) {
-          hn::Stream(acc[u], d, out + o);
-        } else {
-          hn::StoreU(acc[u], d, out + o);
-        }
-      } else if (lo < hi) {  // the plane's first or last vector: its lanes [lo, hi), nothing outside the plane
-        hn::BlendedStore(acc[u], hn::AndNot(hn::FirstN(d, static_cast<size_t>(lo)), hn::FirstN(d, static_cast<size_t>(hi))), d,
-                         out + o);
+      if (o + lanes <= count) {
+        hn::StoreU(acc[u], d, out + o);
+      } else if (o < count) {
+        StorePartial(d, acc[u], out + o, static_cast<size_t>(count - o));
       }
     }
   }

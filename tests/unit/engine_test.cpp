@@ -1068,9 +1068,8 @@ TEST_P(EngineTarget, PlanarDepthwiseFlatPlanesOnRandomProblems) {
 }
 
 // Planes whose flat mask table would pass 256 KiB (512 x 512 pixels, 9 taps) keep the rows; a 1D plane of 200000
-// pixels with 3 taps fits it. Outputs over 4 MiB stream their whole vectors from grids shifted to each plane's
-// alignment (1100 planes of 33 x 33 pixels and of 9 x 11 x 13, each starting at another offset within a vector),
-// writing the planes' first and last vectors in part, with the output vector-aligned or not.
+// pixels with 3 taps fits it. Outputs over 4 MiB (1100 planes of 33 x 33 pixels and of 9 x 11 x 13, each starting
+// at another offset within a vector), vector-aligned or not.
 TEST(Engine, PlanarDepthwiseLargePlanesFlatWithinTheMaskTable) {
   const char* rows = "conv_mb1_g2_ic2_oc2_i512x512_k3x3_s1x1_d1x2_p1:1x2:2_f32_cfirst_wtorch";
   const char* flat = "conv_mb1_g2_ic2_oc2_i200000_k3_s1_d4_p5:3_f32_cfirst_wtf";
