@@ -44,8 +44,10 @@ constexpr std::int64_t kMinItems = 32;
 constexpr double kStreamBytes = 4.0 * 1024 * 1024;
 // Per thread, the zero-padded input rows of a work item at most (see declines).
 constexpr std::int64_t kMaxSlotBytes = 2 * 1024 * 1024;
-// Flat planes' mask tables at most (see plan_flat): a plane of 65536 pixels with 9 taps holds 72 KiB.
-constexpr std::int64_t kMaxFlatMaskBytes = 256 * 1024;
+// Flat planes' mask tables at most (see plan_flat): a plane of 65536 pixels with 9 taps holds 72 KiB. Building one
+// visits every pixel for every tap, twice per plan (declines, prepare): 3 ms at this size (a 1D plane of 115000 pixels
+// and 9 taps), 6 ms at 256 KiB.
+constexpr std::int64_t kMaxFlatMaskBytes = 128 * 1024;
 
 // Rows [j0, j1) of a y sequence within one of its segments (the rows' valid y taps), in a work item.
 struct YRun {
@@ -210,14 +212,21 @@ class Planar final : public detail::ForwardOnlyImplementation {
           const std::int64_t dz = offset[0][static_cast<std::size_t>(kz)], dy = offset[1][static_cast<std::size_t>(ky)];
           const std::int64_t dx = offset[2][static_cast<std::size_t>(kx)];
           s.flat_offsets.push_back((dz * s.in[1] + dy) * s.in[2] + dx);
-          for (std::int64_t o = 0; o < plane; ++o) {
-            const std::int64_t x = o % s.out[2], y = o / s.out[2] % s.out[1], z = o / (s.out[1] * s.out[2]);
-            const auto inside = [](std::int64_t i, std::int64_t n) { return i >= 0 && i < n; };
-            if (!inside(z + dz, s.in[0]) || !inside(y + dy, s.in[1]) || !inside(x + dx, s.in[2])) continue;
-            const std::int64_t g = o / group, u = o % group / lanes, l = o % lanes;
-            const std::int64_t byte = ((g * taps + t) * kFlatGroupVectors + u) * mask_bytes + l / 8;
-            s.flat_masks[static_cast<std::size_t>(byte)] |= static_cast<std::uint8_t>(1u << (l % 8));
-          }
+          // Output pixel (z, y, x) is lane l of vector u of group g, counted along as the pixels go (with a
+          // division or two per pixel, a mask table near its size limit took tens of milliseconds to plan).
+          const auto inside = [](std::int64_t i, std::int64_t n) { return i >= 0 && i < n; };
+          std::int64_t g = 0, u = 0, l = 0;
+          for (std::int64_t z = 0; z < s.out[0]; ++z)
+            for (std::int64_t y = 0; y < s.out[1]; ++y) {
+              const bool rows_inside = inside(z + dz, s.in[0]) && inside(y + dy, s.in[1]);
+              for (std::int64_t x = 0; x < s.out[2]; ++x) {
+                if (rows_inside && inside(x + dx, s.in[2])) {
+                  const std::int64_t byte = ((g * taps + t) * kFlatGroupVectors + u) * mask_bytes + l / 8;
+                  s.flat_masks[static_cast<std::size_t>(byte)] |= static_cast<std::uint8_t>(1u << (l % 8));
+                }
+                if (++l == lanes) l = 0, u = (u + 1) % kFlatGroupVectors, g += u == 0 ? 1 : 0;
+              }
+            }
         }
     s.flat = true;
   }

@@ -1067,7 +1067,7 @@ TEST_P(EngineTarget, PlanarDepthwiseFlatPlanesOnRandomProblems) {
   }
 }
 
-// Planes whose flat mask table would pass 256 KiB (512 x 512 pixels, 9 taps) keep the rows; a 1D plane of 200000
+// Planes whose flat mask table would pass 128 KiB (512 x 512 pixels, 9 taps) keep the rows; a 1D plane of 200000
 // pixels with 3 taps fits it. Outputs over 4 MiB (1100 planes of 33 x 33 pixels and of 9 x 11 x 13, each starting
 // at another offset within a vector), vector-aligned or not.
 TEST(Engine, PlanarDepthwiseLargePlanesFlatWithinTheMaskTable) {
