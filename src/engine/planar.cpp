@@ -201,7 +201,9 @@ class Planar final : public detail::ForwardOnlyImplementation {
     for (std::size_t a = 0; a < 3; ++a) {
       const AxisSequence& seq = s.axes[a].sequences[0];
       offset[a].assign(static_cast<std::size_t>(s.kernel[a]), 0);
-      for (const AxisTap& tap : seq.taps) offset[a][static_cast<std::size_t>(tap.kernel_index)] = seq.in_first + tap.in_offset;
+      for (const AxisTap& tap : seq.taps) {
+        offset[a][static_cast<std::size_t>(tap.kernel_index)] = seq.in_first + tap.in_offset;
+      }
     }
     s.flat_offsets.clear();
     s.flat_masks.assign(static_cast<std::size_t>(groups * taps * kFlatGroupVectors * mask_bytes), 0);
@@ -274,9 +276,6 @@ class Planar final : public detail::ForwardOnlyImplementation {
     }
     plan_expanded(*s);
     plan_flat(*s);
-    if (s->flat) {  // items are whole planes
-      s->chunk_len = s->out[2], s->chunks = 1, s->rows_per_item = s->out[1];
-    }
     s->stream = static_cast<double>(element_count(dst_shape(p), "dst")) * sizeof(float) > kStreamBytes;
     return s;
   }
@@ -329,10 +328,8 @@ class Planar final : public detail::ForwardOnlyImplementation {
   // leaving at least kMinItems groups. dw_atrous_r12 (channels_first: 2048 planes of 33 x 33, 0.7 us each) had
   // spent longer handing out items one at a time than computing them at 2 threads: 1.36-1.49 ms one at a time,
   // 0.76-0.91 ms in groups (the benchmark, in turns; 1 thread unchanged). Items stay independent, so the result
-  // does not depend on the grouping.
-  static int items_per_grab(const State& s, std::int64_t items) {
-    const std::int64_t pixels = (s.flat ? s.out[0] : 1) * s.rows_per_item * s.chunk_len *
-                                static_cast<std::int64_t>(s.axes[2].sequences.size());
+  // does not depend on the grouping. `pixels`: the outputs of one item.
+  static int items_per_grab(std::int64_t pixels, std::int64_t items) {
     const std::int64_t most = std::max<std::int64_t>(1, items / kMinItems);
     return static_cast<int>(std::clamp<std::int64_t>(kPixelsPerItem / std::max<std::int64_t>(pixels, 1), 1, most));
   }
@@ -356,7 +353,9 @@ class Planar final : public detail::ForwardOnlyImplementation {
     const std::int64_t bands = (s.out[1] + s.rows_per_item - 1) / s.rows_per_item;
     const std::int64_t per_plane = s.out[0] * bands * s.chunks;
     const std::int64_t items = p.batch * p.groups * per_plane;
-    [[maybe_unused]] const int grain = items_per_grab(s, items);  // unused without OpenMP (the TSan build)
+    const std::int64_t item_pixels =
+        s.rows_per_item * s.chunk_len * static_cast<std::int64_t>(s.axes[2].sequences.size());
+    [[maybe_unused]] const int grain = items_per_grab(item_pixels, items);  // unused without OpenMP (the TSan build)
 #pragma omp parallel for schedule(dynamic, grain)
     for (std::int64_t item = 0; item < items; ++item) {
       const std::int64_t plane = item / per_plane;  // plane = n * channels + c
@@ -384,7 +383,7 @@ class Planar final : public detail::ForwardOnlyImplementation {
     const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
     const std::int64_t taps = s.kernel[0] * s.kernel[1] * s.kernel[2];
     const std::int64_t planes = p.batch * p.groups;
-    [[maybe_unused]] const int grain = items_per_grab(s, planes);  // unused without OpenMP (the TSan build)
+    [[maybe_unused]] const int grain = items_per_grab(out_plane, planes);  // unused without OpenMP (the TSan build)
 #pragma omp parallel for schedule(dynamic, grain)
     for (std::int64_t plane = 0; plane < planes; ++plane) {  // plane = n * channels + c
       const std::int64_t c = plane % p.groups;

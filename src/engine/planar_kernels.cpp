@@ -1115,7 +1115,8 @@ void DepthwiseFlat(const float* in, const float* w, const std::int64_t* offsets,
   constexpr int U = kFlatGroupVectors;
   constexpr std::size_t kMaskBytes = (hn::MaxLanes(D()) + 7) / 8;
   static_assert(U * kMaskBytes <= sizeof(std::uint64_t), "a group's masks of one tap are read as one word");
-  constexpr std::uint64_t kAllLanes = U * kMaskBytes == 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * U * kMaskBytes)) - 1;
+  constexpr std::uint64_t kAllLanes =
+      U * kMaskBytes == 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * U * kMaskBytes)) - 1;
   const std::uint8_t* m = masks;
   for (std::int64_t o0 = 0; o0 < count; o0 += U * lanes) {
     V acc[U];

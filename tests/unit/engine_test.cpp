@@ -1008,14 +1008,21 @@ TEST_P(EngineTarget, PlanarDepthwisePairsOnRandomProblems) {
 // vectors: 64 pixels with AVX-512, 32 with AVX2, 16 with SSE; longer ones too), are computed in blocks of 8, 4, 2
 // and 1 rows with a partial last vector (dw_atrous_r12's 33 x 33 planes): y segments of every height (dilation up
 // to 13 with padding up to past the kernel, a strided y axis), 1D to 3D, batches, 1 and 2 threads.
-Problem short_row_problem(std::mt19937_64& rng, int i) {
+// A channels_first depthwise problem of draw i with 1 to 9 channels, a batch of 1 or 2, 1D to 3D; spatial sizes to
+// be set.
+Problem small_depthwise_problem(std::mt19937_64& rng, int i, Op op) {
   Problem p;
-  p.op = Op::conv;
+  p.op = op;
   p.spatial_dims = 1 + i % 3;
   p.batch = testing::uniform(rng, 1, 2);
   p.groups = p.in_channels = p.out_channels = testing::uniform(rng, 1, 9);
   p.layout = Layout::channels_first;
   p.weight_layout = i % 2 ? WeightLayout::tf : WeightLayout::torch;
+  return p;
+}
+
+Problem short_row_problem(std::mt19937_64& rng, int i) {
+  Problem p = small_depthwise_problem(rng, i, Op::conv);
   for (int d = 0; d < p.spatial_dims; ++d) {
     const bool x = d == p.spatial_dims - 1;
     p.kernel[d] = testing::uniform(rng, 1, p.spatial_dims == 3 ? 3 : 4);
@@ -1039,13 +1046,7 @@ TEST_P(EngineTarget, PlanarDepthwiseShortRowsOnRandomProblems) {
 // at the end), 1D to 3D, batches, bias, 1 and 2 threads. Targets with masked loads (AVX2, AVX-512) must take the flat
 // planes (no workspace), the others the rows.
 Problem flat_plane_problem(std::mt19937_64& rng, int i) {
-  Problem p;
-  p.op = i % 3 == 2 ? Op::conv_transpose : Op::conv;
-  p.spatial_dims = 1 + i % 3;
-  p.batch = testing::uniform(rng, 1, 2);
-  p.groups = p.in_channels = p.out_channels = testing::uniform(rng, 1, 9);
-  p.layout = Layout::channels_first;
-  p.weight_layout = i % 2 ? WeightLayout::tf : WeightLayout::torch;
+  Problem p = small_depthwise_problem(rng, i, i % 3 == 2 ? Op::conv_transpose : Op::conv);
   for (int d = 0; d < p.spatial_dims; ++d) {
     const bool x = d == p.spatial_dims - 1;
     p.kernel[d] = testing::uniform(rng, 1, p.spatial_dims == 3 ? 3 : 5);
@@ -1057,9 +1058,12 @@ Problem flat_plane_problem(std::mt19937_64& rng, int i) {
   }
   return p;
 }
+bool has_masked_loads(const std::string& target) {
+  return target == "AVX2" || target == "AVX3" || target == "AVX3_DL";
+}
 TEST_P(EngineTarget, PlanarDepthwiseFlatPlanesOnRandomProblems) {
   check_random_problems(59, flat_plane_problem, "depthwise_planar");
-  const bool masked_loads = GetParam() == "AVX2" || GetParam() == "AVX3" || GetParam() == "AVX3_DL";
+  const bool masked_loads = has_masked_loads(GetParam());
   std::mt19937_64 rng(59);
   for (int i = 0; i < 20; ++i) {
     const Problem p = flat_plane_problem(rng, i);
@@ -1073,14 +1077,13 @@ TEST_P(EngineTarget, PlanarDepthwiseFlatPlanesOnRandomProblems) {
 TEST(Engine, PlanarDepthwiseLargePlanesFlatWithinTheMaskTable) {
   const char* rows = "conv_mb1_g2_ic2_oc2_i512x512_k3x3_s1x1_d1x2_p1:1x2:2_f32_cfirst_wtorch";
   const char* flat = "conv_mb1_g2_ic2_oc2_i200000_k3_s1_d4_p5:3_f32_cfirst_wtf";
-  const char* streamed = "conv_mb1_g1100_ic1100_oc1100_i33x33_k3x3_s1x1_d12x12_p12:12x12:12_f32_cfirst_wtorch";
-  const char* streamed_3d = "conv_mb2_g550_ic550_oc550_i9x11x13_k3x3x3_s1x1x1_d2x1x3_p4:0x1:1x3:3_f32_cfirst_wtf";
-  check_problems({rows, flat, streamed, streamed_3d}, "depthwise_planar");
-  check_problems({streamed, streamed_3d}, "depthwise_planar", true);
+  const char* large = "conv_mb1_g1100_ic1100_oc1100_i33x33_k3x3_s1x1_d12x12_p12:12x12:12_f32_cfirst_wtorch";
+  const char* large_3d = "conv_mb2_g550_ic550_oc550_i9x11x13_k3x3x3_s1x1x1_d2x1x3_p4:0x1:1x3:3_f32_cfirst_wtf";
+  check_problems({rows, flat, large, large_3d}, "depthwise_planar");
+  check_problems({large, large_3d}, "depthwise_planar", true);
   EXPECT_GT(Plan(parse_problem(rows)).forward_workspace_bytes(), 0U);
-  const std::string target = engine::best_kernels().target;
-  if (target == "AVX2" || target == "AVX3" || target == "AVX3_DL") {
-    for (const char* text : {flat, streamed, streamed_3d}) {
+  if (has_masked_loads(engine::best_kernels().target)) {
+    for (const char* text : {flat, large, large_3d}) {
       EXPECT_EQ(Plan(parse_problem(text)).forward_workspace_bytes(), 0U) << text;
     }
   }
