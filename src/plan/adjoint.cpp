@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/weight_index.hpp"
+#include "plan/phase_channels.hpp"
 
 #include "plan/verbose.hpp"
 #include "tdconv/shape.hpp"
@@ -92,6 +93,21 @@ void flip_weights(const Problem& p, const float* w, float* out) {
 const Plan* AdjointPlan::plan() const {
   std::call_once(once_, [this] {
     if (problem_.dtype != DType::f32) return;
+    if (const std::optional<Problem> q = phase_channels_problem(problem_, phase_channels_images(problem_))) {
+      auto plan = std::make_unique<Plan>(*q);
+      // Only where Winograd takes it: otherwise the GEMMs of the strided adjoint do the same multiplications
+      // without copying diff_dst.
+      if (plan->implementation_name() == "winograd") {
+        if (verbose()) {
+          std::cerr << "tdconv: backward_data of " << to_string(problem_)
+                    << " runs as a stride-1 convolution over diff_dst's stride phases as channels, " << q->batch
+                    << " image(s) per call\n";
+        }
+        plan_ = std::move(plan);
+        phase_channels_ = true;
+        return;
+      }
+    }
     std::optional<Problem> adjoint = flipped_adjoint_problem(problem_);
     const bool flipped = adjoint.has_value();
     if (!flipped) adjoint = adjoint_problem(problem_);
@@ -112,6 +128,10 @@ bool AdjointPlan::backward_data(const TensorView& diff_dst, const TensorView& we
                                 const MutableTensorView& diff_src) const {
   const Plan* adjoint = plan();
   if (adjoint == nullptr) return false;
+  if (phase_channels_) {
+    backward_data_by_phases(*adjoint, diff_dst, weights, diff_src);
+    return true;
+  }
   const TensorView no_bias{nullptr, problem_.dtype, Shape(bias_shape(problem_))};
   if (!flipped_) {
     adjoint->forward(diff_dst, weights, no_bias, diff_src);
@@ -121,6 +141,22 @@ bool AdjointPlan::backward_data(const TensorView& diff_dst, const TensorView& we
   flip_weights(problem_, static_cast<const float*>(weights.data), flipped.data());
   adjoint->forward(diff_dst, view(flipped.data(), weights_shape(adjoint->problem())), no_bias, diff_src);
   return true;
+}
+
+void AdjointPlan::backward_data_by_phases(const Plan& plan, const TensorView& diff_dst, const TensorView& weights,
+                                          const MutableTensorView& diff_src) const {
+  const Problem& q = plan.problem();
+  std::vector<float> w(static_cast<std::size_t>(element_count(weights_shape(q), "weights")));
+  phase_channels_weights(problem_, q, static_cast<const float*>(weights.data), w.data());
+  const PackedWeights packed = plan.pack_weights(view(w.data(), weights_shape(q)));
+  std::vector<float> z(static_cast<std::size_t>(element_count(src_shape(q), "src")));
+  const TensorView no_bias{nullptr, q.dtype, Shape(bias_shape(q))};
+  const std::int64_t dx_image = element_count(src_shape(problem_), "diff_src") / problem_.batch;
+  for (std::int64_t n0 = 0; n0 < problem_.batch; n0 += q.batch) {
+    phase_channels_source(problem_, q, static_cast<const float*>(diff_dst.data), n0, z.data());
+    plan.forward(view(z.data(), src_shape(q)), packed, no_bias,
+                 mutable_view(static_cast<float*>(diff_src.data) + n0 * dx_image, dst_shape(q)));
+  }
 }
 
 }  // namespace tdconv::detail

@@ -42,10 +42,14 @@ class AdjointPlan {
 
  private:
   const Plan* plan() const;
+  // diff_src through the stride-1 problem over diff_dst's phases (phase_channels.hpp), a batch of images per call.
+  void backward_data_by_phases(const Plan& plan, const TensorView& diff_dst, const TensorView& weights,
+                               const MutableTensorView& diff_src) const;
   Problem problem_;
   mutable std::once_flag once_;
   mutable std::unique_ptr<Plan> plan_;
   mutable bool flipped_ = false;  // the plan is the flipped adjoint's (its weights through flip_weights)
+  mutable bool phase_channels_ = false;  // the plan is phase_channels_problem's
 };
 
 }  // namespace tdconv::detail

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "plan/adjoint.hpp"
+#include "plan/phase_channels.hpp"
 #include "reference/reference.hpp"
 #include "support/random_problem.hpp"
 #include "support/training_layers.hpp"
@@ -260,6 +261,51 @@ TEST(Adjoint, VerboseSaysBackwardDataRunsAsTheAdjoint) {
   EXPECT_NE(out.find("tdconv: plan convT_mb1_g1_ic16_oc8_i5x5_k3x3_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch"),
             std::string::npos)
       << out;
+}
+
+// Transposed convolutions whose kernel is 2 or 3 times the stride: backward_data over diff_dst's stride phases as
+// channels (phase_channels.hpp), a stride-1 convolution on Winograd's path. Padding up to the whole kernel, output
+// padding, unequal strides, 1D to 3D, both weight layouts (Winograd takes channels in multiples of the vector width
+// only); the last problem's Z (3 images of 2.9 MiB) is over kMaxPhaseSourceBytes, so it runs an image per call.
+TEST(Adjoint, BackwardDataOverStridePhasesMatchesTheReference) {
+  std::mt19937_64 rng(97);
+  for (const char* text : {
+           "convT_mb3_g1_ic64_oc36_i13x14_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch",
+           "convT_mb2_g1_ic64_oc20_i13x15_k4x4_s2x2_d1x1_p3:0x2:3_op1x1_f32_clast_wtf",
+           "convT_mb2_g1_ic64_oc16_i12x13_k6x6_s3x3_d1x1_p2:4x1:0_op2x0_f32_clast_wtorch",
+           "convT_mb2_g1_ic64_oc24_i12x12_k4x6_s2x3_d1x1_p1:2x2:1_op0x1_f32_clast_wtorch",
+           "convT_mb2_g1_ic64_oc40_i13x15_k6x3_s2x1_d1x1_p2:1x1:0_op1x0_f32_clast_wtf",
+           "convT_mb4_g1_ic64_oc56_i120_k4_s2_d1_p1:2_op1_f32_clast_wtorch",
+           "convT_mb1_g1_ic64_oc18_i9x10x9_k4x4x4_s2x2x2_d1x1x1_p1:1x0:1x2:1_op0x0x0_f32_clast_wtorch",
+           "convT_mb3_g1_ic64_oc64_i52x52_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch",
+       }) {
+    const Problem p = parse_problem(text);
+    const std::string out = verbose_backward_data(p);
+    EXPECT_NE(out.find("over diff_dst's stride phases as channels"), std::string::npos) << text << "\n" << out;
+    check_backward_data(rng, p);
+    if (HasFailure()) return;
+  }
+}
+
+TEST(Adjoint, StridePhasesOnlyWhereTheKernelIsTwoOrThreeStridesOnEveryAxis) {
+  const auto takes = [](const char* text) {
+    const Problem p = parse_problem(text);
+    return detail::phase_channels_problem(p, 1).has_value();
+  };
+  EXPECT_TRUE(takes("convT_mb2_g1_ic8_oc4_i5x5_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch"));
+  EXPECT_TRUE(takes("convT_mb2_g1_ic8_oc4_i5x5_k6x3_s2x1_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch"));
+  EXPECT_FALSE(takes("convT_mb2_g1_ic8_oc4_i5x5_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_cfirst_wtorch"));  // layout
+  EXPECT_FALSE(takes("convT_mb2_g2_ic8_oc4_i5x5_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch"));  // groups
+  EXPECT_FALSE(takes("convT_mb2_g1_ic8_oc4_i5x5_k4x4_s2x2_d2x2_p1:1x1:1_op0x0_f32_clast_wtorch"));  // dilation
+  EXPECT_FALSE(takes("convT_mb2_g1_ic8_oc4_i5x5_k3x3_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch"));  // 1.5 strides
+  EXPECT_FALSE(takes("convT_mb2_g1_ic8_oc4_i5x5_k8x8_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch"));  // 4 strides
+  EXPECT_FALSE(takes("convT_mb2_g1_ic8_oc4_i5x5_k4x6_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch"));  // 2 and 3
+  EXPECT_FALSE(takes("convT_mb2_g1_ic8_oc4_i5x5_k2x2_s1x1_d1x1_p0:0x0:0_op0x0_f32_clast_wtorch"));  // stride 1
+  EXPECT_FALSE(takes("conv_mb2_g1_ic8_oc4_i9x9_k4x4_s2x2_d1x1_p1:1x1:1_f32_clast_wtorch"));           // conv
+  const Problem dcgan = parse_problem("convT_mb64_g1_ic128_oc64_i16x16_k4x4_s2x2_d1x1_p1:1x1:1_op0x0_f32_clast_wtorch");
+  const std::optional<Problem> q = detail::phase_channels_problem(dcgan, detail::phase_channels_images(dcgan));
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(to_string(*q), "conv_mb16_g1_ic256_oc128_i17x17_k2x2_s1x1_d1x1_p0:0x0:0_f32_clast_wtorch");
 }
 
 }  // namespace
