@@ -96,22 +96,18 @@ void phase_channels_weights(const Problem& p, const Problem& q, const float* w, 
   const std::int64_t p_taps = a.kernel[0] * a.kernel[1] * a.kernel[2], q_taps = a.taps[0] * a.taps[1] * a.taps[2];
   const engine::WeightStrides from = engine::weight_strides(p, p_taps), to = engine::weight_strides(q, q_taps);
   const std::int64_t channels = p.out_channels;
-  for (std::int64_t n = 0; n < p.in_channels; ++n)
-    for (std::int64_t c = 0; c < channels; ++c)
-      for (std::int64_t rz = 0; rz < a.stride[0]; ++rz)
-        for (std::int64_t ry = 0; ry < a.stride[1]; ++ry)
-          for (std::int64_t rx = 0; rx < a.stride[2]; ++rx) {
-            const std::int64_t rho = (rz * a.stride[1] + ry) * a.stride[2] + rx;
-            for (std::int64_t uz = 0; uz < a.taps[0]; ++uz)
-              for (std::int64_t uy = 0; uy < a.taps[1]; ++uy)
-                for (std::int64_t ux = 0; ux < a.taps[2]; ++ux) {
-                  const std::int64_t u = (uz * a.taps[1] + uy) * a.taps[2] + ux;
-                  const std::int64_t kz = a.stride[0] * uz + rz, ky = a.stride[1] * uy + ry,
-                                     kx = a.stride[2] * ux + rx;
-                  const std::int64_t t = (kz * a.kernel[1] + ky) * a.kernel[2] + kx;
-                  out[to.at(0, rho * channels + c, n, u)] = w[from.at(0, n, c, t)];
-                }
-          }
+  for (std::int64_t t = 0; t < p_taps; ++t) {
+    // p's tap k = s u + rho per axis: q's tap u of phase rho (the kernel is r strides, so every tap has one).
+    const std::array<std::int64_t, 3> k{t / (a.kernel[1] * a.kernel[2]), t / a.kernel[2] % a.kernel[1],
+                                        t % a.kernel[2]};
+    std::int64_t rho = 0, u = 0;
+    for (std::size_t i = 0; i < 3; ++i) {
+      rho = rho * a.stride[i] + k[i] % a.stride[i];
+      u = u * a.taps[i] + k[i] / a.stride[i];
+    }
+    for (std::int64_t n = 0; n < p.in_channels; ++n)
+      for (std::int64_t c = 0; c < channels; ++c) out[to.at(0, rho * channels + c, n, u)] = w[from.at(0, n, c, t)];
+  }
 }
 
 void phase_channels_source(const Problem& p, const Problem& q, const float* dy, std::int64_t n0, float* z) {
@@ -124,7 +120,6 @@ void phase_channels_source(const Problem& p, const Problem& q, const float* dy, 
     return j >= 0 && j < a.dy[i] ? j : -1;
   };
   const std::int64_t rows = q.batch * a.z[0] * a.z[1];  // (image, z, y) rows of Z, each all phases along x
-  const bool last = p.layout == Layout::channels_last;
 #pragma omp parallel for schedule(static)
   for (std::int64_t row = 0; row < rows; ++row) {
     const std::int64_t image = row / (a.z[0] * a.z[1]), mz = row / a.z[1] % a.z[0], my = row % a.z[1];
@@ -136,30 +131,14 @@ void phase_channels_source(const Problem& p, const Problem& q, const float* dy, 
         const std::int64_t z_row = (mz * a.z[1] + my) * a.z[2];
         for (std::int64_t rx = 0; rx < a.stride[2]; ++rx) {
           const std::int64_t rho = (rz * a.stride[1] + ry) * a.stride[2] + rx;
-          if (last) {  // channels contiguous: one copy (or zeros) per pixel and phase
-            for (std::int64_t mx = 0; mx < a.z[2]; ++mx) {
-              const std::int64_t jx = at(2, mx, rx);
-              float* to = z_image + ((z_row + mx) * phases + rho) * channels;
-              if (jz >= 0 && jy >= 0 && jx >= 0) {
-                const float* from = dy_image + ((jz * a.dy[1] + jy) * a.dy[2] + jx) * channels;
-                std::memcpy(to, from, static_cast<std::size_t>(channels) * sizeof(float));
-              } else {
-                std::fill(to, to + channels, 0.0f);
-              }
-            }
-            continue;
-          }
-          // channels_first: each channel's row of Z, every stride-th pixel of dy's row.
-          for (std::int64_t c = 0; c < channels; ++c) {
-            float* to = z_image + (rho * channels + c) * z_pixels + z_row;
-            if (jz < 0 || jy < 0) {
-              std::fill(to, to + a.z[2], 0.0f);
-              continue;
-            }
-            const float* from = dy_image + c * dy_pixels + (jz * a.dy[1] + jy) * a.dy[2];
-            for (std::int64_t mx = 0; mx < a.z[2]; ++mx) {
-              const std::int64_t jx = at(2, mx, rx);
-              to[mx] = jx >= 0 ? from[jx] : 0.0f;
+          for (std::int64_t mx = 0; mx < a.z[2]; ++mx) {  // one copy (or zeros) of the channels per pixel and phase
+            const std::int64_t jx = at(2, mx, rx);
+            float* to = z_image + ((z_row + mx) * phases + rho) * channels;
+            if (jz >= 0 && jy >= 0 && jx >= 0) {
+              const float* from = dy_image + ((jz * a.dy[1] + jy) * a.dy[2] + jx) * channels;
+              std::memcpy(to, from, static_cast<std::size_t>(channels) * sizeof(float));
+            } else {
+              std::fill(to, to + channels, 0.0f);
             }
           }
         }

@@ -27,8 +27,8 @@ std::int64_t phase_channels_images(const Problem& p);
 // (input channel n, output channel c, taps s u + rho per axis), C = p.out_channels.
 void phase_channels_weights(const Problem& p, const Problem& q, const float* w, float* out);
 
-// Z for images [n0, n0 + q.batch) of diff_dst (p's dst, p's layout) in q's src layout: channel rho * C + c of pixel m
-// is dy's channel c at s m + rho - pad_begin per axis, 0 outside dy.
+// Z for images [n0, n0 + q.batch) of diff_dst (p's dst, channels_last) as q's src: channel rho * C + c of pixel m is
+// dy's channel c at s m + rho - pad_begin per axis, 0 outside dy.
 void phase_channels_source(const Problem& p, const Problem& q, const float* dy, std::int64_t n0, float* z);
 
 }  // namespace tdconv::detail

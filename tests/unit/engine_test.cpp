@@ -1004,10 +1004,6 @@ TEST_P(EngineTarget, PlanarDepthwisePairsOnRandomProblems) {
   check_random_problems(47, row_pair_problem, "depthwise_planar");
 }
 
-// Short rows on random shapes: channels_first depthwise convolutions whose rows, up to 70 pixels (those under 4
-// vectors: 64 pixels with AVX-512, 32 with AVX2, 16 with SSE; longer ones too), are computed in blocks of 8, 4, 2
-// and 1 rows with a partial last vector (dw_atrous_r12's 33 x 33 planes): y segments of every height (dilation up
-// to 13 with padding up to past the kernel, a strided y axis), 1D to 3D, batches, 1 and 2 threads.
 // A channels_first depthwise problem of draw i with 1 to 9 channels, a batch of 1 or 2, 1D to 3D; spatial sizes to
 // be set.
 Problem small_depthwise_problem(std::mt19937_64& rng, int i, Op op) {
@@ -1021,6 +1017,10 @@ Problem small_depthwise_problem(std::mt19937_64& rng, int i, Op op) {
   return p;
 }
 
+// Short rows on random shapes: channels_first depthwise convolutions whose rows, up to 70 pixels (those under 4
+// vectors: 64 pixels with AVX-512, 32 with AVX2, 16 with SSE; longer ones too), are computed in blocks of 8, 4, 2
+// and 1 rows with a partial last vector (dw_atrous_r12's 33 x 33 planes): y segments of every height (dilation up
+// to 13 with padding up to past the kernel, a strided y axis), 1D to 3D, batches, 1 and 2 threads.
 Problem short_row_problem(std::mt19937_64& rng, int i) {
   Problem p = small_depthwise_problem(rng, i, Op::conv);
   for (int d = 0; d < p.spatial_dims; ++d) {
